@@ -1,0 +1,1 @@
+"""Domain entities, colours and the rules that do not need a store."""

@@ -1,0 +1,115 @@
+"""Derive DuckDB DDL, Arrow schemas and JSON shapes from entity dataclasses.
+
+Each entity is declared once (in ``entities``); this module is the only place
+that turns a Python annotation into a column type, so the store, the sync wire
+format and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any
+
+import pyarrow as pa
+
+_TABLES: dict[str, type] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    name: str
+    py: type
+    nullable: bool
+    duck: str
+    arrow: pa.DataType
+
+
+def table(name: str, key: tuple[str, ...]):
+    """Register a dataclass as a stored entity with a primary key."""
+
+    def wrap(cls):
+        cls.__table__ = name
+        cls.__key__ = key
+        _TABLES[name] = cls
+        return cls
+
+    return wrap
+
+
+def tables() -> dict[str, type]:
+    return dict(_TABLES)
+
+
+_DUCK = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
+_ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def _unwrap(tp) -> tuple[Any, bool]:
+    """Return (inner type, nullable) for ``X | None``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def columns(cls) -> list[Column]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("transient"):
+            continue
+        tp, nullable = _unwrap(hints[f.name])
+        if typing.get_origin(tp) is list:
+            (inner,) = typing.get_args(tp)
+            duck, arrow = _DUCK[inner] + "[]", pa.list_(_ARROW[inner])
+            py = list
+        elif isinstance(tp, type) and issubclass(tp, str):  # str enums are stored by value
+            duck, arrow, py = "VARCHAR", pa.string(), str
+        else:
+            duck, arrow, py = _DUCK[tp], _ARROW[tp], tp
+        out.append(Column(f.name, py, nullable, duck, arrow))
+    return out
+
+
+def ddl(cls, name: str | None = None) -> str:
+    name = name or cls.__table__
+    cols = []
+    for c in columns(cls):
+        null = "" if c.nullable else " NOT NULL"
+        cols.append(f"{c.name} {c.duck}{null}")
+    key = getattr(cls, "__key__", ())
+    if key:
+        cols.append(f"PRIMARY KEY ({', '.join(key)})")
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def arrow_schema(cls, metadata: dict[str, str] | None = None) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c.name, c.arrow, nullable=c.nullable) for c in columns(cls)],
+        metadata=metadata,
+    )
+
+
+def column_names(cls) -> list[str]:
+    return [c.name for c in columns(cls)]
+
+
+def to_row(obj) -> dict[str, Any]:
+    """Entity → plain dict of stored values (enums flattened to their value)."""
+    row = {}
+    for c in columns(type(obj)):
+        v = getattr(obj, c.name)
+        if isinstance(v, enum.Enum):
+            v = v.value
+        row[c.name] = v
+    return row
+
+
+def from_row(cls, row: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in row.items() if k in names})

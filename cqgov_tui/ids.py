@@ -1,0 +1,19 @@
+"""Identifiers: time-ordered UUIDv7 for events, commands and directives."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+
+def uuid7(ms: int | None = None) -> str:
+    """RFC 9562 UUIDv7: 48-bit ms timestamp, version, 74 random bits."""
+    ms = int(time.time() * 1000) if ms is None else int(ms)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))

@@ -1,0 +1,41 @@
+"""Open a DuckDB file, turning DuckDB's errors into one-line user messages."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import duckdb
+
+from ..errors import StoreCorrupt, StoreLocked, StoreMissing
+
+_PID = re.compile(r"PID (\d+)")
+
+
+def connect(path: str, *, create: bool, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    if path != ":memory:":
+        exists = os.path.exists(path)
+        if not exists and not create:
+            raise StoreMissing(f"{path}: no such store (create it with `cqgov init --db {path} …`)")
+        if exists and os.path.isdir(path):
+            raise StoreCorrupt(f"{path}: is a directory, not a store")
+        if exists and os.path.getsize(path) == 0:
+            raise StoreCorrupt(f"{path}: empty file, not a cqgov store")
+        parent = os.path.dirname(os.path.abspath(path))
+        if create and not os.path.isdir(parent):
+            raise StoreMissing(f"{path}: directory {parent} does not exist")
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "Could not set lock" in msg:
+            m = _PID.search(msg)
+            who = f"process {m.group(1)}" if m else "another process"
+            raise StoreLocked(
+                f"{path}: store is in use by {who}; only one process may open it — talk to that process over HTTP"
+            ) from None
+        if "not a valid DuckDB database" in msg or "Could not read enough bytes" in msg:
+            raise StoreCorrupt(f"{path}: not a readable cqgov store (corrupt or truncated)") from None
+        raise StoreCorrupt(f"{path}: cannot open store: {msg.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreCorrupt(f"{path}: cannot open store: {str(exc).splitlines()[0]}") from None

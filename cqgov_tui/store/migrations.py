@@ -1,0 +1,126 @@
+"""Numbered schema migrations, recorded in ``schema_migrations``.
+
+Migrations are literal SQL so that history never changes under an old store;
+``tests/test_store.py`` checks that the schema they produce matches the entity
+declarations in ``domain.entities``.
+"""
+
+from __future__ import annotations
+
+_EVENT_COLUMNS = """
+  id VARCHAR NOT NULL,
+  number VARCHAR NOT NULL,
+  city_code VARCHAR NOT NULL,
+  district_code VARCHAR NOT NULL,
+  street_code VARCHAR,
+  grid_code VARCHAR,
+  category_code VARCHAR NOT NULL,
+  colour VARCHAR NOT NULL,
+  status VARCHAR NOT NULL,
+  title VARCHAR NOT NULL,
+  text VARCHAR NOT NULL,
+  lon DOUBLE,
+  lat DOUBLE,
+  address VARCHAR NOT NULL,
+  source VARCHAR NOT NULL,
+  reporter VARCHAR NOT NULL,
+  assignee VARCHAR,
+  departments VARCHAR[] NOT NULL,
+  sla_profile VARCHAR NOT NULL,
+  reported_at DOUBLE NOT NULL,
+  stage_started_at DOUBLE NOT NULL,
+  due_at DOUBLE,
+  closed_at DOUBLE,
+  updated_at DOUBLE NOT NULL,
+  escalation_level BIGINT NOT NULL,
+  supervised_by VARCHAR,
+  parent_id VARCHAR,
+  merged_into VARCHAR,
+  inhibited_by VARCHAR,
+  origin_tier VARCHAR NOT NULL,
+  origin_node VARCHAR NOT NULL,
+  version BIGINT NOT NULL,
+  PRIMARY KEY (id)
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "events, open-event queue, audit log, change log",
+        [
+            "CREATE TABLE store_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+            f"CREATE TABLE events ({_EVENT_COLUMNS})",
+            # Open events only: the console's live queue and the map read this
+            # small table, so they stay fast however large the archive grows.
+            f"CREATE TABLE event_queue ({_EVENT_COLUMNS})",
+            """CREATE TABLE audit_log (
+  seq BIGINT NOT NULL, acted_at DOUBLE NOT NULL, event_id VARCHAR NOT NULL, action VARCHAR NOT NULL,
+  from_status VARCHAR, to_status VARCHAR, actor VARCHAR NOT NULL, role VARCHAR NOT NULL,
+  tier VARCHAR NOT NULL, node VARCHAR NOT NULL, note VARCHAR NOT NULL,
+  prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, PRIMARY KEY (seq))""",
+            """CREATE TABLE changes (
+  seq BIGINT PRIMARY KEY, changed_at DOUBLE NOT NULL, entity VARCHAR NOT NULL, key VARCHAR NOT NULL,
+  op VARCHAR NOT NULL, data VARCHAR NOT NULL, origin VARCHAR NOT NULL)""",
+        ],
+    ),
+    (
+        2,
+        "directives and receipts",
+        [
+            """CREATE TABLE directives (
+  id VARCHAR NOT NULL, number VARCHAR NOT NULL, origin_tier VARCHAR NOT NULL, origin_code VARCHAR NOT NULL,
+  title VARCHAR NOT NULL, text VARCHAR NOT NULL, priority VARCHAR NOT NULL, targets VARCHAR[] NOT NULL,
+  require_ack BOOLEAN NOT NULL, deadline_at DOUBLE NOT NULL, created_at DOUBLE NOT NULL,
+  created_by VARCHAR NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (id))""",
+            """CREATE TABLE receipts (
+  directive_id VARCHAR NOT NULL, jurisdiction_code VARCHAR NOT NULL, state VARCHAR NOT NULL,
+  delivered_at DOUBLE, read_at DOUBLE, acknowledged_at DOUBLE, executed_at DOUBLE, actor VARCHAR,
+  renotified BIGINT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (directive_id, jurisdiction_code))""",
+        ],
+    ),
+    (
+        3,
+        "sensor readings and indicator history",
+        [
+            "CREATE TABLE sensor_readings (sensor_code VARCHAR NOT NULL, measured_at DOUBLE NOT NULL, value DOUBLE NOT NULL, PRIMARY KEY (sensor_code, measured_at))",
+            """CREATE TABLE indicator_history (
+  indicator_code VARCHAR NOT NULL, scope_code VARCHAR NOT NULL, measured_at DOUBLE NOT NULL, value DOUBLE NOT NULL,
+  colour VARCHAR NOT NULL, PRIMARY KEY (indicator_code, scope_code, measured_at))""",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def applied(conn) -> int:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn, now: float, upto: int | None = None) -> list[int]:
+    """Apply every pending migration, each in its own transaction; returns those applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)"
+    )
+    done = applied(conn)
+    ran = []
+    for version, name, statements in MIGRATIONS:
+        if version <= done or (upto is not None and version > upto):
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        ran.append(version)
+    return ran
