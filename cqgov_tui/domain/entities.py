@@ -146,15 +146,30 @@ class Department:
 
 
 @dataclass(frozen=True)
+class SlaStage:
+    label: str  # e.g. "respond" / 响应
+    label_zh: str
+    milestone: Status  # the status the event must have reached…
+    minutes: float  # …within this many minutes of being reported
+
+
+@dataclass(frozen=True)
 class SlaProfile:
-    """Minutes allowed per stage, counted from the event's report time."""
+    """Deadlines per stage, counted from the event's report time, in loop order.
+
+    The grid profile of 菩提街道 is respond 1 min (verified), on scene 5 min,
+    report back 10 min (feedback); fire is react 1, verify 3, dispose 5.
+    """
 
     code: str
     name: str
-    stages: tuple[tuple[str, float], ...]  # (stage, minutes), in loop order
+    stages: tuple[SlaStage, ...]
 
-    def minutes(self, stage: str) -> float | None:
-        return dict(self.stages).get(stage)
+    def minutes(self, milestone: "Status | str") -> float | None:
+        for st in self.stages:
+            if st.milestone == milestone or st.milestone.value == milestone:
+                return st.minutes
+        return None
 
 
 @dataclass(frozen=True)
