@@ -182,6 +182,7 @@ class Category:
     sla_profile: str
     sector_code: str
     scope: str = "grid"  # "grid" for local events, "district" for area-wide ones (flood warning)
+    covers: tuple[str, ...] = ()  # a district-scope category inhibits alerts of these categories beneath it
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,9 @@ class Event:
     supervised_by: str | None  # tier supervising (督办)
     parent_id: str | None  # master of a 多跨 event
     merged_into: str | None
-    inhibited_by: str | None
+    duplicate_of: str | None  # flagged merge candidate awaiting a dispatcher
+    inhibited_by: str | None  # a district-level event covering this one (alert suppressed)
+    plan_code: str | None  # smart plan that acted on it
     origin_tier: str
     origin_node: str
     version: int

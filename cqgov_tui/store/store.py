@@ -252,6 +252,42 @@ class Store:
             out.setdefault(code, {})[colour] = n
         return out
 
+    def overdue_events(self, now: float) -> list[Event]:
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE due_at < ? ORDER BY due_at", [now]
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def nearby_open(self, category: str, since: float, lon: float, lat: float, dlon: float, dlat: float) -> list[Event]:
+        """Open events of a category reported since ``since`` inside a lon/lat box (dedup candidates)."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE category_code = ? AND reported_at >= ? "
+                "AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ? ORDER BY reported_at",
+                [category, since, lon - dlon, lon + dlon, lat - dlat, lat + dlat],
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def open_in_district(self, district: str, categories: Iterable[str]) -> list[Event]:
+        cats = list(categories)
+        if not cats:
+            return []
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE district_code = ? AND category_code IN "
+                f"({', '.join('?' for _ in cats)}) ORDER BY reported_at",
+                [district, *cats],
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def children_of(self, parent_id: str) -> list[Event]:
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {_EVENT_SELECT} FROM events WHERE parent_id = ? ORDER BY reported_at", [parent_id]
+            ).fetchall()
+        return [_event(r) for r in rows]
+
     def count_events(self, open_only: bool = False) -> int:
         with self.lock:
             return self.conn.execute(f"SELECT count(*) FROM {'event_queue' if open_only else 'events'}").fetchone()[0]

@@ -1,0 +1,315 @@
+"""The closed-loop engine: report, act, sweep — every change audited in the same transaction.
+
+Runs without a UI or a server on an injectable clock. Plans, dedup,
+inhibition and 多跨 sub-tasks are consulted on report; the SLA sweep raises
+colour and supervision on overdue events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from ..catalogue import Catalogue
+from ..clock import Clock
+from ..domain.colour import Colour
+from ..domain.entities import Event, Role, Source, Status, Tier, User
+from ..errors import BadInput, PermissionDenied
+from ..ids import uuid7
+from ..scope import CITY_CODE, event_in_scope
+from ..store import Store
+from . import dedup, inhibit, lifecycle, multi, sla
+from .plans import PlanMatcher
+
+
+def system_user(store: Store) -> User:
+    return User("system", "系统", Role.ADMIN, store.tier, CITY_CODE if store.tier is Tier.CITY else store.code)
+
+
+@dataclass
+class SweepResult:
+    checked: int = 0
+    overdue: list[str] = field(default_factory=list)
+    escalated: list[str] = field(default_factory=list)  # supervision raised this sweep
+
+
+class Engine:
+    def __init__(self, store: Store, catalogue: Catalogue | None = None, registry=None, clock: Clock | None = None):
+        if catalogue is None:
+            from ..catalogue.loader import load_catalogue
+
+            catalogue = load_catalogue()
+        if registry is None:
+            from ..geo.registry import get_registry
+
+            registry = get_registry()
+        self.store = store
+        self.catalogue = catalogue
+        self.registry = registry
+        self.clock = clock or store.clock
+        self.plans = PlanMatcher(catalogue, registry)
+        self.system = system_user(store)
+
+    # ------------------------------------------------------------ report
+
+    def report(
+        self,
+        *,
+        category: str,
+        title: str,
+        text: str = "",
+        lon: float | None = None,
+        lat: float | None = None,
+        code: str | None = None,
+        colour: str | None = None,
+        source: str = Source.CITIZEN.value,
+        reporter: str = "",
+        address: str = "",
+        actor: User | None = None,
+        event_id: str | None = None,
+        parent_id: str | None = None,
+        apply_plans: bool = True,
+    ) -> Event:
+        """Record a new event (感知发现) and let plans, dedup and inhibition act on it."""
+        actor = actor or self.system
+        cat = self.catalogue.category(category)
+        district, street, grid, lon, lat = self._place(lon, lat, code)
+        if not event_in_scope(actor.scope_code, district, street, grid):
+            raise PermissionDenied(f"{actor.user} may not report outside {actor.scope_code}")
+        try:
+            colour_value = Colour.parse(colour).value if colour else cat.default_colour.value
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        try:
+            source_value = Source(source).value
+        except ValueError:
+            raise BadInput(f"unknown source {source!r} (expected one of {', '.join(s.value for s in Source)})") from None
+        title = (title or "").strip() or cat.name
+        now = self.clock.now()
+        profile = self.catalogue.sla(cat.sla_profile)
+        with self.store.tx():
+            if event_id and self.store.get_event(event_id) is not None:
+                raise BadInput(f"event {event_id} already exists")
+            event = Event(
+                id=event_id or uuid7(int(now * 1000)),
+                number=self.store.next_number(now),
+                city_code=CITY_CODE,
+                district_code=district,
+                street_code=street,
+                grid_code=grid,
+                category_code=cat.code,
+                colour=colour_value,
+                status=Status.REPORTED.value,
+                title=title,
+                text=text or "",
+                lon=lon,
+                lat=lat,
+                address=address or self._address(district, street, grid),
+                source=source_value,
+                reporter=reporter or actor.user,
+                assignee=None,
+                departments=[],
+                sla_profile=profile.code,
+                reported_at=now,
+                stage_started_at=now,
+                due_at=sla.due_at(profile, Status.REPORTED, now),
+                closed_at=None,
+                updated_at=now,
+                escalation_level=0,
+                supervised_by=None,
+                parent_id=parent_id,
+                merged_into=None,
+                duplicate_of=None,
+                inhibited_by=None,
+                plan_code=None,
+                origin_tier=self.store.tier.value,
+                origin_node=self.store.node,
+                version=1,
+            )
+            inhibitor = inhibit.inhibitor_for(self.store, self.catalogue, event)
+            if inhibitor is not None:
+                event = replace(event, inhibited_by=inhibitor.id)
+            candidate, confidence = (None, 0.0) if parent_id else dedup.best_candidate(self.store, event)
+            self.store.insert_event(event)
+            self._audit(event, "report", None, Status.REPORTED.value, actor,
+                        note=f"{cat.name}; {source_value}" + (f"; inhibited by {inhibitor.number}" if inhibitor else ""))
+            if candidate is not None:
+                if confidence >= dedup.AUTO_MERGE:
+                    return self._transition(event, "merge", self.system, note=f"auto-merge ({confidence:.2f}) into {candidate.number}",
+                                            target=candidate.id)
+                event = self._save(event, duplicate_of=candidate.id)
+                self._audit(event, "flag_duplicate", event.status, event.status, self.system,
+                            note=f"merge candidate of {candidate.number} ({confidence:.2f})")
+            if apply_plans:
+                event = self._apply_plans(event)
+        return event
+
+    # ------------------------------------------------------------ act
+
+    def act(
+        self,
+        ref: str,
+        action: str,
+        actor: User,
+        *,
+        note: str = "",
+        departments: list[str] | None = None,
+        target: str | None = None,
+    ) -> Event:
+        """Perform one lifecycle action; refused with a reason (and nothing changed) when illegal."""
+        with self.store.tx():
+            event = self.store.resolve_event(ref)
+            if not event_in_scope(actor.scope_code, event.district_code, event.street_code, event.grid_code):
+                raise PermissionDenied(f"{actor.user} may not act on {event.number}: outside {actor.scope_code}")
+            return self._transition(event, action, actor, note=note, departments=departments, target=target)
+
+    def _transition(self, event: Event, action: str, actor: User, *, note: str = "",
+                    departments: list[str] | None = None, target: str | None = None) -> Event:
+        rule = lifecycle.check(event.status, action, actor.role, actor.tier, note=note, target=target,
+                               departments=departments)
+        now = self.clock.now()
+        changes: dict = {}
+        if rule.action == "merge":
+            survivor = self.store.resolve_event(target)
+            if survivor.id == event.id:
+                raise BadInput(f"cannot merge {event.number} into itself")
+            if not Status(survivor.status).is_open:
+                raise BadInput(f"cannot merge into {survivor.number}: it is {survivor.status}")
+            changes["merged_into"] = survivor.id
+        if rule.action == "dispatch":
+            cat = self.catalogue.category(event.category_code)
+            depts = list(departments or [])
+            unknown = [d for d in depts if d not in self.catalogue.departments]
+            if unknown:
+                raise BadInput(f"unknown department {unknown[0]!r}")
+            owner = depts[0] if depts else cat.department_code
+            co = depts[1:] if depts else list(cat.co_departments)
+            changes["assignee"] = owner
+            changes["departments"] = co
+        if rule.target is None:
+            self._audit(event, rule.action, event.status, event.status, actor, note=note)
+            return event
+        target_status = rule.target
+        profile = self.catalogue.sla(event.sla_profile)
+        changes.update(status=target_status.value, stage_started_at=now,
+                       due_at=sla.due_at(profile, target_status, event.reported_at))
+        if target_status in (Status.CLOSED, Status.REJECTED, Status.MERGED):
+            changes["closed_at"] = now
+            changes["due_at"] = None
+        if target_status is Status.ESCALATED:
+            upper = Tier(event.origin_tier).upper or Tier.CITY
+            changes["supervised_by"] = upper.value
+        previous = event.status
+        event = self._save(event, **changes)
+        self._audit(event, rule.action, previous, target_status.value, actor, note=note)
+        if event.parent_id:
+            multi.roll_up(self, event.parent_id)
+        return event
+
+    # ------------------------------------------------------------ SLA sweep
+
+    def sweep(self, now: float | None = None) -> SweepResult:
+        """Find overdue open events; raise colour and supervision one tier per missed deadline."""
+        now = self.clock.now() if now is None else now
+        result = SweepResult()
+        with self.store.tx():
+            overdue = self.store.overdue_events(now)
+            result.checked = self.store.count_events(open_only=True)
+            for event in overdue:
+                result.overdue.append(event.id)
+                if self._escalate_overdue(event, now):
+                    result.escalated.append(event.id)
+        return result
+
+    def _escalate_overdue(self, event: Event, now: float) -> bool:
+        profile = self.catalogue.sla(event.sla_profile)
+        stage = sla.next_stage(profile, event.status)
+        grace = sla.stage_duration(profile, stage) if stage else 600.0
+        # Each missed deadline gives the supervisor the stage's own time again; never in the past.
+        next_due = max(now + 60.0, (event.due_at or now) + grace)
+        limit = sla.max_level(event.origin_tier)
+        if event.escalation_level >= limit:
+            # Already supervised by the city: keep the clock running, raise nothing further.
+            self._save(event, due_at=next_due)
+            return False
+        level = event.escalation_level + 1
+        supervisor = sla.supervising_tier(event.origin_tier, level)
+        colour = Colour(event.colour).raised()
+        event = self._save(event, escalation_level=level, supervised_by=supervisor.value, colour=colour.value,
+                           due_at=next_due)
+        label = stage.label_zh if stage else "办结"
+        self._audit(event, "supervise", event.status, event.status, self.system,
+                    note=f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}")
+        return True
+
+    # ------------------------------------------------------------ helpers
+
+    def _apply_plans(self, event: Event) -> Event:
+        for plan in self.plans.match(event, self.clock.now()):
+            event = self._save(event, plan_code=plan.code)
+            if plan.sla_profile and plan.sla_profile != event.sla_profile:
+                profile = self.catalogue.sla(plan.sla_profile)
+                event = self._save(event, sla_profile=profile.code,
+                                   due_at=sla.due_at(profile, event.status, event.reported_at))
+            self._audit(event, "plan", event.status, event.status, self.system, note=f"智能预案 {plan.code} {plan.name}")
+            if plan.auto_sign and event.status == Status.REPORTED.value:
+                event = self._transition(event, "verify", self.system, note=f"auto-sign by plan {plan.code}")
+            if plan.dispatch and event.status in (Status.VERIFIED.value, Status.ASSESSED.value):
+                cat = self.catalogue.category(event.category_code)
+                depts = [cat.department_code] + [d for d in (list(cat.co_departments) + list(plan.co_departments))
+                                                 if d != cat.department_code]
+                event = self._transition(event, "dispatch", self.system, departments=list(dict.fromkeys(depts)),
+                                         note=f"auto-dispatch by plan {plan.code}")
+            for role in plan.notify_roles:
+                self._audit(event, "notify", event.status, event.status, self.system, note=f"notify {role}")
+            if plan.open_multi and not event.parent_id:
+                multi.open_subtasks(self, event, list(plan.open_multi))
+        return event
+
+    def _save(self, event: Event, **changes) -> Event:
+        changes["updated_at"] = self.clock.now()
+        event = replace(event, **changes)
+        return self.store.update_event(event, changes.keys())
+
+    def _audit(self, event: Event, action: str, from_status, to_status, actor: User, note: str = "") -> None:
+        self.store.append_audit(
+            event_id=event.id, action=action, from_status=from_status, to_status=to_status,
+            actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
+        )
+
+    def _place(self, lon, lat, code) -> tuple[str, str | None, str | None, float | None, float | None]:
+        reg = self.registry
+        if lon is not None or lat is not None:
+            try:
+                lon, lat = float(lon), float(lat)
+            except (TypeError, ValueError):
+                raise BadInput(f"malformed coordinates {lon!r},{lat!r}") from None
+            if not (math.isfinite(lon) and math.isfinite(lat)):
+                raise BadInput(f"malformed coordinates {lon},{lat}")
+            loc = reg.locate(lon, lat)
+            if loc is None:
+                raise BadInput(f"{lon},{lat} is outside Chongqing")
+            return loc.district, loc.street, loc.grid, lon, lat
+        if not code:
+            raise BadInput("an event needs a place: --lon/--lat or --code")
+        j = reg.get(code)
+        chain = [a.code for a in reg.ancestors(code)] + [j.code]
+        by_level = {reg.get(c).level.value: c for c in chain}
+        if "district" not in by_level:
+            raise BadInput(f"{code} is not inside a district")
+        return by_level["district"], by_level.get("street"), by_level.get("grid"), j.lon, j.lat
+
+    def _address(self, district, street, grid) -> str:
+        reg = self.registry
+        parts = [reg.get(c).name for c in (district, street) if c]
+        if grid:
+            parts.append(f"{grid[-3:]}号网格")
+        return "".join(parts)
+
+    def time_left(self, event: Event, now: float | None = None) -> float | None:
+        return sla.time_left(event.due_at, self.clock.now() if now is None else now)
+
+    def allowed_actions(self, event: Event, actor: User) -> list[str]:
+        if not event_in_scope(actor.scope_code, event.district_code, event.street_code, event.grid_code):
+            return []
+        return lifecycle.allowed_actions(event.status, actor.role, actor.tier)
