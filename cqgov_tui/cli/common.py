@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable
 
 import click
+import duckdb
 
 from ..errors import CqgovError
 
@@ -22,6 +23,9 @@ def handle_errors(fn: Callable) -> Callable:
         except CqgovError as exc:
             click.echo(f"cqgov: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except duckdb.Error as exc:  # a store that broke after it opened (disk full, truncated file)
+            click.echo(f"cqgov: store error: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(5)
         except KeyboardInterrupt:
             click.echo("cqgov: interrupted", err=True)
             sys.exit(130)

@@ -465,7 +465,12 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
             raise StoreError(f"{path}: schema version {version} is newer than this cqgov ({LATEST}); upgrade cqgov")
         if version < LATEST and not read_only:
             migrate(conn, clock.now())
-        return Store(path, conn, clock)
+        store = Store(path, conn, clock)
+        store.conn.execute("SELECT count(*), max(seq) FROM changes").fetchone()  # touches data blocks early
+        return store
+    except duckdb.Error as exc:
+        conn.close()
+        raise StoreCorrupt(f"{path}: not a readable cqgov store ({str(exc).splitlines()[0]})") from None
     except BaseException:
         conn.close()
         raise

@@ -1,0 +1,21 @@
+"""Build entities for tests without the catalogue or geography."""
+
+from __future__ import annotations
+
+from cqgov_tui.domain.entities import Event
+from cqgov_tui.ids import uuid7
+
+
+def make_event(**over) -> Event:
+    now = over.pop("now", 1_795_000_000.0)
+    base = dict(
+        id=uuid7(int(now * 1000)), number="0108-20261118-00001", city_code="500000", district_code="500108",
+        street_code="500108001", grid_code="500108001001", category_code="c01", colour="yellow",
+        status="reported", title="井盖缺失", text="人行道井盖缺失", lon=106.57, lat=29.52, address="南岸区",
+        source="citizen", reporter="tester", assignee=None, departments=[], sla_profile="standard",
+        reported_at=now, stage_started_at=now, due_at=now + 1800, closed_at=None, updated_at=now,
+        escalation_level=0, supervised_by=None, parent_id=None, merged_into=None, duplicate_of=None,
+        inhibited_by=None, plan_code=None, origin_tier="district", origin_node="district-500108", version=1,
+    )
+    base.update(over)
+    return Event(**base)
