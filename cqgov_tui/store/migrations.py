@@ -62,7 +62,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, PRIMARY KEY (seq))""",
             """CREATE TABLE changes (
   seq BIGINT PRIMARY KEY, changed_at DOUBLE NOT NULL, entity VARCHAR NOT NULL, key VARCHAR NOT NULL,
-  op VARCHAR NOT NULL, data VARCHAR NOT NULL, origin VARCHAR NOT NULL)""",
+  op VARCHAR NOT NULL, data VARCHAR NOT NULL, origin VARCHAR NOT NULL,
+  scope VARCHAR NOT NULL)""",
         ],
     ),
     (

@@ -113,12 +113,15 @@ class Store:
 
     # ------------------------------------------------------------ change log
 
-    def log_change(self, entity: str, key: str, op: str, data: dict[str, Any], origin: str | None = None) -> int:
+    def log_change(self, entity: str, key: str, op: str, data: dict[str, Any], origin: str | None = None,
+                   scope: str = "") -> int:
+        """Append to the change log. ``scope`` is the jurisdiction code(s) the row belongs to
+        (comma-separated for a directive's targets) so servers can filter deltas per caller."""
         self._require_tx()
         seq = self.head() + 1
         self.conn.execute(
-            "INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [seq, self.clock.now(), entity, key, op, json.dumps(data, ensure_ascii=False), origin or self.node],
+            "INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, self.clock.now(), entity, key, op, json.dumps(data, ensure_ascii=False), origin or self.node, scope],
         )
         return seq
 
@@ -129,11 +132,12 @@ class Store:
     def changes_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         with self.lock:
             rows = self.conn.execute(
-                "SELECT seq, changed_at, entity, key, op, data, origin FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, changed_at, entity, key, op, data, origin, scope FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                 [seq, limit],
             ).fetchall()
         return [
-            {"seq": r[0], "changed_at": r[1], "entity": r[2], "key": r[3], "op": r[4], "data": json.loads(r[5]), "origin": r[6]}
+            {"seq": r[0], "changed_at": r[1], "entity": r[2], "key": r[3], "op": r[4], "data": json.loads(r[5]), "origin": r[6],
+             "scope": r[7]}
             for r in rows
         ]
 
@@ -152,7 +156,7 @@ class Store:
             self.conn.execute(f"INSERT INTO events VALUES ({_EVENT_PLACEHOLDERS})", values)
             if Status(event.status).is_open:
                 self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", values)
-            self.log_change("event", event.id, "create", row, origin)
+            self.log_change("event", event.id, "create", row, origin, _event_scope(event))
         return event
 
     def update_event(self, event: Event, changed: Iterable[str], origin: str | None = None) -> Event:
@@ -170,7 +174,8 @@ class Store:
             self.conn.execute("DELETE FROM event_queue WHERE id = ?", [event.id])
             if Status(event.status).is_open:
                 self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", [row[c] for c in EVENT_COLUMNS])
-            self.log_change("event", event.id, "update", {"id": event.id, **{c: row[c] for c in cols}}, origin)
+            self.log_change("event", event.id, "update", {"id": event.id, **{c: row[c] for c in cols}}, origin,
+                            _event_scope(event))
         return event
 
     def get_event(self, event_id: str) -> Event | None:
@@ -351,7 +356,10 @@ class Store:
         self.conn.execute(
             f"INSERT INTO audit_log VALUES ({', '.join('?' for _ in row)})", list(row.values())
         )
-        self.log_change("audit", str(seq), "append", row)
+        scope_row = self.conn.execute(
+            "SELECT coalesce(grid_code, street_code, district_code) FROM events WHERE id = ?", [event_id]
+        ).fetchone()
+        self.log_change("audit", str(seq), "append", row, scope=scope_row[0] if scope_row else self.code)
         return entry
 
     def audit_entries(self, event_id: str | None = None) -> list[AuditEntry]:
@@ -376,7 +384,7 @@ class Store:
             self.conn.execute(
                 f"INSERT OR REPLACE INTO directives VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
-            self.log_change("directive", directive.id, "upsert", row, origin)
+            self.log_change("directive", directive.id, "upsert", row, origin, ",".join(directive.targets))
 
     def get_directive(self, directive_id: str) -> Directive | None:
         cols = column_names(Directive)
@@ -400,7 +408,8 @@ class Store:
             self.conn.execute(
                 f"INSERT OR REPLACE INTO receipts VALUES ({', '.join('?' for _ in row)})", list(row.values())
             )
-            self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin)
+            self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin,
+                            receipt.jurisdiction_code)
 
     def receipts(self, directive_id: str) -> list[Receipt]:
         cols = column_names(Receipt)
@@ -410,6 +419,10 @@ class Store:
                 [directive_id],
             ).fetchall()
         return [Receipt(**dict(zip(cols, r))) for r in rows]
+
+
+def _event_scope(event: Event) -> str:
+    return event.grid_code or event.street_code or event.district_code
 
 
 def _event(row) -> Event:
