@@ -15,6 +15,7 @@ _COMMAND_MODULES = [
     "events_cmd",
     "map_cmd",
     "fixtures_cmd",
+    "audit_cmd",
 ]
 
 
