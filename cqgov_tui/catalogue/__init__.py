@@ -21,6 +21,19 @@ from ..domain.entities import (
 )
 
 
+@dataclass(frozen=True)
+class SensorKind:
+    """A kind of IoT sensor: its unit, alarm threshold and the event category an alarm opens."""
+
+    code: str  # methane, water_level, smoke…
+    name: str
+    unit: str
+    threshold: float  # a reading at or above opens an event of ``category_code``
+    clear_below: float  # readings back under this close the alarm (hysteresis)
+    category_code: str
+    bands: tuple[float, float, float, float]  # five-colour boundaries for sensor_max indicators
+
+
 @dataclass
 class Catalogue:
     departments: dict[str, Department]
@@ -34,6 +47,7 @@ class Catalogue:
     risk_points: dict[str, RiskPoint]
     sensors: dict[str, Sensor]
     scenarios: dict[str, dict] = field(default_factory=dict)  # name → parsed scenario script
+    sensor_kinds: dict[str, SensorKind] = field(default_factory=dict)
 
     def category(self, code: str) -> Category:
         from ..errors import UnknownCode
@@ -50,3 +64,31 @@ class Catalogue:
             return self.sla_profiles[code]
         except KeyError:
             raise UnknownCode(f"unknown SLA profile {code!r}") from None
+
+    def sensor_kind(self, code: str) -> SensorKind:
+        from ..errors import UnknownCode
+
+        try:
+            return self.sensor_kinds[code]
+        except KeyError:
+            raise UnknownCode(f"unknown sensor kind {code!r}") from None
+
+    def department(self, code: str) -> Department:
+        from ..errors import UnknownCode
+
+        try:
+            return self.departments[code]
+        except KeyError:
+            raise UnknownCode(f"unknown department {code!r}") from None
+
+    def runways_of(self, sector_code: str) -> list[Runway]:
+        return [r for r in self.runways.values() if r.sector_code == sector_code]
+
+    def sub_runways_of(self, runway_code: str) -> list[SubRunway]:
+        return [s for s in self.sub_runways.values() if s.runway_code == runway_code]
+
+    def indicators_of(self, sub_runway_code: str) -> list[Indicator]:
+        return [i for i in self.indicators.values() if i.sub_runway_code == sub_runway_code]
+
+    def risk_points_of(self, category_code: str) -> list[RiskPoint]:
+        return [r for r in self.risk_points.values() if r.category_code == category_code]
