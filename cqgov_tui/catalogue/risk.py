@@ -145,22 +145,32 @@ class RiskGenerator:
             streets = self._streets(reg, dcode, groups[0].source)
             weights = [max(1, s.population) for s in streets]
             rng = random.Random(f"{self.config.seed}:{dcode}")
-            n_point = n_sensor = 0
+            # Draw every point first, then locate them in one vectorised call.
+            drawn: list[tuple[RiskGroup, object, float, float, Colour, bool]] = []
             for g in groups:
-                noun = self.config.nouns[g.category]
                 for _ in range(g.count):
                     street = rng.choices(streets, weights)[0]
-                    lon, lat, grid = self._place(reg, street.code, rng, g.source)
-                    n_point += 1
-                    code = f"RP-{dcode}-{n_point:05d}"
+                    lon, lat = reg.random_point(street.code, rng)
                     colour = rng.choices(colours, colour_weights)[0]
-                    points[code] = RiskPoint(code, f"{street.name}{noun}{n_point:04d}号", g.category, grid,
-                                             round(lon, 6), round(lat, 6), colour)
-                    if g.sensor_kind and rng.random() < g.sensor_share:
-                        kind = self.kinds[g.sensor_kind]
-                        n_sensor += 1
-                        scode = f"SN-{dcode}-{n_sensor:05d}"
-                        sensors[scode] = Sensor(scode, kind.code, code, kind.unit, kind.threshold, kind.clear_below)
+                    has_sensor = bool(g.sensor_kind) and rng.random() < g.sensor_share
+                    drawn.append((g, street, lon, lat, colour, has_sensor))
+            found = reg.locate_many([d[2] for d in drawn], [d[3] for d in drawn])
+            grids, located_streets = found.grid_codes(), found.street_codes()
+            n_sensor = 0
+            for n, ((g, street, lon, lat, colour, has_sensor), grid, located) in enumerate(
+                    zip(drawn, grids, located_streets), 1):
+                if grid is None or located != street.code:
+                    # a point on a street border can locate next door: draw again inside the street
+                    lon, lat, grid = self._place(reg, street.code, rng, g.source)
+                code = f"RP-{dcode}-{n:05d}"
+                noun = self.config.nouns[g.category]
+                points[code] = RiskPoint(code, f"{street.name}{noun}{n:04d}号", g.category, grid,
+                                         lon, lat, colour)
+                if has_sensor:
+                    kind = self.kinds[g.sensor_kind]
+                    n_sensor += 1
+                    scode = f"SN-{dcode}-{n_sensor:05d}"
+                    sensors[scode] = Sensor(scode, kind.code, code, kind.unit, kind.threshold, kind.clear_below)
         return points, sensors
 
     @staticmethod
@@ -180,8 +190,8 @@ class RiskGenerator:
         for _ in range(_MAX_TRIES):
             lon, lat = reg.random_point(street_code, rng)
             loc = reg.locate(lon, lat)
-            if loc is not None and loc.grid and loc.street == street_code:
-                return lon, lat, loc.grid
+            if loc is not None and loc.street.code == street_code:
+                return lon, lat, loc.grid.code
         raise BadInput(f"{source}: could not place a risk point inside street {street_code}")
 
 
