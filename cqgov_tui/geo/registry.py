@@ -445,6 +445,32 @@ class Registry:
         cy = self._y0[street] + (cj + 0.5) * self._dy[street]
         return int(np.argmin(np.hypot(cx - x, cy - y))) + 1
 
+    def classify(self, code: str, xs: np.ndarray, ys: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The children of ``code`` and, per point, the index of the child holding
+        it (-1 if none) — the city's districts, a district's streets, a street's grids."""
+        level = self.level_of(code)
+        code = self._norm(code)
+        street, grid = self._locate_arrays(np.asarray(xs, dtype=np.float64).ravel(), np.asarray(ys, dtype=np.float64).ravel())
+        found = street >= 0
+        ids = np.full(street.shape, -1, dtype=np.int64)
+        if level is Level.CITY:
+            ids[found] = self._street_district[street[found]]
+            return list(self._district_codes), ids
+        if level is Level.DISTRICT:
+            rows = np.array([self._street_pos[c] for c in self._district_streets[code]], dtype=np.int64)
+            pos = np.full(len(self._street_codes), -1, dtype=np.int64)
+            pos[rows] = np.arange(rows.size)
+            ids[found] = pos[street[found]]
+            return list(self._district_streets[code]), ids
+        if level is Level.STREET:
+            row = self._street_pos[code]
+            mine = street == row
+            ids[mine] = grid[mine] - 1
+            return self.grid_codes(code), ids
+        row, k = self._grid_parts(code)
+        ids[(street == row) & (grid == k)] = 0
+        return [code], ids
+
     # ------------------------------------------------------------ sampling
 
     def random_point(self, code: str, rng=None) -> tuple[float, float]:
