@@ -31,3 +31,22 @@ def sql_filter(scope_code: str) -> tuple[str, list]:
     if len(scope_code) <= 9:
         return "street_code = ?", [scope_code]
     return "grid_code = ?", [scope_code]
+
+
+def change_visible(scope_code: str, entity: str, scope_field: str) -> bool:
+    """Whether a change-log row (or snapshot row) may be shown to a caller scoped at ``scope_code``.
+
+    Events, audit entries and receipts carry the jurisdiction they belong to and
+    are visible inside the caller's subtree. A directive carries its targets
+    (comma-separated): it is visible to every jurisdiction inside a target's
+    subtree and to every caller whose subtree holds a target. Targets that are
+    not jurisdiction codes (departments, roles) do not narrow visibility: the
+    serving tier already holds only its own subtree.
+    """
+    if entity == "directive":
+        targets = [t for t in (scope_field or "").split(",") if t]
+        for t in targets:
+            if not t.isdigit() or covers(scope_code, t) or covers(t, scope_code):
+                return True
+        return False
+    return covers(scope_code, scope_field)

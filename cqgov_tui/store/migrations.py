@@ -91,6 +91,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   colour VARCHAR NOT NULL, PRIMARY KEY (indicator_code, scope_code, measured_at))""",
         ],
     ),
+    (
+        4,
+        "sync: applied commands, outbox, cursors, replicated audit",
+        [
+            # Server side: one row per command id, written in the same transaction as
+            # the command's effects (accepted) or on its own (rejected), so a retry
+            # gets the same answer and never applies twice.
+            """CREATE TABLE applied_commands (
+  id VARCHAR PRIMARY KEY, body_hash VARCHAR NOT NULL, type VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
+  reply VARCHAR NOT NULL, actor VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)""",
+            # Client side: commands waiting for (or answered by) the upstream server.
+            """CREATE TABLE outbox (
+  n BIGINT PRIMARY KEY, id VARCHAR NOT NULL UNIQUE, created_at DOUBLE NOT NULL, type VARCHAR NOT NULL,
+  body VARCHAR NOT NULL, state VARCHAR NOT NULL, attempts BIGINT NOT NULL, next_attempt_at DOUBLE NOT NULL,
+  last_error VARCHAR, pre_image VARCHAR, post_image VARCHAR, result VARCHAR, epoch VARCHAR, answered_at DOUBLE)""",
+            """CREATE TABLE sync_cursor (
+  upstream VARCHAR PRIMARY KEY, epoch VARCHAR NOT NULL, seq BIGINT NOT NULL, phase VARCHAR NOT NULL,
+  snap_token VARCHAR, snap_seq BIGINT, server_node VARCHAR, server_tier VARCHAR, server_code VARCHAR,
+  scope VARCHAR, updated_at DOUBLE NOT NULL)""",
+            # Audit entries received from other nodes; this node's own chain stays in audit_log.
+            """CREATE TABLE audit_remote (
+  seq BIGINT NOT NULL, acted_at DOUBLE NOT NULL, event_id VARCHAR NOT NULL, action VARCHAR NOT NULL,
+  from_status VARCHAR, to_status VARCHAR, actor VARCHAR NOT NULL, role VARCHAR NOT NULL,
+  tier VARCHAR NOT NULL, node VARCHAR NOT NULL, note VARCHAR NOT NULL,
+  prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, PRIMARY KEY (node, seq))""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
