@@ -36,7 +36,10 @@ Files (all YAML):
     exactly 40.  ``covers`` (district scope only) lists the grid categories an
     open event of this category inhibits.
 ``sensor_kinds.yaml``
-    ``<kind>: {name, unit, threshold, clear_below, category, bands}``.
+    ``<kind>: {name, unit, threshold, clear_below, category, bands, also}``;
+    a sensor sits on a risk point whose category the kind serves
+    (``category`` or one of ``also``), and an alarm opens an event of the
+    risk point's category.
 ``risk_points.yaml``
     generation recipe for risk points and sensors (see ``catalogue.risk``).
 ``plans/*.yaml``
@@ -409,7 +412,8 @@ def _load_sensor_kinds(doc: _Doc, categories) -> dict[str, SensorKind]:
     for key, (knode, vnode) in root.items():
         code = doc.code(knode, "sensor kind")
         what = f"sensor kind {code!r}"
-        m = doc.mapping(vnode, what, required=("name", "unit", "threshold", "clear_below", "category", "bands"))
+        m = doc.mapping(vnode, what, required=("name", "unit", "threshold", "clear_below", "category", "bands"),
+                        optional=("also",))
         threshold = doc.number(m["threshold"][1], "threshold")
         clear = doc.number(m["clear_below"][1], "clear_below")
         if clear >= threshold:
@@ -417,8 +421,11 @@ def _load_sensor_kinds(doc: _Doc, categories) -> dict[str, SensorKind]:
         cat = doc.text_(m["category"][1], "category")
         if cat not in categories:
             raise doc.error(m["category"][1], f"unknown category {cat!r} in {what}")
+        also = doc.codes(m["also"][1], f"also of {code!r}", categories, "category") if "also" in m else ()
+        if cat in also:
+            raise doc.error(m["also"][1], f"{what}: {cat!r} is already its category")
         out[code] = SensorKind(code, doc.text_(m["name"][1], "name"), doc.text_(m["unit"][1], "unit"),
-                               threshold, clear, cat, doc.bands(m["bands"][1], f"bands of {code!r}"))
+                               threshold, clear, cat, doc.bands(m["bands"][1], f"bands of {code!r}"), also)
     return out
 
 

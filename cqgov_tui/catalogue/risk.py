@@ -92,6 +92,8 @@ def parse_risk_config(doc, categories: dict[str, Category], kinds: dict[str, Sen
                 kind = doc.text_(g["sensor"][1], "sensor")
                 if kind not in kinds:
                     raise doc.error(g["sensor"][1], f"unknown sensor kind {kind!r}")
+                if not kinds[kind].serves(cat):
+                    raise doc.error(g["sensor"][1], f"sensor kind {kind!r} does not watch {cat!r} risk points")
             elif share_given:
                 raise doc.error(g["sensor_share"][0], "sensor_share without a sensor kind")
             groups.append(RiskGroup(dcode, cat, count, kind, share if kind else 0.0, where))
