@@ -487,3 +487,73 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
     except BaseException:
         conn.close()
         raise
+
+
+# ---- server support
+# Methods the tier server and federation need; appended here so every SQL
+# statement stays in the store.
+
+
+def _upsert_event_copy(self: Store, event: Event, origin: str | None = None) -> tuple[bool, Event | None]:
+    """Keep a copy of an event owned by another tier: written only when ``event.version`` is newer.
+
+    Unlike ``update_event`` the version is the owner's, not bumped here, so a
+    copy re-sent any number of times (or echoed back) is written at most once.
+    Returns (written, previous row or None).
+    """
+    with self.tx():
+        current = self.get_event(event.id)
+        if current is not None and current.version >= event.version:
+            return False, current
+        row = to_row(event)
+        values = [row[c] for c in EVENT_COLUMNS]
+        if current is None:
+            self.conn.execute(f"INSERT INTO events VALUES ({_EVENT_PLACEHOLDERS})", values)
+        else:
+            sets = ", ".join(f"{c} = ?" for c in EVENT_COLUMNS if c != "id")
+            self.conn.execute(f"UPDATE events SET {sets} WHERE id = ?",
+                              [row[c] for c in EVENT_COLUMNS if c != "id"] + [event.id])
+            self.conn.execute("DELETE FROM event_queue WHERE id = ?", [event.id])
+        if Status(event.status).is_open:
+            self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", values)
+        self.log_change("event", event.id, "create" if current is None else "update", row, origin, _event_scope(event))
+    return True, current
+
+
+def _event_counts_by(self: Store, column: str, origin_tier: str | None = None) -> dict[str, int]:
+    """Events per district/street/origin node (demo summaries)."""
+    if column not in ("district_code", "street_code", "origin_node", "origin_tier"):
+        raise BadInput(f"cannot count events by {column!r}")
+    sql = f"SELECT {column}, count(*) FROM events"
+    params: list = []
+    if origin_tier:
+        sql += " WHERE origin_tier = ?"
+        params.append(origin_tier)
+    with self.lock:
+        rows = self.conn.execute(sql + " GROUP BY ALL", params).fetchall()
+    return {str(k): int(n) for k, n in rows}
+
+
+def _event_ids(self: Store) -> list[str]:
+    with self.lock:
+        return [r[0] for r in self.conn.execute("SELECT id FROM events ORDER BY id").fetchall()]
+
+
+def _count_rows(self: Store, table_name: str) -> int:
+    if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue"):
+        raise BadInput(f"unknown table {table_name!r}")
+    with self.lock:
+        return self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchone()[0]
+
+
+def _duplicate_event_ids(self: Store) -> int:
+    """Rows sharing an id would break the primary key; counted for the demo's own check."""
+    with self.lock:
+        return self.conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchone()[0]
+
+
+Store.upsert_event_copy = _upsert_event_copy
+Store.event_counts_by = _event_counts_by
+Store.event_ids = _event_ids
+Store.count_rows = _count_rows
+Store.duplicate_event_ids = _duplicate_event_ids

@@ -1,0 +1,323 @@
+"""Directives (政令一键智达) and their receipts (消息必达).
+
+A directive goes from a tier to a set of lower jurisdictions. Its recipients
+are the streets in scope: a street target is itself, a district target
+expands to its streets, the city code to all of them. Each recipient's
+receipt moves delivered → read → acknowledged → executed, each step
+timestamped, never backwards. The sender's tier sweeps its own directives:
+a recipient that has not acknowledged by the deadline is re-notified once
+(the directive is re-sent with a higher version), and still missing after a
+grace period the directive is escalated to the sender's duty officer. Every
+step is an audit entry keyed by the directive id.
+
+Receipts travel between tiers as whole rows; ``merge`` combines two copies
+of the same receipt into the furthest state with the earliest timestamp of
+each step, so applying copies in any order, any number of times, converges.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, replace
+
+from ..clock import local
+from ..domain.entities import Directive, Receipt, ReceiptState, Role, Tier, User
+from ..errors import BadInput, IllegalTransition, PermissionDenied, UnknownCode
+from ..ids import uuid7
+from ..scope import CITY_CODE, covers
+
+ORDER = (ReceiptState.PENDING, ReceiptState.DELIVERED, ReceiptState.READ, ReceiptState.ACKNOWLEDGED,
+         ReceiptState.EXECUTED)
+RANK = {s.value: i for i, s in enumerate(ORDER)}
+_STAMP = {ReceiptState.DELIVERED.value: "delivered_at", ReceiptState.READ.value: "read_at",
+          ReceiptState.ACKNOWLEDGED.value: "acknowledged_at", ReceiptState.EXECUTED.value: "executed_at"}
+PRIORITIES = {"urgent": "特急", "high": "加急", "normal": "平急"}
+_PRIORITY_ALIASES = {v: k for k, v in PRIORITIES.items()}
+ESCALATE_AFTER_S = 600.0  # grace after the deadline before a still-missing ack is escalated
+MAX_TEXT = 4000
+MAX_TARGETS = 2000
+
+
+def _level(code: str) -> int:
+    return {6: 1, 9: 2}.get(len(code), 3) if code != CITY_CODE else 0
+
+
+def _tier_level(tier: Tier | str) -> int:
+    return {"city": 0, "district": 1, "street": 2}[Tier(tier).value]
+
+
+def normalise_priority(priority: str) -> str:
+    p = (priority or "normal").strip().lower()
+    p = _PRIORITY_ALIASES.get(p, p)
+    if p not in PRIORITIES:
+        raise BadInput(f"unknown priority {priority!r} (expected one of {', '.join(PRIORITIES)})")
+    return p
+
+
+def validate_targets(registry, sender: User, store_code: str, targets: list[str]) -> list[str]:
+    """Known codes, strictly below the sending tier, inside the sender's subtree and this store's."""
+    if not targets:
+        raise BadInput("a directive needs at least one target jurisdiction")
+    if len(targets) > MAX_TARGETS:
+        raise BadInput(f"too many targets ({len(targets)} > {MAX_TARGETS})")
+    out: list[str] = []
+    own = _tier_level(sender.tier)
+    for raw in targets:
+        code = str(raw).strip()
+        j = registry.get(code)  # UnknownCode for anything not in the registry
+        if j.level.value == "grid":
+            raise BadInput(f"{code}: directives go to streets, districts or the city, not to grids")
+        if _level(j.code) <= own and j.code != CITY_CODE:
+            raise BadInput(f"{code} ({j.name}) is not below the {Tier(sender.tier).value} tier")
+        if not covers(sender.scope_code, j.code) or not covers(store_code, j.code):
+            raise PermissionDenied(f"{sender.user} may not direct {code} ({j.name}): outside {sender.scope_code}")
+        out.append(j.code)
+    return list(dict.fromkeys(out))
+
+
+def recipients(registry, targets: list[str]) -> list[str]:
+    """The streets a directive must reach, sorted."""
+    found: set[str] = set()
+    for code in targets:
+        if code == CITY_CODE:
+            found.update(registry.streets)
+        elif len(code) == 6:
+            found.update(j.code for j in registry.children(code))
+        elif code in registry.streets:
+            found.add(code)
+    return sorted(found)
+
+
+def addressed_to(directive: Directive, code: str) -> bool:
+    """Whether a directive's targets include ``code`` or one of its ancestors."""
+    return any(covers(t, code) for t in directive.targets)
+
+
+def _number(store, now: float) -> str:
+    day = local(now).strftime("%Y%m%d")
+    with store.tx():
+        key = f"directive_serial:{day}"
+        n = int(store.meta(key, "0")) + 1
+        store.set_meta(key, str(n))
+    return f"ZL-{store.code[-4:]}-{day}-{n:04d}"
+
+
+def _audit(store, directive_id: str, action: str, actor: User, note: str, at: float | None = None) -> None:
+    store.append_audit(event_id=directive_id, action=action, from_status=None, to_status=None, actor=actor.user,
+                       role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note, at=at)
+
+
+def send(store, registry, *, actor: User, targets: list[str], text: str, deadline_at: float, title: str = "",
+         priority: str = "normal", require_ack: bool = True, directive_id: str | None = None) -> Directive:
+    """Create a directive at this tier; it travels down by sync and federation."""
+    if actor.role not in (Role.DUTY_OFFICER, Role.DISPATCHER, Role.ADMIN):
+        raise PermissionDenied(f"a {Role(actor.role).value} may not send directives")
+    text = (text or "").strip()
+    if not text:
+        raise BadInput("a directive needs text")
+    if len(text) > MAX_TEXT:
+        raise BadInput(f"directive text is too long ({len(text)} > {MAX_TEXT} characters)")
+    codes = validate_targets(registry, actor, store.code, list(targets))
+    now = store.clock.now()
+    try:
+        deadline = float(deadline_at)
+    except (TypeError, ValueError):
+        raise BadInput(f"malformed deadline {deadline_at!r}") from None
+    if deadline <= now:
+        raise BadInput("the deadline is in the past")
+    with store.tx():
+        if directive_id and store.get_directive(directive_id) is not None:
+            raise BadInput(f"directive {directive_id} already exists")
+        d = Directive(
+            id=directive_id or uuid7(int(now * 1000)), number=_number(store, now), origin_tier=store.tier.value,
+            origin_code=store.code, title=(title or "").strip() or text[:30], text=text,
+            priority=normalise_priority(priority), targets=codes, require_ack=bool(require_ack),
+            deadline_at=deadline, created_at=now, created_by=actor.user, version=1,
+        )
+        store.put_directive(d)
+        _audit(store, d.id, "directive.send", actor,
+               f"{d.number} → {', '.join(codes)}; {PRIORITIES[d.priority]}; deadline {local(deadline):%m-%d %H:%M}")
+    return d
+
+
+def parse_deadline(text: str, now: float) -> float:
+    """``30m``, ``2h``, ``1d``, an epoch number, or a local ``YYYY-MM-DD HH:MM`` / ISO time."""
+    t = (text or "").strip()
+    if not t:
+        raise BadInput("a deadline is required")
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
+        return now + float(t[:-1]) * units[t[-1]]
+    try:
+        value = float(t)
+        if value > 1e9:
+            return value
+    except ValueError:
+        pass
+    try:
+        dt = _dt.datetime.fromisoformat(t)
+    except ValueError:
+        raise BadInput(f"unreadable deadline {text!r} (use 30m, 2h, 1d or YYYY-MM-DD HH:MM)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=local(now).tzinfo)
+    return dt.timestamp()
+
+
+# ------------------------------------------------------------ receipts
+
+
+def merge(a: Receipt | None, b: Receipt) -> Receipt:
+    """Two copies of one receipt → the furthest state, each step's earliest time, the most re-notifications."""
+    if a is None:
+        return b
+    state = a.state if RANK[a.state] >= RANK[b.state] else b.state
+    stamps = {}
+    for field in _STAMP.values():
+        va, vb = getattr(a, field), getattr(b, field)
+        stamps[field] = min(v for v in (va, vb) if v is not None) if (va is not None or vb is not None) else None
+    actor = a.actor if RANK[a.state] >= RANK[b.state] else b.actor
+    merged = replace(a, state=state, actor=actor, renotified=max(a.renotified, b.renotified), **stamps)
+    same_a = _content(merged) == _content(a)
+    same_b = _content(merged) == _content(b)
+    version = max(a.version, b.version) + (0 if (same_a or same_b) else 1)
+    return replace(merged, version=version)
+
+
+def _content(r: Receipt) -> tuple:
+    d = asdict(r)
+    d.pop("version")
+    return tuple(sorted(d.items()))
+
+
+def apply_receipt(store, incoming: Receipt, origin: str | None = None) -> bool:
+    """Merge a receipt copy from another tier; writes (and logs) only when something changed."""
+    if incoming.state not in RANK:
+        raise BadInput(f"unknown receipt state {incoming.state!r}")
+    with store.tx():
+        current = _receipt(store, incoming.directive_id, incoming.jurisdiction_code)
+        merged = merge(current, incoming)
+        if current is not None and _content(merged) == _content(current):
+            return False
+        store.put_receipt(merged, origin=origin)
+    return True
+
+
+def _receipt(store, directive_id: str, code: str) -> Receipt | None:
+    for r in store.receipts(directive_id):
+        if r.jurisdiction_code == code:
+            return r
+    return None
+
+
+def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
+    """At a street: every directive addressed here without a delivered receipt gets one, now."""
+    if store.tier is not Tier.STREET:
+        return []
+    actor = actor or User("system", "系统", Role.ADMIN, store.tier, store.code)
+    out = []
+    now = store.clock.now()
+    with store.tx():
+        for d in store.directives(limit=10_000):
+            if not addressed_to(d, store.code):
+                continue
+            current = _receipt(store, d.id, store.code)
+            if current is not None and RANK[current.state] >= RANK[ReceiptState.DELIVERED.value]:
+                continue
+            base = current or Receipt(d.id, store.code, ReceiptState.PENDING.value, None, None, None, None, None, 0, 0)
+            r = replace(base, state=ReceiptState.DELIVERED.value, delivered_at=now, actor=actor.user,
+                        version=base.version + 1)
+            store.put_receipt(r)
+            _audit(store, d.id, "directive.delivered", actor, f"{d.number} delivered to {store.code}", at=now)
+            out.append(r)
+    return out
+
+
+def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Receipt:
+    """Move one recipient's receipt forward (read, acknowledged, executed); steps skipped are stamped too."""
+    if state not in RANK or state == ReceiptState.PENDING.value:
+        raise BadInput(f"unknown receipt state {state!r} (expected delivered, read, acknowledged or executed)")
+    if not covers(actor.scope_code, code):
+        raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}")
+    with store.tx():
+        d = store.get_directive(directive_ref)
+        if d is None:
+            raise UnknownCode(f"no directive {directive_ref!r}")
+        if code not in set(_street_scope(d, code)):
+            raise BadInput(f"directive {d.number} is not addressed to {code}")
+        now = store.clock.now()
+        current = _receipt(store, d.id, code) or Receipt(d.id, code, ReceiptState.PENDING.value, None, None, None, None,
+                                                       None, 0, 0)
+        if RANK[current.state] >= RANK[state]:
+            raise IllegalTransition(f"receipt of {code} for {d.number} is already {current.state}")
+        stamps = {}
+        for s in ORDER[1:RANK[state] + 1]:
+            field = _STAMP[s.value]
+            if getattr(current, field) is None:
+                stamps[field] = now
+        r = replace(current, state=state, actor=actor.user, version=current.version + 1, **stamps)
+        store.put_receipt(r)
+        _audit(store, d.id, f"directive.{state}", actor, f"{d.number} {state} by {code}", at=now)
+    return r
+
+
+def _street_scope(d: Directive, code: str) -> list[str]:
+    return [code] if addressed_to(d, code) else []
+
+
+# ------------------------------------------------------------ status and sweep
+
+
+def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -> dict:
+    """Counts per receipt state (cumulative: an executed receipt was also delivered) and who is still missing."""
+    d = store.get_directive(directive_ref)
+    if d is None:
+        raise UnknownCode(f"no directive {directive_ref!r}")
+    expected = [c for c in recipients(registry, d.targets) if covers(viewer_scope, c)]
+    receipts = {r.jurisdiction_code: r for r in store.receipts(d.id) if covers(viewer_scope, r.jurisdiction_code)}
+    counts, missing = {}, {}
+    for s in ORDER[1:]:
+        have = [c for c in expected if c in receipts and RANK[receipts[c].state] >= RANK[s.value]]
+        counts[s.value] = len(have)
+        missing[s.value] = sorted(set(expected) - set(have))
+    return {
+        "id": d.id, "number": d.number, "title": d.title, "text": d.text, "priority": d.priority,
+        "origin": f"{d.origin_tier}:{d.origin_code}", "targets": d.targets, "require_ack": d.require_ack,
+        "created_at": d.created_at, "deadline_at": d.deadline_at, "version": d.version,
+        "expected": len(expected), "counts": counts, "missing": missing,
+        "complete": not missing[ReceiptState.ACKNOWLEDGED.value if d.require_ack else ReceiptState.DELIVERED.value],
+        "receipts": [asdict(r) for r in sorted(receipts.values(), key=lambda r: r.jurisdiction_code)],
+    }
+
+
+def sweep(store, registry, now: float | None = None, escalate_after: float = ESCALATE_AFTER_S) -> dict:
+    """At the sending tier: re-notify recipients not acknowledged by the deadline, then escalate."""
+    now = store.clock.now() if now is None else now
+    system = User("system", "系统", Role.ADMIN, store.tier, CITY_CODE if store.tier is Tier.CITY else store.code)
+    renotified, escalated = [], []
+    with store.tx():
+        for d in store.directives(limit=10_000):
+            if d.origin_code != store.code or not d.require_ack or now < d.deadline_at:
+                continue
+            receipts = {r.jurisdiction_code: r for r in store.receipts(d.id)}
+            lacking = [c for c in recipients(registry, d.targets)
+                       if c not in receipts or RANK[receipts[c].state] < RANK[ReceiptState.ACKNOWLEDGED.value]]
+            if not lacking:
+                continue
+            if store.meta(f"directive_renotified:{d.id}") is None:
+                for c in lacking:
+                    base = receipts.get(c) or Receipt(d.id, c, ReceiptState.PENDING.value, None, None, None, None,
+                                                      None, 0, 0)
+                    store.put_receipt(replace(base, renotified=base.renotified + 1, version=base.version + 1))
+                store.put_directive(replace(d, version=d.version + 1))
+                store.set_meta(f"directive_renotified:{d.id}", repr(now))
+                _audit(store, d.id, "directive.renotify", system,
+                       f"{d.number}: {len(lacking)} not acknowledged by the deadline; re-sent", at=now)
+                renotified.append(d.id)
+            elif now >= d.deadline_at + escalate_after and store.meta(f"directive_escalated:{d.id}") is None:
+                store.set_meta(f"directive_escalated:{d.id}", repr(now))
+                shown = ", ".join(lacking[:20]) + (" …" if len(lacking) > 20 else "")
+                _audit(store, d.id, "directive.escalate", system,
+                       f"{d.number}: {len(lacking)} still not acknowledged after re-notify ({shown}); duty officer alerted",
+                       at=now)
+                escalated.append(d.id)
+    return {"renotified": renotified, "escalated": escalated}

@@ -1,0 +1,1 @@
+"""Tier server: the ASGI app owning one store, auth and scoping, command handlers, federation."""

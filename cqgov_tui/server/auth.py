@@ -1,0 +1,157 @@
+"""Tokens and scoping for tier servers.
+
+A token is ``<payload>.<signature>``: the payload is base64url of compact
+JSON (user, name, role, tier, scope, issued, expiry, peer flag), the
+signature is base64url HMAC-SHA256 of the payload under the server's secret.
+No third-party JWT library: the format is small enough to own and check.
+
+``visible`` is the one scoping function: every row a server returns (change
+log deltas, snapshots, directive status, event queries) and every command it
+accepts is checked with it against the caller's jurisdiction subtree.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+
+from ..domain.entities import Role, Tier, User
+from ..errors import BadInput, PermissionDenied
+from ..scope import change_visible, covers
+
+_MAX_TOKEN = 4096
+
+
+class AuthError(PermissionDenied):
+    """A missing, malformed, forged or expired token (answered 401)."""
+
+
+@dataclass(frozen=True)
+class Principal(User):
+    """An authenticated caller: a domain ``User`` (so the engine takes it as is) plus token facts."""
+
+    expires_at: float = 0.0
+    peer: bool = False  # a lower tier's server syncing with this one (may send federate.* commands)
+
+    @classmethod
+    def of(cls, user: User, expires_at: float = float("inf"), peer: bool = False) -> "Principal":
+        return cls(user.user, user.name, user.role, user.tier, user.scope_code, expires_at, peer)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def load_secret(path: str, create: bool = True) -> bytes:
+    """Read the server's HMAC secret; create it (0600, 32 random bytes) when missing."""
+    if os.path.exists(path):
+        with open(path, "rb") as fh:
+            raw = fh.read().strip()
+        if len(raw) < 32:
+            raise BadInput(f"{path}: secret is too short (need at least 32 bytes)")
+        return raw
+    if not create:
+        raise BadInput(f"{path}: no such secret file")
+    raw = secrets.token_hex(32).encode()
+    # O_EXCL so two servers starting at once never overwrite each other's secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_secret(path, create=False)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot create secret ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw + b"\n")
+    return raw
+
+
+class TokenAuthority:
+    """Issues and verifies tokens for one server (or a set of servers sharing a secret)."""
+
+    def __init__(self, secret: bytes):
+        if len(secret) < 32:
+            raise BadInput("token secret must be at least 32 bytes")
+        self._secret = secret
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
+
+    def issue(self, *, user: str, role: str, tier: str, scope: str, now: float, ttl: float,
+              name: str | None = None, peer: bool = False) -> str:
+        try:
+            role_v, tier_v = Role(role).value, Tier(tier).value
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        if not user or not scope:
+            raise BadInput("a token needs a user and a scope")
+        if ttl <= 0:
+            raise BadInput("token lifetime must be positive")
+        body = {"u": user, "n": name or user, "r": role_v, "t": tier_v, "s": scope, "iat": round(now, 3),
+                "exp": round(now + ttl, 3)}
+        if peer:
+            body["p"] = 1
+        payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+        return f"{payload}.{self._sign(payload)}"
+
+    def verify(self, token: str | None, now: float) -> Principal:
+        if not token:
+            raise AuthError("missing bearer token")
+        if len(token) > _MAX_TOKEN or token.count(".") != 1:
+            raise AuthError("malformed token")
+        payload, sig = token.split(".")
+        if not hmac.compare_digest(self._sign(payload), sig):
+            raise AuthError("token signature does not match this server's secret")
+        try:
+            body = json.loads(_unb64(payload))
+            principal = Principal(str(body["u"]), str(body.get("n", body["u"])), Role(body["r"]), Tier(body["t"]),
+                                  str(body["s"]), float(body["exp"]), bool(body.get("p")))
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise AuthError("malformed token payload") from None
+        if principal.expires_at <= now:
+            raise AuthError(f"token for {principal.user} has expired")
+        return principal
+
+
+def bearer(header: str | None) -> str | None:
+    """Extract the token from an ``Authorization: Bearer …`` header."""
+    if not header:
+        return None
+    kind, _, value = header.partition(" ")
+    return value.strip() if kind.lower() == "bearer" and value.strip() else None
+
+
+# ------------------------------------------------------------ scoping
+
+
+def visible(scope_code: str, row_scope: str | None, entity: str = "event") -> bool:
+    """THE scoping rule for servers: may a caller scoped to ``scope_code`` see or touch a row?
+
+    ``row_scope`` is what the change log records: a jurisdiction code, or a
+    comma-separated list of a directive's targets. It delegates to
+    ``scope.change_visible`` so the sync router's delta filter, snapshots,
+    status queries and command checks all agree on one rule.
+    """
+    return change_visible(scope_code, entity, row_scope or "")
+
+
+def require_visible(principal: User, row_scope: str | None, what: str, entity: str = "event") -> None:
+    if not visible(principal.scope_code, row_scope, entity):
+        raise PermissionDenied(f"{principal.user} may not touch {what}: outside {principal.scope_code}")
+
+
+def check_server_scope(principal: User, server_tier: Tier, server_code: str) -> None:
+    """A token must be for this server's subtree: a district token cannot be used at another district."""
+    if not (covers(principal.scope_code, server_code) or covers(server_code, principal.scope_code)):
+        raise PermissionDenied(
+            f"{principal.user} (scope {principal.scope_code}) has no access to the {server_tier.value} server {server_code}"
+        )
