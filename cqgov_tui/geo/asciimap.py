@@ -282,10 +282,13 @@ def _region_colours(raster: Raster, colours: Mapping[str, Colour | str]) -> dict
     n = len(raster.regions[0]) if raster.regions else 0
     regions = set(raster.regions)
     for key, colour in colours.items():
+        try:
+            c = colour if isinstance(colour, Colour) else Colour.parse(colour)
+        except ValueError as exc:
+            raise BadInput(f"colour of {key}: {exc}") from None
         region = str(key)[:n]
         if region not in regions:
             continue  # colours of other places are simply not on this map
-        c = colour if isinstance(colour, Colour) else Colour.parse(colour)
         prev = out.get(region)
         out[region] = c if prev is None or c.rank < prev.rank else prev
     return out
