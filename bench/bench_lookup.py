@@ -1,0 +1,117 @@
+"""Point → grid lookup: STRtree + lattice arithmetic vs a linear scan over street polygons.
+
+``run()`` returns rows for ``bench/run.py``; ``python bench/bench_lookup.py``
+prints them. The baseline runs on a subsample and is extrapolated linearly
+(a scan costs the same per point whatever the sample size).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cqgov_tui.geo.registry import get_registry  # noqa: E402
+
+N_POINTS = 100_000
+N_BASELINE = 2_000
+N_SINGLE = 2_000
+N_SINGLE_BASELINE = 200
+SEED = 42
+
+
+def _points(reg, n, rng):
+    """Uniform points over Chongqing's bounding box (about 40 % fall inside)."""
+    minx, miny, maxx, maxy = reg.bounds
+    return rng.uniform(minx, maxx, n), rng.uniform(miny, maxy, n)
+
+
+def _best(fn, repeat=3) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def _scan_all(polys, xs, ys) -> np.ndarray:
+    """Baseline: every street polygon tests every point (first match wins)."""
+    street = np.full(xs.size, -1, dtype=np.int64)
+    for i, poly in enumerate(polys):
+        hit = shapely.intersects_xy(poly, xs, ys) & (street < 0)
+        street[hit] = i
+    return street
+
+
+def _scan_one(polys, x, y) -> int:
+    """Baseline for a single point: polygons in order until one holds it."""
+    for i, poly in enumerate(polys):
+        if shapely.intersects_xy(poly, x, y):
+            return i
+    return -1
+
+
+def run() -> list[dict]:
+    reg = get_registry()
+    _codes, polys = reg.street_geometries()
+    rng = np.random.default_rng(SEED)
+    xs, ys = _points(reg, N_POINTS, rng)
+
+    reg.locate_many(xs[:1000], ys[:1000])  # warm-up
+    t_fast = _best(lambda: reg.locate_many(xs, ys))
+    fast_rate = N_POINTS / t_fast
+
+    bx, by = xs[:N_BASELINE], ys[:N_BASELINE]
+    t_base = _best(lambda: _scan_all(polys, bx, by), repeat=1)
+    base_rate = N_BASELINE / t_base
+    # same answers, or the comparison means nothing
+    assert np.array_equal(_scan_all(polys, bx, by), reg.locate_many(bx, by).street_index)
+
+    sx, sy = xs[:N_SINGLE], ys[:N_SINGLE]
+    t_one = _best(lambda: [reg.locate(x, y) for x, y in zip(sx.tolist(), sy.tolist())], repeat=1)
+    one_rate = N_SINGLE / t_one
+    ox, oy = xs[:N_SINGLE_BASELINE].tolist(), ys[:N_SINGLE_BASELINE].tolist()
+    t_one_base = _best(lambda: [_scan_one(polys, x, y) for x, y in zip(ox, oy)], repeat=1)
+    one_base_rate = N_SINGLE_BASELINE / t_one_base
+
+    inside = float(reg.locate_many(xs, ys).found.mean())
+    return [
+        {
+            "name": f"point→grid lookup, {N_POINTS // 1000}k points ({inside:.0%} inside)",
+            "value": round(fast_rate),
+            "unit": "points/s",
+            "baseline": round(base_rate),
+            "baseline_name": f"linear scan over street polygons (shapely.intersects_xy per polygon, {N_BASELINE} pts extrapolated)",
+            "ratio": round(fast_rate / base_rate, 1),
+        },
+        {
+            "name": "single-point locate() → Location",
+            "value": round(one_rate),
+            "unit": "points/s",
+            "baseline": round(one_base_rate),
+            "baseline_name": f"linear scan over street polygons, one point at a time ({N_SINGLE_BASELINE} pts extrapolated)",
+            "ratio": round(one_rate / one_base_rate, 1),
+        },
+    ]
+
+
+def _print(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lookup benchmark")
+    for col in ("name", "value", "unit", "baseline", "baseline_name", "ratio"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], f"{r['value']:,}", r["unit"], f"{r['baseline']:,}", r["baseline_name"], f"{r['ratio']}×")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    _print(run())
