@@ -40,10 +40,10 @@ def _parse_colours(pairs: tuple[str, ...]) -> dict:
 
 
 @main.command("map")
-@click.option("--code", default=None, help="Jurisdiction whose children to draw (default: the city, 500000).")
-@click.option("--width", default=None, help="Width in terminal cells (default: the terminal's, or 80).")
-@click.option("--height", default=None, help="Maximum height in rows (default: as tall as the shape needs).")
-@click.option("--highlight", default=None, help="Region (or anything inside it) to highlight.")
+@click.option("--code", default=None, metavar="CODE", help="Jurisdiction whose children to draw (default: the city, 500000).")
+@click.option("--width", default=None, metavar="N", help="Width in terminal cells (default: the terminal's, or 80).")
+@click.option("--height", default=None, metavar="N", help="Maximum height in rows (default: as tall as the shape needs).")
+@click.option("--highlight", default=None, metavar="CODE", help="Region (or anything inside it) to highlight.")
 @click.option("--colour", "colours", multiple=True, metavar="CODE=COLOUR",
               help="Colour a region (red/orange/yellow/blue/green); repeatable.")
 @click.option("--no-legend", is_flag=True, help="Leave out the legend.")

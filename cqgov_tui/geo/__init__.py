@@ -1,0 +1,1 @@
+"""Geography: jurisdiction registry (``registry``), ASCII maps (``asciimap``), fixture generator (``generate``)."""
