@@ -557,13 +557,15 @@ def const_start_value(code: str, bands, lower_better: bool, unit: str = "") -> f
     else:
         edges = [max(0.0, t[0] - pad) if t[0] > 0 else t[0] - pad, t[0], t[1], t[2], t[3], t[3] + pad]
         lo, hi = edges[steps], edges[steps + 1]
-    value = lo + (hi - lo) * u2
-    value = float(math.floor(value)) if unit in _COUNT_UNITS else round(value, 1)
+    raw = lo + (hi - lo) * u2
+    if unit in _COUNT_UNITS:
+        candidates = [math.floor(raw), math.ceil(raw), math.ceil(lo), math.floor(hi)]
+    else:
+        candidates = [round(raw, 1)]
+    # the band's closed end always lies inside it, whatever rounding did
+    candidates.append(hi if lower_better else lo)
     probe = Indicator(code, "", "", unit, "", tuple(t), not lower_better)
-    if probe.colour(value) != colour:
-        # rounding crossed a boundary: take the band's closed end, which always lies inside it
-        value = hi if lower_better else lo
-    return value
+    return float(next(v for v in candidates if probe.colour(v) == colour))
 
 
 # ---------------------------------------------------------------- plans
@@ -662,13 +664,16 @@ def _plan_files(path: Path) -> list[Path]:
 
 
 def _load_plan_files(files: Iterable[Path], refs: _Refs) -> list[SmartPlan]:
+    return _collect_plans((_Doc(f) for f in files), refs)
+
+
+def _collect_plans(docs: Iterable[_Doc], refs: _Refs) -> list[SmartPlan]:
     plans: list[SmartPlan] = []
     seen: dict[str, str] = {}
-    for f in files:
-        doc = _Doc(f)
+    for doc in docs:
         for plan, node in _parse_plans(doc, refs):
             if plan.code in seen:
-                code_node = next(v for k, v in node.value if k.value == "code")
+                code_node = next(v for k, v in node.value if k.value.strip() == "code")
                 raise doc.error(code_node, f"duplicate plan code {plan.code!r} (first at {seen[plan.code]})")
             seen[plan.code] = plan.source
             plans.append(plan)
@@ -695,16 +700,9 @@ def load_plans(path_or_dir: str | Path, catalogue: Catalogue | None = None) -> l
 
 
 def parse_plans_text(text: str, name: str = "<plans>", catalogue: Catalogue | None = None) -> list[SmartPlan]:
-    """Validate plan YAML given as text (the console's plan editor, tests)."""
+    """Validate plan YAML given as text (a plan editor, tests); ``name`` labels error messages."""
     cat = catalogue if catalogue is not None else load_catalogue()
-    doc = _Doc(Path(name), text)
-    refs = _Refs(cat.categories, cat.departments, cat.sla_profiles)
-    plans = [p for p, _ in _parse_plans(doc, refs)]
-    codes = [p.code for p in plans]
-    for p in plans:
-        if codes.count(p.code) > 1:
-            raise BadInput(f"{name}: duplicate plan code {p.code!r} at {p.source}")
-    return plans
+    return _collect_plans([_Doc(Path(name), text)], _Refs(cat.categories, cat.departments, cat.sla_profiles))
 
 
 # ---------------------------------------------------------------- catalogue
