@@ -289,7 +289,7 @@ class Engine:
             loc = reg.locate(lon, lat)
             if loc is None:
                 raise BadInput(f"{lon},{lat} is outside Chongqing")
-            return loc.district, loc.street, loc.grid, lon, lat
+            return loc.district.code, loc.street.code, loc.grid.code, lon, lat
         if not code:
             raise BadInput("an event needs a place: --lon/--lat or --code")
         j = reg.get(code)
