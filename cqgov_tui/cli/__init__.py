@@ -16,6 +16,12 @@ _COMMAND_MODULES = [
     "map_cmd",
     "fixtures_cmd",
     "audit_cmd",
+    "tui_cmd",
+    "serve_cmd",
+    "token_cmd",
+    "directive_cmd",
+    "simulate_cmd",
+    "demo_cmd",
 ]
 
 

@@ -1,0 +1,49 @@
+"""Human names for codes (categories, places, departments), tolerant of partial catalogues.
+
+A replica may hold rows whose codes this build does not know (a newer
+catalogue upstream); the console then shows the code rather than failing.
+"""
+
+from __future__ import annotations
+
+from ..textsafe import plain
+
+
+class Names:
+    def __init__(self, catalogue=None, registry=None):
+        self.catalogue = catalogue
+        self.registry = registry
+        self._place_cache: dict[str, str] = {}
+
+    def category(self, code: str) -> str:
+        cats = getattr(self.catalogue, "categories", None) or {}
+        cat = cats.get(code)
+        return plain(cat.name) if cat else code
+
+    def department(self, code: str) -> str:
+        deps = getattr(self.catalogue, "departments", None) or {}
+        dep = deps.get(code)
+        return plain(getattr(dep, "short", "") or dep.name) if dep else code
+
+    def place(self, code: str | None) -> str:
+        if not code:
+            return ""
+        hit = self._place_cache.get(code)
+        if hit is not None:
+            return hit
+        name = code
+        if self.registry is not None:
+            try:
+                name = plain(self.registry.get(code).name)
+            except Exception:  # unknown code in a replica: show the code itself
+                name = code
+        self._place_cache[code] = name
+        return name
+
+    def categories(self) -> dict[str, str]:
+        cats = getattr(self.catalogue, "categories", None) or {}
+        return {code: c.name for code, c in cats.items()}
+
+    def departments(self) -> dict[str, str]:
+        deps = getattr(self.catalogue, "departments", None) or {}
+        return {code: d.name for code, d in deps.items()}

@@ -1,0 +1,397 @@
+"""The console app: wires a ``Backend`` to the command centre and keeps it fresh.
+
+A thread worker polls the core's ``ConsoleFeed`` (one ``max(seq)`` query when
+idle) and posts a ``FrameReady``; panes apply only what changed. Countdowns
+tick once a second from the clock alone, with no query. Nothing a worker or
+the network does can end the app: failures go to the status bar and the next
+tick retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.command import Hit, Hits, Provider
+
+from cqgov_tui.console.feed import ConsoleFeed
+from cqgov_tui.console.queue import QueueFilter, parse_filter
+
+from .i18n import Strings, default_lang
+from .keymap import ACTION_KEYS, app_bindings, load_overrides
+from .messages import EventSelected, FrameReady, MapDrilled, OpenDirective, OpenEvent, RefreshFailed
+from .views.command_centre import CommandCentre
+from .views.compose import ComposeScreen
+from .views.event_detail import EventDetailScreen
+from .views.help import HelpScreen
+from .views.prompt import Prompt
+from .views.receipts import ReceiptsScreen
+from .widgets.directive_list import DirectiveList
+from .widgets.event_queue import EventQueue
+from .widgets.region_map import RegionMap
+from .widgets.runway_board import RunwayBoard
+from .widgets.status_bar import StatusBar
+
+TICK_S = 1.0
+TICK_LOW_BW_S = 5.0
+
+
+class ConsoleCommands(Provider):
+    """The command palette (ctrl+p): the same commands as the `:` line."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        matcher = self.matcher(query)
+        for name, help_key in (("help", "help"), ("compose", "compose"), ("lang en", "lang"), ("lang zh", "lang"),
+                               ("contrast", "contrast"), ("lowbw", "refresh"), ("top", "up"), ("quit", "quit")):
+            label = f"{name} — {app.t.key(help_key)}"
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), lambda n=name: app.run_command(n))
+
+
+class ConsoleApp(App):
+    CSS_PATH = "console.tcss"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    TITLE = "cqgov"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = app_bindings()  # ids let ``keys.toml`` remap them through ``set_keymap``
+
+    def __init__(self, backend, lang: str | None = None, low_bandwidth: bool = False, high_contrast: bool = False,
+                 keys_path: Path | None = None, state_path: Path | None = None, tick_s: float | None = None):
+        super().__init__()
+        self.backend = backend
+        self.t = Strings(default_lang(lang))
+        self.low_bandwidth_forced = low_bandwidth
+        self.low_bandwidth = low_bandwidth
+        self.high_contrast = high_contrast or os.environ.get("CQGOV_HIGH_CONTRAST") == "1"
+        self.animate = os.environ.get("TEXTUAL_ANIMATIONS", "").lower() != "none" and not low_bandwidth
+        self.feed = ConsoleFeed(backend, limit=100 if low_bandwidth else 300)
+        self.overrides, self.keys_error = load_overrides(keys_path)
+        self.action_keys = {a: self.overrides.get(a, k) for a, k in ACTION_KEYS.items()}
+        self.state_path = state_path
+        self.tick_s = tick_s or (TICK_LOW_BW_S if low_bandwidth else TICK_S)
+        self.frames = 0
+        self.last_error = ""
+        self._first = True
+
+    # ------------------------------------------------------------ start and stop
+
+    def on_mount(self) -> None:
+        app_overrides = {k: v for k, v in self.overrides.items() if k not in ACTION_KEYS}
+        if app_overrides:
+            self.set_keymap(app_overrides)
+        if self.high_contrast:
+            self.add_class("high-contrast")
+        self.push_screen(self._centre())
+        try:
+            self.backend.start()
+        except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
+            self.status_say(str(exc), error=True)
+        if self.keys_error:
+            self.status_say(self.keys_error, error=True)
+        self.refresh_data()
+        self._timer = self.set_interval(self.tick_s, self._tick)
+        self._clock = self.set_interval(1.0, self._second)
+        try:
+            import asyncio
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass
+
+    def _centre(self) -> CommandCentre:
+        return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
+
+    def _on_hangup(self) -> None:
+        self.save_state()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.backend.stop()
+
+    def save_state(self) -> None:
+        """Remember filter, language and map path so a lost terminal costs nothing."""
+        if self.state_path is None:
+            return
+        try:
+            centre = self._centre_screen()
+            state = {"lang": self.t.lang, "filter": self.feed.flt.source,
+                     "map": centre.query_one(RegionMap).state.path if centre else ["500000"]}
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            self.state_path.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+        except Exception:  # saving state is best effort on the way out
+            pass
+
+    # ------------------------------------------------------------ refresh
+
+    def _centre_screen(self) -> CommandCentre | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, CommandCentre):
+                return screen
+        return None
+
+    def _tick(self) -> None:
+        self.refresh_data()
+
+    def _second(self) -> None:
+        centre = self._centre_screen()
+        if centre is None:
+            return
+        now = self.backend.clock.now()
+        try:
+            centre.query_one(EventQueue).tick(now)
+            centre.query_one(RegionMap).tick(now)
+            centre.query_one(DirectiveList).tick(now)
+            centre.query_one(StatusBar).set_state(now=now)
+        except Exception:  # screen is being replaced (language switch)
+            pass
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def refresh_data(self, force: bool = False) -> None:
+        centre = self._centre_screen()
+        level = None
+        if centre is not None:
+            try:
+                level = centre.query_one(RegionMap).state.level()
+            except Exception:
+                level = None
+        try:
+            self.backend.tick()
+            frame = self.feed.poll(level, force=force)
+        except Exception as exc:  # show, keep the app, retry next tick
+            self.post_message(RefreshFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            return
+        self.post_message(FrameReady(frame))
+
+    def on_frame_ready(self, message: FrameReady) -> None:
+        f = message.frame
+        centre = self._centre_screen()
+        if centre is None:
+            return
+        self.frames += 1
+        first = self._first
+        try:
+            events = centre.query_one(EventQueue)
+            events.highlight = not self.low_bandwidth
+            if f.queue is not None:
+                events.apply(f.queue, f.changed, f.now, first=first)
+            rmap = centre.query_one(RegionMap)
+            rmap.now = f.now
+            if f.fill is not None:
+                rmap.set_fill(f.fill)
+            if f.new_red and not first and not self.low_bandwidth:
+                rmap.flash(list(f.new_red), f.now)
+            if f.board is not None:
+                centre.query_one(RunwayBoard).apply(f.board)
+            if f.directives is not None:
+                centre.query_one(DirectiveList).apply(f.directives, f.now)
+            status = centre.query_one(StatusBar)
+            status.low_bandwidth = self.low_bandwidth
+            status.set_state(link=f.link, now=f.now)
+        except Exception as exc:  # a pane being rebuilt; the next frame repaints it
+            self.status_say(str(exc), error=True)
+            self.feed.invalidate()
+            return
+        self._first = False
+        if self.last_error:
+            self.last_error = ""
+            status.say("")
+        self._auto_low_bandwidth(f.link.slow)
+
+    def _auto_low_bandwidth(self, slow: bool) -> None:
+        want = self.low_bandwidth_forced or slow
+        if want != self.low_bandwidth:
+            self.low_bandwidth = want
+            self._timer.stop()
+            self._timer = self.set_interval(TICK_LOW_BW_S if want else self.tick_s, self._tick)
+
+    def on_refresh_failed(self, message: RefreshFailed) -> None:
+        self.last_error = message.error
+        self.status_say(self.t("error.worker", e=message.error), error=True)
+
+    def status_say(self, text: str, error: bool = False) -> None:
+        centre = self._centre_screen()
+        if centre is not None:
+            try:
+                centre.query_one(StatusBar).say(text, error)
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------ pane messages
+
+    def on_open_event(self, message: OpenEvent) -> None:
+        self.push_screen(EventDetailScreen(self.backend, message.event_id, self.t, self.action_keys))
+
+    def on_event_selected(self, message: EventSelected) -> None:
+        centre = self._centre_screen()
+        if centre is not None:
+            centre.query_one(RegionMap).show_event(message.district, message.place_code)
+
+    def on_open_directive(self, message: OpenDirective) -> None:
+        self.push_screen(ReceiptsScreen(self.backend, message.directive_id, self.t))
+
+    def on_map_drilled(self, message: MapDrilled) -> None:
+        self.refresh_data()
+
+    def on_input_submitted(self, message) -> None:
+        if message.input.id == "event-filter":
+            self.apply_filter(message.value)
+            self.query_one(EventQueue).hide_filter()
+
+    def apply_filter(self, text: str) -> bool:
+        try:
+            self.feed.flt = parse_filter(text, self.backend.names, self.backend.registry) if text.strip() else QueueFilter()
+        except ValueError as exc:
+            self.status_say(self.t("error.filter", e=exc), error=True)
+            return False
+        centre = self._centre_screen()
+        if centre is not None:
+            centre.query_one("#pane-events").set_subtitle(text.strip())
+        self.refresh_data()
+        return True
+
+    # ------------------------------------------------------------ key actions
+
+    def _on_centre(self) -> CommandCentre | None:
+        return self.screen if isinstance(self.screen, CommandCentre) else None
+
+    def action_quit_console(self) -> None:
+        self.save_state()
+        self.exit()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.t, self.overrides))
+
+    def action_pane(self, index: int) -> None:
+        centre = self._on_centre()
+        if centre is not None:
+            centre.focus_pane(index)
+
+    def action_next_pane(self) -> None:
+        centre = self._on_centre()
+        if centre is not None:
+            centre.focus_pane(centre.active + 1)
+        else:
+            self.screen.focus_next()
+
+    def action_previous_pane(self) -> None:
+        centre = self._on_centre()
+        if centre is not None:
+            centre.focus_pane(centre.active - 1)
+        else:
+            self.screen.focus_previous()
+
+    def action_filter(self) -> None:
+        centre = self._on_centre()
+        if centre is not None:
+            centre.focus_pane(0)
+            centre.query_one(EventQueue).show_filter(self.feed.flt.source)
+
+    def action_compose(self) -> None:
+        if self._on_centre() is None:
+            return
+
+        def followed(directive_id):
+            if directive_id:
+                self.push_screen(ReceiptsScreen(self.backend, directive_id, self.t))
+            self.refresh_data()
+
+        self.push_screen(ComposeScreen(self.backend, self.t), followed)
+
+    def action_command_line(self) -> None:
+        if self._on_centre() is not None:
+            self.push_screen(Prompt(self.t("prompt.command")), lambda v: v and self.run_command(v))
+
+    def action_toggle_lang(self) -> None:
+        self.run_command("lang " + ("zh" if self.t.lang == "en" else "en"))
+
+    def action_toggle_contrast(self) -> None:
+        self.run_command("contrast")
+
+    def run_command(self, line: str) -> None:
+        """The `:` command line and the palette share this."""
+        parts = line.strip().split(maxsplit=1)
+        if not parts:
+            return
+        cmd, arg = parts[0].lower(), (parts[1] if len(parts) > 1 else "")
+        if cmd in ("q", "quit", "exit"):
+            self.action_quit_console()
+        elif cmd in ("help", "h", "?"):
+            self.action_help()
+        elif cmd == "lang":
+            self.t = Strings(arg or ("zh" if self.t.lang == "en" else "en"))
+            self._rebuild_centre()
+        elif cmd == "contrast":
+            self.high_contrast = not self.high_contrast
+            self.set_class(self.high_contrast, "high-contrast")
+            self._rebuild_centre()
+        elif cmd in ("lowbw", "low-bandwidth"):
+            self.low_bandwidth_forced = not self.low_bandwidth_forced
+            self._auto_low_bandwidth(False)
+        elif cmd in ("filter", "f"):
+            self.apply_filter(arg)
+        elif cmd == "open":
+            try:
+                event = self.backend.store.resolve_event(arg)
+            except Exception as exc:
+                self.status_say(str(exc), error=True)
+                return
+            self.push_screen(EventDetailScreen(self.backend, event.id, self.t, self.action_keys))
+        elif cmd in ("drill", "map"):
+            centre = self._centre_screen()
+            try:
+                centre.query_one(RegionMap).drill_to(arg.strip())
+            except Exception as exc:
+                self.status_say(str(exc), error=True)
+        elif cmd == "top":
+            centre = self._centre_screen()
+            centre.query_one(RegionMap).drill_to("500000")
+        elif cmd == "compose":
+            self.action_compose()
+        else:
+            self.status_say(self.t("cmd.unknown", c=cmd), error=True)
+
+    def _rebuild_centre(self) -> None:
+        """Language or contrast changed: rebuild the panes with the new strings and styles."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(self._centre())
+        self.feed.invalidate()
+        self._first = True
+        self.call_after_refresh(self.refresh_data)
+
+
+def build_backend(server_url=None, token=None, db_path=None, clock=None, role=None):
+    """Pick the backend: a replica synced with a server, or the engine on a local store."""
+    from cqgov_tui.console.session import open_backend
+
+    return open_backend(server_url=server_url, token=token, db_path=db_path, clock=clock, role=role)
+
+
+def run_console(server_url: str | None = None, token: str | None = None, db_path: str | None = None,
+                lang: str | None = None, low_bandwidth: bool = False, high_contrast: bool = False,
+                backend=None, role: str | None = None) -> int:
+    """Open the console (``cqgov tui`` and ``cqgov demo`` call this). Returns an exit code."""
+    from .keymap import config_path
+
+    if os.environ.get("NO_COLOR"):
+        high_contrast = high_contrast or False
+    backend = backend or build_backend(server_url, token, db_path, role=role)
+    state_path = config_path().parent / "console-state.json"
+    app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth, high_contrast=high_contrast,
+                     state_path=state_path)
+    try:
+        app.run()
+    finally:
+        backend.stop()
+        try:
+            backend.store.close()
+        except Exception:
+            pass
+    return app.return_code or 0

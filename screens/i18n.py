@@ -1,0 +1,166 @@
+"""Every UI string, Chinese first, English on request (``--lang en`` or ``CQGOV_LANG=en``)."""
+
+from __future__ import annotations
+
+import os
+
+_STRINGS: dict[str, tuple[str, str]] = {
+    "app.title": ("重庆市数字化城市运行和治理中心", "Chongqing City Operations Centre"),
+    "pane.events": ("事件", "Events"),
+    "pane.map": ("地图", "Map"),
+    "pane.runways": ("跑道", "Runways"),
+    "pane.directives": ("政令", "Directives"),
+    "col.colour": ("色", "Col"),
+    "col.number": ("编号", "Number"),
+    "col.status": ("状态", "Status"),
+    "col.title": ("标题", "Title"),
+    "col.category": ("类别", "Category"),
+    "col.place": ("位置", "Place"),
+    "col.left": ("剩余", "Left"),
+    "col.flags": ("标记", "Flags"),
+    "flag.overdue": ("超时", "LATE"),
+    "flag.supervised": ("督办", "SUPV"),
+    "flag.duplicate": ("疑重", "DUP?"),
+    "events.count": ("{n} 条", "{n} rows"),
+    "events.filter": ("筛选", "filter"),
+    "events.filter_hint": ("/ 筛选: 文本 区县 状态 颜色 类别 (如 red 南岸区 reported)",
+                           "/ filter: text district status colour category (e.g. red 南岸区 reported)"),
+    "events.empty": ("暂无事件", "No events"),
+    "map.hint": ("←↑→↓ 选择  Enter 下钻  Backspace 返回", "arrows select  Enter drill  Backspace up"),
+    "map.none": ("无下级区域", "no sub-regions"),
+    "map.selected": ("选中", "selected"),
+    "runways.empty": ("跑道数据尚未就绪", "Runway board not available yet"),
+    "runways.hint": ("Enter 下钻  Backspace 返回", "Enter drill  Backspace up"),
+    "runways.red": ("红灯时长", "time in red"),
+    "runways.value": ("值", "value"),
+    "runways.thresholds": ("阈值", "thresholds"),
+    "directives.empty": ("暂无政令", "No directives"),
+    "directives.progress": ("送达/已读/确认/执行", "deliv/read/ack/exec"),
+    "directives.overdue": ("逾期未确认 {n}", "{n} overdue"),
+    "directives.hint": ("c 起草政令  Enter 查看回执", "c compose  Enter receipts"),
+    "status.tier": ("层级", "tier"),
+    "status.server": ("服务", "server"),
+    "status.user": ("用户", "user"),
+    "status.outbox": ("待发", "outbox"),
+    "status.local": ("本地", "local"),
+    "status.live": ("在线", "live"),
+    "status.lagging": ("滞后 {n} 秒", "lagging {n} s"),
+    "status.offline": ("离线 自 {t}", "offline since {t}"),
+    "status.connecting": ("连接中", "connecting"),
+    "status.lowbw": ("低带宽", "low-bw"),
+    "status.error": ("错误", "error"),
+    "status.rejected": ("被拒", "refused"),
+    "detail.title": ("事件详情", "Event detail"),
+    "detail.fields": ("基本信息", "Fields"),
+    "detail.timeline": ("处置时间线", "Timeline"),
+    "detail.stages": ("时限", "SLA stages"),
+    "detail.candidates": ("疑似重复", "Merge candidates"),
+    "detail.actions": ("可用操作", "Actions"),
+    "detail.no_actions": ("当前角色无可用操作", "No actions for your role"),
+    "detail.reached": ("已达成", "reached"),
+    "detail.late": ("超时达成", "reached late"),
+    "detail.missing": ("事件不在本地副本中", "Event is not in the local replica"),
+    "field.number": ("编号", "Number"), "field.title": ("标题", "Title"), "field.status": ("状态", "Status"),
+    "field.colour": ("等级", "Colour"), "field.category": ("类别", "Category"), "field.place": ("位置", "Place"),
+    "field.address": ("地址", "Address"), "field.text": ("描述", "Text"), "field.source": ("来源", "Source"),
+    "field.reporter": ("上报人", "Reporter"), "field.assignee": ("主办部门", "Owner"),
+    "field.departments": ("协办部门", "Co-departments"), "field.sla_profile": ("时限方案", "SLA profile"),
+    "field.supervised_by": ("督办层级", "Supervised by"), "field.escalation_level": ("督办级数", "Escalation"),
+    "field.plan": ("智能预案", "Plan"), "field.parent": ("主事件", "Master"), "field.origin": ("来源节点", "Origin"),
+    "field.id": ("ID", "ID"),
+    "prompt.note": ("{action}: 请输入说明", "{action}: note"),
+    "prompt.reason": ("{action}: 请输入理由 (必填)", "{action}: reason (required)"),
+    "prompt.target": ("合并到 (事件编号)", "Merge into (event number)"),
+    "prompt.departments": ("派遣部门 (代码, 逗号分隔)", "Departments (codes, comma-separated)"),
+    "prompt.command": ("命令 (help 查看)", "command (try help)"),
+    "prompt.ok": ("确定", "OK"),
+    "prompt.cancel": ("取消", "Cancel"),
+    "action.sent": ("已提交: {what}", "Sent: {what}"),
+    "action.queued": ("已进入待发队列: {what}", "Queued: {what}"),
+    "action.refused": ("被拒绝: {why}", "Refused: {why}"),
+    "compose.title": ("起草政令", "Compose directive"),
+    "compose.targets": ("发送对象 (空格选择)", "Targets (space to pick)"),
+    "compose.extra": ("部门/角色代码 (逗号分隔)", "Departments/roles (comma-separated)"),
+    "compose.priority": ("优先级", "Priority"),
+    "compose.deadline": ("时限 (分钟)", "Deadline (minutes)"),
+    "compose.ack": ("需要确认回执", "Require acknowledgement"),
+    "compose.subject": ("标题", "Title"),
+    "compose.text": ("正文", "Text"),
+    "compose.send": ("发送 (ctrl+s)", "Send (ctrl+s)"),
+    "compose.sent": ("政令已发出: {n}", "Directive sent: {n}"),
+    "compose.picked": ("已选 {n} 个", "{n} picked"),
+    "priority.urgent": ("特急", "urgent"), "priority.high": ("加急", "high"), "priority.normal": ("平急", "normal"),
+    "receipts.title": ("回执 {n}", "Receipts {n}"),
+    "receipts.place": ("对象", "Target"), "receipts.state": ("状态", "State"), "receipts.at": ("时间", "At"),
+    "receipt.pending": ("待送达", "pending"), "receipt.delivered": ("已送达", "delivered"),
+    "receipt.read": ("已读", "read"), "receipt.acknowledged": ("已确认", "acknowledged"),
+    "receipt.executed": ("已执行", "executed"),
+    "help.title": ("快捷键", "Key bindings"),
+    "help.close": ("Esc 关闭", "Esc to close"),
+    "cmd.unknown": ("未知命令: {c}", "unknown command: {c}"),
+    "cmd.help": ("命令: lang zh|en, contrast, lowbw, filter 文本, open 编号, drill 代码, top, compose, quit",
+                 "commands: lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, drill CODE, top, compose, quit"),
+    "error.worker": ("后台刷新出错, 将重试: {e}", "refresh failed, retrying: {e}"),
+    "error.filter": ("筛选无效: {e}", "bad filter: {e}"),
+    "saved": ("状态已保存", "state saved"),
+}
+
+# Key descriptions shown in help, the footer and the command palette.
+_KEYS: dict[str, tuple[str, str]] = {
+    "quit": ("退出", "Quit"), "help": ("帮助", "Help"), "command": ("命令", "Command"),
+    "palette": ("命令面板", "Palette"), "filter": ("筛选", "Filter"), "focus_next": ("下一窗格", "Next pane"),
+    "focus_prev": ("上一窗格", "Previous pane"), "pane_events": ("事件窗格", "Events pane"),
+    "pane_map": ("地图窗格", "Map pane"), "pane_runways": ("跑道窗格", "Runways pane"),
+    "pane_directives": ("政令窗格", "Directives pane"), "compose": ("起草政令", "Compose directive"),
+    "back": ("返回", "Back"), "open": ("打开", "Open"), "drill": ("下钻", "Drill down"), "up": ("上一级", "Up a level"),
+    "lang": ("切换语言", "Switch language"), "contrast": ("高对比度", "High contrast"),
+    "refresh": ("刷新", "Refresh"), "locate": ("在地图上定位", "Show on map"),
+}
+
+LANGS = ("zh", "en")
+
+
+def default_lang(explicit: str | None = None) -> str:
+    lang = (explicit or os.environ.get("CQGOV_LANG") or "zh").lower()
+    return "en" if lang.startswith("en") else "zh"
+
+
+class Strings:
+    def __init__(self, lang: str = "zh"):
+        self.lang = default_lang(lang)
+        self._i = 1 if self.lang == "en" else 0
+
+    def __call__(self, key: str, **kw) -> str:
+        pair = _STRINGS.get(key) or _KEYS.get(key)
+        text = pair[self._i] if pair else key
+        return text.format(**kw) if kw else text
+
+    def key(self, binding_id: str) -> str:
+        pair = _KEYS.get(binding_id)
+        return pair[self._i] if pair else binding_id
+
+    def status(self, value: str) -> str:
+        from cqgov_tui.domain.entities import Status
+
+        try:
+            st = Status(value)
+        except ValueError:
+            return value
+        return st.zh if self.lang == "zh" else st.value.replace("_", " ")
+
+    def colour(self, value: str) -> str:
+        from cqgov_tui.domain.colour import Colour
+
+        try:
+            c = Colour(value)
+        except ValueError:
+            return value
+        return c.zh_level if self.lang == "zh" else c.value
+
+    def action(self, name: str, zh: str) -> str:
+        return zh if self.lang == "zh" else name.replace("_", " ")
+
+
+def all_keys() -> list[str]:
+    """Every string key (tests check both languages have text for each)."""
+    return list(_STRINGS) + list(_KEYS)

@@ -1,0 +1,1 @@
+"""Screens of the console: command centre, event detail, compose, receipts, help, prompts."""

@@ -1,0 +1,219 @@
+"""The live event queue pane (事件): colour-sorted rows, ticking SLA countdowns, brief highlights."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input
+
+from cqgov_tui.clock import fmt_duration
+from cqgov_tui.console.queue import QueueDiff, QueueRow, diff_queue, sort_key
+
+from .. import theme
+from ..messages import EventSelected, OpenEvent
+
+HOT_SECONDS = 3.0
+_COLS = ("colour", "number", "status", "title", "category", "place", "left", "flags")
+
+
+class EventTable(DataTable):
+    BINDINGS = [Binding("enter", "open_event", "open", show=False, id="open")]
+
+    def action_open_event(self) -> None:
+        pane = self.parent
+        if isinstance(pane, EventQueue):
+            pane.open_current()
+
+
+class EventQueue(Vertical):
+    """Rows are keyed by event id so an update touches only the cells that changed."""
+
+    def __init__(self, strings, high_contrast: bool = False, **kw):
+        super().__init__(**kw)
+        self.t = strings
+        self.high_contrast = high_contrast
+        self.rows: list[QueueRow] = []
+        self._by_id: dict[str, QueueRow] = {}
+        self._hot: dict[str, float] = {}  # event id → highlighted until
+        self._left_text: dict[str, str] = {}
+        self.now = 0.0
+        self.highlight = True
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder=self.t("events.filter_hint"), id="event-filter")
+        table = EventTable(id="event-table", cursor_type="row", zebra_stripes=False)
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one("#event-filter").display = False
+        self.build_columns()
+
+    @property
+    def table(self) -> EventTable:
+        return self.query_one(EventTable)
+
+    def build_columns(self) -> None:
+        table = self.table
+        table.clear(columns=True)
+        widths = {"colour": 6, "number": 19, "status": 6, "title": 22, "category": 10, "place": 8, "left": 7,
+                  "flags": 9}
+        for col in _COLS:
+            table.add_column(self.t(f"col.{col}"), key=col, width=widths[col])
+        if self.rows:
+            self._rebuild(self.rows)
+
+    # ------------------------------------------------------------ cells
+
+    def _cells(self, row: QueueRow) -> list[Text]:
+        c = row.colour
+        hot = self._hot.get(row.id, 0.0) > self.now
+        marker = Text(f"{theme.GLYPH[c]}{self.t.colour(c.value)}", style=theme.colour_style(c, self.high_contrast))
+        number = Text(row.number, style=theme.HOT if hot else "")
+        return [marker, number, Text(self.t.status(row.status.value)), Text(row.title), Text(row.category),
+                Text(row.place), self._left(row), self._flags(row)]
+
+    def _left(self, row: QueueRow) -> Text:
+        left = row.time_left(self.now)
+        if left is None:
+            return Text("-", style=theme.DIM)
+        return Text(fmt_duration(left), style=theme.OVERDUE if left < 0 else "")
+
+    def _flags(self, row: QueueRow) -> Text:
+        out = Text()
+        if row.overdue(self.now):
+            out.append(self.t("flag.overdue"), theme.OVERDUE)
+        if row.supervised:
+            out.append(("" if not out else " ") + self.t("flag.supervised"), theme.SUPERVISED)
+        if row.duplicate_of and not out:
+            out.append(self.t("flag.duplicate"), theme.DIM)
+        return out
+
+    # ------------------------------------------------------------ updates
+
+    def apply(self, rows: tuple[QueueRow, ...] | list[QueueRow], changed: frozenset[str] = frozenset(),
+              now: float | None = None, first: bool = False) -> QueueDiff:
+        """Bring the table to ``rows`` touching only what differs; returns what changed."""
+        if now is not None:
+            self.now = now
+        rows = list(rows)
+        diff = diff_queue(self.rows, rows)
+        if self.highlight and not first:
+            for eid in list(diff.added) + [e for e in changed if e in {r.id for r in rows}]:
+                self._hot[eid] = self.now + HOT_SECONDS
+        if first or len(diff.added) + len(diff.removed) > max(50, len(rows) // 2):
+            self._rebuild(rows)
+        else:
+            self._patch(rows, diff)
+        self.rows = rows
+        self._by_id = {r.id: r for r in rows}
+        self._update_title()
+        return diff
+
+    def _rebuild(self, rows: list[QueueRow]) -> None:
+        """The baseline path: clear and add every row (also used for large changes)."""
+        table = self.table
+        current = self.current_id()
+        table.clear()
+        for r in rows:
+            table.add_row(*self._cells(r), key=r.id)
+            self._left_text[r.id] = fmt_duration(r.time_left(self.now)) if r.due_at is not None else "-"
+        self._restore_cursor(current)
+
+    def _patch(self, rows: list[QueueRow], diff: QueueDiff) -> None:
+        table = self.table
+        current = self.current_id()
+        for eid in diff.removed:
+            table.remove_row(eid)
+            self._left_text.pop(eid, None)
+        new_by_id = {r.id: r for r in rows}
+        for eid in diff.changed:
+            old, new = self._by_id[eid], new_by_id[eid]
+            cells = self._cells(new)
+            old_cells = self._cells(old)
+            for col, a, b in zip(_COLS, old_cells, cells):
+                if a != b or eid in self._hot:
+                    table.update_cell(eid, col, b)
+        for eid in diff.added:
+            table.add_row(*self._cells(new_by_id[eid]), key=eid)
+        if diff.added or diff.reordered:
+            rank = {r.number: i for i, r in enumerate(rows)}
+            # Re-order through the public sort on the number column: no cell is re-rendered.
+            table.sort("number", key=lambda cell: rank.get(getattr(cell, "plain", cell), 1 << 30))
+        self._restore_cursor(current)
+
+    def tick(self, now: float) -> None:
+        """Once a second: rewrite countdown cells whose text changed and expire highlights."""
+        self.now = now
+        table = self.table
+        expired = [e for e, until in self._hot.items() if until <= now]
+        for eid in expired:
+            del self._hot[eid]
+            row = self._by_id.get(eid)
+            if row is not None:
+                table.update_cell(eid, "number", Text(row.number))
+        for row in self.rows:
+            if row.due_at is None:
+                continue
+            text = fmt_duration(row.due_at - now)
+            if self._left_text.get(row.id) != text:
+                was_late = self._left_text.get(row.id, "").startswith("-")
+                self._left_text[row.id] = text
+                table.update_cell(row.id, "left", self._left(row))
+                if was_late != (row.due_at < now):
+                    table.update_cell(row.id, "flags", self._flags(row))
+
+    # ------------------------------------------------------------ cursor and title
+
+    def current_id(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # cursor outside the rows during a rebuild
+            return None
+
+    def _restore_cursor(self, event_id: str | None) -> None:
+        table = self.table
+        if event_id and event_id in self._index_map():
+            table.move_cursor(row=table.get_row_index(event_id), animate=False, scroll=False)
+
+    def _index_map(self) -> set[str]:
+        return {k.value for k in self.table.rows}
+
+    def _update_title(self) -> None:
+        pane = self.parent
+        if pane is not None and hasattr(pane, "set_count"):
+            pane.set_count(len(self.rows))
+
+    def open_current(self) -> None:
+        eid = self.current_id()
+        if eid:
+            self.post_message(OpenEvent(eid))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        row = self._by_id.get(event.row_key.value) if event.row_key else None
+        if row is not None:
+            self.post_message(EventSelected(row.id, row.district_code, row.grid_code or row.street_code or row.district_code))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key is not None:
+            self.post_message(OpenEvent(event.row_key.value))
+
+    # ------------------------------------------------------------ filter box
+
+    def show_filter(self, text: str = "") -> None:
+        box = self.query_one("#event-filter", Input)
+        box.display = True
+        box.value = text
+        box.focus()
+
+    def hide_filter(self) -> None:
+        box = self.query_one("#event-filter", Input)
+        box.display = False
+        self.table.focus()
+
+    def resort_key(self):
+        return sort_key

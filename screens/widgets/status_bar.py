@@ -1,0 +1,82 @@
+"""The status bar: tier and code, server, user and role, sync state, outbox, clock, last message."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cqgov_tui.clock import fmt_local
+from cqgov_tui.console.backend import LinkStatus
+from cqgov_tui.domain.entities import Role, Tier
+from cqgov_tui.textsafe import plain
+
+from .. import theme
+
+
+class StatusBar(Static):
+    def __init__(self, strings, tier: Tier, code: str, user, **kw):
+        super().__init__("", **kw)
+        self.t = strings
+        self.tier = tier
+        self.code = code
+        self.user = user
+        self.link = LinkStatus(mode="connecting")
+        self.now = 0.0
+        self.message = ""
+        self.message_error = False
+        self.low_bandwidth = False
+        self._last: Text | None = None
+
+    def set_state(self, *, link: LinkStatus | None = None, now: float | None = None) -> None:
+        if link is not None:
+            self.link = link
+        if now is not None:
+            self.now = now
+        self._redraw()
+
+    def say(self, message: str, error: bool = False) -> None:
+        self.message = plain(message)[:160]
+        self.message_error = error
+        self._redraw()
+
+    def _sync_text(self) -> tuple[str, object]:
+        l = self.link
+        if l.mode == "local":
+            return self.t("status.local"), ""
+        if l.mode == "live":
+            return self.t("status.live"), "bold #30d158"
+        if l.mode == "lagging":
+            return self.t("status.lagging", n=int(l.lag_s or 0)), theme.SUPERVISED
+        if l.mode == "offline":
+            since = fmt_local(l.offline_since) if l.offline_since else "-"
+            return self.t("status.offline", t=since), theme.OVERDUE
+        return self.t("status.connecting"), theme.DIM
+
+    def _redraw(self) -> None:
+        zh = self.t.lang == "zh"
+        tier = self.tier.zh if zh else self.tier.value
+        role = Role(self.user.role).zh if zh else Role(self.user.role).value
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {tier} {self.code} ", style="reverse")
+        text.append(f" {plain(self.user.user)}·{role} ")
+        if self.link.server and self.link.mode != "local":
+            text.append(f"│ {plain(self.link.server)} ", style=theme.DIM)
+        sync, style = self._sync_text()
+        text.append("│ ")
+        text.append(sync, style=style)
+        text.append(f" │ {self.t('status.outbox')} {self.link.outbox} ")
+        if self.low_bandwidth:
+            text.append(f"│ {self.t('status.lowbw')} ", style=theme.SUPERVISED)
+        if self.link.rejections:
+            last = self.link.rejections[-1]
+            text.append(f"│ {self.t('status.rejected')}: {plain(last.reason)[:60]} ", style=theme.OVERDUE)
+        elif self.link.last_error and self.link.mode != "live":
+            text.append(f"│ {plain(self.link.last_error)[:60]} ", style=theme.OVERDUE)
+        if self.message:
+            text.append("│ ")
+            text.append(self.message, style=theme.OVERDUE if self.message_error else "")
+            text.append(" ")
+        text.append(f"│ {fmt_local(self.now, with_date=True)}" if self.now else "")
+        if text != self._last:
+            self._last = text
+            self.update(text)
