@@ -1,0 +1,273 @@
+"""Replication writes: apply received changes and snapshot pages to a store, inside ``store.tx()``.
+
+Rows are written through the change log with their remote origin preserved,
+so a district that is a client of the city re-serves what it received to its
+streets (and ``changelog.read_changes`` never sends a row back to its origin).
+
+Two guards keep replication from undoing authority:
+* a row this store owns (an event whose ``origin_node`` is this node, a
+  directive this tier issued) is never overwritten by a copy from elsewhere;
+* a row older than the one held (lower ``version``) is skipped, which also
+  makes replaying changes over a newer snapshot row harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
+from ..domain.schema import arrow_schema, column_names
+from .store import Store
+
+_EVENT_COLS = column_names(Event)
+_DIRECTIVE_COLS = column_names(Directive)
+_RECEIPT_COLS = column_names(Receipt)
+_AUDIT_COLS = column_names(AuditEntry)
+_EVENT_ARROW = arrow_schema(Event)
+_DIRECTIVE_ARROW = arrow_schema(Directive)
+_RECEIPT_ARROW = arrow_schema(Receipt)
+_AUDIT_ARROW = arrow_schema(AuditEntry)
+_FULL = frozenset({"create", "upsert", "append"})
+_OPEN = frozenset(s.value for s in Status if s.is_open)
+_LOG_SCHEMA = pa.schema([
+    ("seq", pa.int64()), ("changed_at", pa.float64()), ("entity", pa.string()), ("key", pa.string()),
+    ("op", pa.string()), ("data", pa.string()), ("origin", pa.string()), ("scope", pa.string()),
+])
+
+
+@dataclass
+class Applied:
+    applied: int = 0
+    skipped_owned: int = 0
+    skipped_stale: int = 0
+    skipped_missing: int = 0  # an update for a row this store does not hold
+    by_entity: dict[str, int] = field(default_factory=dict)
+
+
+def apply_changes(store: Store, changes: Iterable[Any]) -> Applied:
+    """Apply decoded changes (``wire.Change``) in order. Must run inside ``store.tx()``."""
+    store._require_tx()
+    result = Applied()
+    groups: dict[str, list] = {}
+    for ch in changes:
+        groups.setdefault(ch.entity, []).append(ch)
+    logged: list = []
+    if "event" in groups:
+        logged += _apply_events(store, groups["event"], result)
+    if "directive" in groups:
+        logged += _apply_keyed(store, groups["directive"], result, "directives", _DIRECTIVE_COLS, _DIRECTIVE_ARROW,
+                               ("id",), lambda row: row["origin_code"] == store.code and row["origin_tier"] == store.tier.value)
+    if "receipt" in groups:
+        logged += _apply_keyed(store, groups["receipt"], result, "receipts", _RECEIPT_COLS, _RECEIPT_ARROW,
+                               ("directive_id", "jurisdiction_code"), lambda row: False)
+    if "audit" in groups:
+        logged += _apply_audit(store, groups["audit"], result)
+    logged.sort(key=lambda ch: ch.seq)
+    _log(store, logged)
+    for ch in logged:
+        result.by_entity[ch.entity] = result.by_entity.get(ch.entity, 0) + 1
+    result.applied = len(logged)
+    return result
+
+
+def _apply_events(store: Store, changes: list, result: Applied) -> list:
+    keys = list(dict.fromkeys(ch.key for ch in changes))
+    rows = store.conn.execute(
+        f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE list_contains(?, id)", [keys]
+    ).fetchall()
+    current: dict[str, dict | None] = {k: None for k in keys}
+    for r in rows:
+        current[r[0]] = dict(zip(_EVENT_COLS, r))
+    touched: set[str] = set()
+    applied = []
+    for ch in changes:
+        have = current[ch.key]
+        if have is not None and have["origin_node"] == store.node:
+            result.skipped_owned += 1
+            continue
+        if ch.op in _FULL:
+            if have is not None and ch.data["version"] < have["version"]:
+                result.skipped_stale += 1
+                continue
+            current[ch.key] = {c: ch.data.get(c) for c in _EVENT_COLS}
+        else:
+            if have is None:
+                result.skipped_missing += 1
+                continue
+            if "version" in ch.data and ch.data["version"] < have["version"]:
+                result.skipped_stale += 1
+                continue
+            current[ch.key] = {**have, **{k: v for k, v in ch.data.items() if k in have}}
+        touched.add(ch.key)
+        applied.append(ch)
+    if touched:
+        final = [current[k] for k in touched]
+        _replace(store, "events", "id", list(touched), final, _EVENT_COLS, _EVENT_ARROW)
+        store.conn.execute("DELETE FROM event_queue WHERE list_contains(?, id)", [list(touched)])
+        open_rows = [r for r in final if r["status"] in _OPEN]
+        if open_rows:
+            _insert(store, "event_queue", open_rows, _EVENT_COLS, _EVENT_ARROW)
+    return applied
+
+
+def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols: list[str], schema: pa.Schema,
+                 key_cols: tuple[str, ...], owned) -> list:
+    """Full-row upserts (directives, receipts) with the owner and version guards."""
+    key_expr = " || '/' || ".join(key_cols)
+    keys = list(dict.fromkeys(ch.key for ch in changes))
+    rows = store.conn.execute(
+        f"SELECT {key_expr}, {', '.join(cols)} FROM {table} WHERE list_contains(?, {key_expr})", [keys]
+    ).fetchall()
+    current: dict[str, dict | None] = {k: None for k in keys}
+    for r in rows:
+        current[r[0]] = dict(zip(cols, r[1:]))
+    touched: set[str] = set()
+    applied = []
+    for ch in changes:
+        have = current[ch.key]
+        if have is not None and owned(have):
+            result.skipped_owned += 1
+            continue
+        if have is not None and ch.data["version"] < have["version"]:
+            result.skipped_stale += 1
+            continue
+        current[ch.key] = {c: ch.data.get(c) for c in cols}
+        touched.add(ch.key)
+        applied.append(ch)
+    if touched:
+        store.conn.execute(f"DELETE FROM {table} WHERE list_contains(?, {key_expr})", [list(touched)])
+        _insert(store, table, [current[k] for k in touched], cols, schema)
+    return applied
+
+
+def _apply_audit(store: Store, changes: list, result: Applied) -> list:
+    """Audit entries are immutable: keep each (node, seq) once; this node's own chain is never copied in."""
+    fresh, seen, applied = [], set(), []
+    for ch in changes:
+        node, seq = ch.data["node"], ch.data["seq"]
+        if node == store.node:
+            result.skipped_owned += 1
+            continue
+        if (node, seq) in seen:
+            continue
+        seen.add((node, seq))
+        fresh.append(ch)
+    if not fresh:
+        return applied
+    have = set(store.conn.execute(
+        "SELECT node, seq FROM audit_remote WHERE list_contains(?, node || '/' || CAST(seq AS VARCHAR))",
+        [[f"{ch.data['node']}/{ch.data['seq']}" for ch in fresh]],
+    ).fetchall())
+    rows = []
+    for ch in fresh:
+        if (ch.data["node"], ch.data["seq"]) in have:
+            result.skipped_stale += 1
+            continue
+        rows.append({c: ch.data.get(c) for c in _AUDIT_COLS})
+        applied.append(ch)
+    if rows:
+        _insert(store, "audit_remote", rows, _AUDIT_COLS, _AUDIT_ARROW)
+    return applied
+
+
+def _replace(store: Store, table: str, key_col: str, keys: list[str], rows: list[dict], cols, schema) -> None:
+    store.conn.execute(f"DELETE FROM {table} WHERE list_contains(?, {key_col})", [keys])
+    _insert(store, table, rows, cols, schema)
+
+
+def _register(store: Store, name: str, data: pa.Table) -> None:
+    # DuckDB refuses register() while an earlier execute()'s result is still open (a fetchone()
+    # leaves it open); finishing a trivial query closes it.
+    store.conn.execute("SELECT 1").fetchall()
+    store.conn.register(name, data)
+
+
+def _insert(store: Store, table: str, rows: list[dict], cols: list[str], schema: pa.Schema) -> None:
+    data = pa.Table.from_pylist(rows, schema=schema)
+    name = f"_replica_{table}"
+    _register(store, name, data)
+    try:
+        store.conn.execute(f"INSERT INTO {table} SELECT {', '.join(cols)} FROM {name}")
+    finally:
+        store.conn.unregister(name)
+
+
+def _log(store: Store, changes: list) -> None:
+    """Append applied changes to this store's change log, origin and scope preserved."""
+    if not changes:
+        return
+    start = store.head() + 1
+    now = store.clock.now()
+    table = pa.table(
+        [
+            pa.array(range(start, start + len(changes)), pa.int64()),
+            pa.array([now] * len(changes), pa.float64()),
+            pa.array([c.entity for c in changes]),
+            pa.array([c.key for c in changes]),
+            pa.array([c.op for c in changes]),
+            pa.array([json.dumps(c.data, ensure_ascii=False) for c in changes]),
+            pa.array([c.origin for c in changes]),
+            pa.array([c.scope for c in changes]),
+        ],
+        schema=_LOG_SCHEMA,
+    )
+    _register(store, "_replica_log", table)
+    try:
+        store.conn.execute("INSERT INTO changes SELECT * FROM _replica_log")
+    finally:
+        store.conn.unregister("_replica_log")
+
+
+# ---------------------------------------------------------------- snapshots and reverts
+
+
+def clear_replicated(store: Store) -> None:
+    """Before a snapshot: drop every row this store holds as a copy (its own rows stay)."""
+    store._require_tx()
+    store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ?", [store.node])
+    store.conn.execute("DELETE FROM events WHERE origin_node <> ?", [store.node])
+    store.conn.execute(
+        "DELETE FROM directives WHERE NOT (origin_code = ? AND origin_tier = ?)", [store.code, store.tier.value]
+    )
+    store.conn.execute("DELETE FROM receipts WHERE directive_id NOT IN (SELECT id FROM directives)")
+    store.conn.execute("DELETE FROM audit_remote")
+
+
+def event_rows(store: Store, keys: Iterable[str]) -> dict[str, dict | None]:
+    """Full current rows of events (None where absent): the pre- and post-images of a local command."""
+    keys = list(keys)
+    out: dict[str, dict | None] = {k: None for k in keys}
+    if not keys:
+        return out
+    with store.lock:
+        rows = store.conn.execute(
+            f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE list_contains(?, id)", [keys]
+        ).fetchall()
+    for r in rows:
+        out[r[0]] = dict(zip(_EVENT_COLS, r))
+    return out
+
+
+def restore_events(store: Store, pre: dict[str, dict | None], post: dict[str, dict | None]) -> list[str]:
+    """Undo a refused local command: put back each event's pre-image, but only where the row is
+    still what the command left (a newer row from the server wins). Returns the keys restored."""
+    store._require_tx()
+    now_rows = event_rows(store, pre.keys())
+    restored = []
+    for key, before in pre.items():
+        if now_rows.get(key) != post.get(key):
+            continue
+        store.conn.execute("DELETE FROM event_queue WHERE id = ?", [key])
+        store.conn.execute("DELETE FROM events WHERE id = ?", [key])
+        if before is not None:
+            _insert(store, "events", [before], _EVENT_COLS, _EVENT_ARROW)
+            if before["status"] in _OPEN:
+                _insert(store, "event_queue", [before], _EVENT_COLS, _EVENT_ARROW)
+            store.log_change("event", key, "upsert", before, store.node,
+                             before["grid_code"] or before["street_code"] or before["district_code"])
+        restored.append(key)
+    return restored

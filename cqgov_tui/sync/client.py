@@ -1,0 +1,529 @@
+"""The sync client: pull deltas into a replica, push the outbox, resync from a snapshot on 410.
+
+Used by the console and by a district server that is a client of the city.
+All durable state (replica rows, cursor, outbox) lives in the replica store
+and changes only inside transactions, so a kill -9 anywhere resumes cleanly.
+Pulls and pushes run on separate threads with separate HTTP connections:
+a failing push never stalls a pull.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import httpx
+
+from ..clock import Clock, SystemClock
+from ..domain.entities import User
+from ..errors import CqgovError
+from ..ids import uuid7
+from ..store import Store
+from ..store import replica
+from . import optimistic, wire
+from .outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, get_cursor, put_cursor
+
+UPSTREAM = "upstream"
+MAX_GONE_IN_A_ROW = 3
+
+
+class SyncError(CqgovError):
+    """The server could not be synced with (network, refusal, malformed reply)."""
+
+    exit_code = 6
+
+
+@dataclass
+class PullResult:
+    rows: int = 0
+    applied: int = 0
+    caught_up: bool = False
+    resynced: bool = False
+    cursor: str | None = None
+
+
+@dataclass
+class PushResult:
+    sent: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncStatus:
+    state: str  # live | lagging | offline | starting
+    lag_s: float | None
+    offline_since: float | None
+    outbox: int
+    rejected: int
+    last_error: str | None
+    bytes_in: int
+    bytes_out: int
+    recent_rejections: list[dict] = field(default_factory=list)
+    cursor: str | None = None
+    last_pull_at: float | None = None
+    last_push_at: float | None = None
+    pulls: int = 0
+    pushes: int = 0
+    resyncs: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class SyncClient:
+    def __init__(
+        self,
+        store: Store,
+        base_url: str,
+        token: str | None = None,
+        clock: Clock | None = None,
+        http: httpx.Client | None = None,
+        *,
+        user: User | None = None,
+        limit: int = 500,
+        wait: float = 10.0,
+        push_batch: int = 100,
+        snapshot_limit: int = 2000,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+        timeout: float = 30.0,
+        live_within: float = 30.0,
+        retain_acked_s: float = 7 * 86400.0,
+        catalogue=None,
+        registry=None,
+        rng: random.Random | None = None,
+    ):
+        self.store = store
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock or store.clock or SystemClock()
+        self.user = user
+        self.limit, self.wait, self.push_batch, self.snapshot_limit = limit, wait, push_batch, snapshot_limit
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.live_within = live_within
+        self.retain_acked_s = retain_acked_s
+        self.catalogue, self.registry = catalogue, registry
+        self.outbox = Outbox(store)
+        self._rng = rng or random.Random()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._own_http = http is None
+        # Separate connections for pulls and pushes: a long-poll never queues a push behind it.
+        self._pull_http = http or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout + wait)
+        self._push_http = http or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._headers = headers if http is not None else {}
+        self._stats_lock = threading.Lock()
+        self.bytes_in = self.bytes_out = 0
+        self.pulls = self.pushes = self.resyncs = 0
+        self.gone_responses = 0
+        self.last_error: str | None = None
+        self.offline_since: float | None = None
+        self.last_pull_at: float | None = None
+        self.last_push_at: float | None = None
+        self.caught_up_at: float | None = None
+        self.caught_up = False
+        self._gone_in_a_row = 0
+        self._stop = threading.Event()
+        self._wake_push = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ HTTP
+
+    def _get(self, http: httpx.Client, path: str, params: dict) -> httpx.Response:
+        r = http.get(path, params=params, headers={"Accept": wire.MEDIA_TYPE, **self._headers})
+        with self._stats_lock:
+            self.bytes_in += len(r.content)
+            self.bytes_out += len(path) + 64
+        return r
+
+    def _failed(self, error: str) -> None:
+        with self._stats_lock:
+            self.last_error = error
+            if self.offline_since is None:
+                self.offline_since = self.clock.now()
+
+    def _reached(self) -> None:
+        with self._stats_lock:
+            self.offline_since = None
+
+    # ------------------------------------------------------------ pull
+
+    def cursor(self) -> CursorState | None:
+        return get_cursor(self.store, UPSTREAM)
+
+    def pull_once(self, wait: float | None = None) -> PullResult:
+        """One request: the next delta (or the next snapshot page while resyncing), applied with its cursor."""
+        state = self.cursor()
+        if state is None or state.phase == "snapshot":
+            return self._snapshot_step(state)
+        params = {"cursor": wire.format_cursor(state.epoch, state.seq), "limit": self.limit,
+                  "wait": self.wait if wait is None else wait, "node": self.store.node}
+        try:
+            r = self._get(self._pull_http, "/v1/changes", params)
+        except httpx.HTTPError as exc:
+            self._failed(f"pull: {type(exc).__name__}: {exc}")
+            raise SyncError(f"cannot reach {self.base_url}: {exc}") from None
+        with self._stats_lock:
+            self.pulls += 1
+        if r.status_code == 410:
+            return self._gone(state, _detail(r))
+        if r.status_code != 200:
+            self._failed(f"pull: HTTP {r.status_code}: {_detail(r)}")
+            raise SyncError(f"pull refused by {self.base_url}: HTTP {r.status_code}: {_detail(r)}")
+        self._reached()
+        try:
+            msg = wire.decode(r.content)
+        except wire.WireError as exc:
+            self._failed(f"pull: {exc}")
+            raise
+        if msg.epoch != state.epoch or msg.meta["cqgov.kind"] != "changes":
+            return self._gone(state, "the server answered for another epoch")
+        _, next_seq = wire.parse_cursor(msg.cursor)
+        if next_seq < state.seq:
+            return self._gone(state, f"the server moved the cursor back ({next_seq} < {state.seq})")
+        now = self.clock.now()
+        with self.store.tx():
+            applied = replica.apply_changes(self.store, msg.changes)
+            put_cursor(self.store, _replace_state(state, seq=next_seq), now)
+        self._gone_in_a_row = 0
+        with self._stats_lock:
+            self.last_pull_at = now
+            self.caught_up = not msg.has_more
+            if self.caught_up:
+                self.caught_up_at = now
+        return PullResult(len(msg.changes), applied.applied, not msg.has_more, False, msg.cursor)
+
+    def pull_until_caught_up(self, max_requests: int = 10_000) -> PullResult:
+        total = PullResult()
+        for _ in range(max_requests):
+            r = self.pull_once(wait=0)
+            total.rows += r.rows
+            total.applied += r.applied
+            total.resynced |= r.resynced
+            total.cursor = r.cursor or total.cursor
+            if r.caught_up:
+                total.caught_up = True
+                return total
+        return total
+
+    def _gone(self, state: CursorState, reason: str) -> PullResult:
+        """410: keep the outbox, rebuild the replica from a snapshot. A server that keeps refusing
+        fresh snapshot cursors is an error, not a loop."""
+        with self._stats_lock:
+            self.gone_responses += 1
+        self._gone_in_a_row += 1
+        if self._gone_in_a_row > MAX_GONE_IN_A_ROW:
+            self._failed(f"pull: 410 again after resync: {reason}")
+            raise SyncError(f"{self.base_url} refuses every cursor ({reason}); giving up for now")
+        with self.store.tx():
+            put_cursor(self.store, _replace_state(state, phase="snapshot", snap_token=None, snap_seq=None),
+                       self.clock.now())
+        self.last_error = f"resync: {reason}"
+        return self._snapshot_step(self.cursor())
+
+    def _snapshot_step(self, state: CursorState | None) -> PullResult:
+        """Fetch and apply one snapshot page; the last page switches the cursor to live."""
+        token = state.snap_token if state is not None else None
+        params: dict[str, Any] = {"limit": self.snapshot_limit}
+        if token:
+            params["token"] = token
+        try:
+            r = self._get(self._pull_http, "/v1/snapshot", params)
+        except httpx.HTTPError as exc:
+            self._failed(f"snapshot: {type(exc).__name__}: {exc}")
+            raise SyncError(f"cannot reach {self.base_url}: {exc}") from None
+        if r.status_code == 410 and token:
+            # The page token went stale (epoch changed or log compacted): start the snapshot over.
+            with self.store.tx():
+                put_cursor(self.store, _replace_state(state, snap_token=None, snap_seq=None), self.clock.now())
+            return self._snapshot_step(self.cursor())
+        if r.status_code != 200:
+            self._failed(f"snapshot: HTTP {r.status_code}: {_detail(r)}")
+            raise SyncError(f"snapshot refused by {self.base_url}: HTTP {r.status_code}: {_detail(r)}")
+        self._reached()
+        msg = wire.decode(r.content)
+        if msg.meta["cqgov.kind"] != "snapshot":
+            raise SyncError(f"{self.base_url} answered a snapshot request with {msg.meta['cqgov.kind']}")
+        _, cursor_seq = wire.parse_cursor(msg.cursor)
+        next_token = msg.meta.get("cqgov.page") or None
+        now = self.clock.now()
+        first_page = not token
+        with self.store.tx():
+            if first_page:
+                replica.clear_replicated(self.store)
+            applied = replica.apply_changes(self.store, msg.changes)
+            meta = msg.meta
+            if next_token:
+                # Mid-snapshot the cursor row keeps the epoch the replica came from; the token carries the new one.
+                new = CursorState(UPSTREAM, state.epoch if state else msg.epoch, state.seq if state else 0, "snapshot",
+                                  next_token, cursor_seq, meta.get("cqgov.node"), meta.get("cqgov.tier"),
+                                  meta.get("cqgov.code"), meta.get("cqgov.scope"))
+            else:
+                new = CursorState(UPSTREAM, msg.epoch, cursor_seq, "live", None, None, meta.get("cqgov.node"),
+                                  meta.get("cqgov.tier"), meta.get("cqgov.code"), meta.get("cqgov.scope"))
+            put_cursor(self.store, new, now)
+            if not next_token:
+                # A restored server (new epoch) may have lost commands it had acknowledged: send them again.
+                self.outbox.requeue_acked(msg.epoch, now)
+                self._replay_pending(new)
+        with self._stats_lock:
+            if first_page:
+                self.resyncs += 1
+            self.last_pull_at = now
+            self.caught_up = False
+        if not next_token:
+            self._wake_push.set()
+        return PullResult(len(msg.changes), applied.applied, False, True, msg.cursor)
+
+    def _replay_pending(self, state: CursorState) -> None:
+        """After a snapshot, put the local effects of still-unsent commands back on the fresh replica."""
+        now = self.clock.now()
+        for row in self.outbox.pending():
+            try:
+                keys = optimistic.touched_events(self.store, row.type, row.body)
+                pre = replica.event_rows(self.store, keys)
+                optimistic.apply(self.store, row.type, row.body, now=now, user=self.user,
+                                 server_node=state.server_node, server_tier=state.server_tier,
+                                 catalogue=self.catalogue, registry=self.registry)
+                post = replica.event_rows(self.store, keys)
+                self.outbox.set_images(row.id, {"event": pre}, {"event": post})
+            except CqgovError:
+                # No longer possible locally (e.g. the server moved the event on); the server decides.
+                self.outbox.set_images(row.id, None, None)
+
+    # ------------------------------------------------------------ push
+
+    def enqueue(self, ctype: str, body: dict, local_effect: Callable[[Store], None] | None = None) -> str:
+        """Record a command and its local effect in one transaction; returns the command id.
+
+        Without ``local_effect`` the built-in effect of ``report``/``act`` is applied
+        (the event appears or moves in the replica at once). A locally impossible
+        command raises and nothing is recorded.
+        """
+        now = self.clock.now()
+        cid = uuid7(int(now * 1000))
+        with self.store.tx():
+            body = optimistic.prepare(self.store, ctype, body, now)
+            keys = optimistic.touched_events(self.store, ctype, body)
+            pre = replica.event_rows(self.store, keys)
+            if local_effect is not None:
+                local_effect(self.store)
+            else:
+                state = self.cursor()
+                optimistic.apply(self.store, ctype, body, now=now, user=self.user,
+                                 server_node=state.server_node if state else None,
+                                 server_tier=state.server_tier if state else None,
+                                 catalogue=self.catalogue, registry=self.registry)
+            post = replica.event_rows(self.store, keys)
+            self.outbox.add(cid, ctype, body, now, {"event": pre}, {"event": post})
+        self._wake_push.set()
+        return cid
+
+    def _backoff(self, attempts: int) -> float:
+        delay = min(self.backoff_cap, self.backoff_base * (2 ** min(attempts, 30)))
+        return delay * self._rng.uniform(0.5, 1.5)
+
+    def push_once(self, force: bool = False) -> PushResult:
+        """Send the oldest pending commands once (if their retry time has come, or ``force``)."""
+        now = self.clock.now()
+        rows = self.outbox.due(float("inf") if force else now, self.push_batch)
+        if not rows:
+            return PushResult()
+        payload = json.dumps({"commands": [{"id": r.id, "type": r.type, "body": r.body} for r in rows]},
+                             ensure_ascii=False).encode()
+        ids = [r.id for r in rows]
+        attempts = max(r.attempts for r in rows)
+        result = PushResult(sent=len(rows))
+        try:
+            resp = self._push_http.post("/v1/commands", content=payload,
+                                        headers={"Content-Type": "application/json", **self._headers})
+        except httpx.HTTPError as exc:
+            result.error = f"push: {type(exc).__name__}: {exc}"
+            self._push_failed(ids, attempts, result.error)
+            return result
+        with self._stats_lock:
+            self.bytes_out += len(payload)
+            self.bytes_in += len(resp.content)
+            self.pushes += 1
+        if resp.status_code == 413 and len(rows) > 1:
+            self.push_batch = max(1, len(rows) // 2)
+            result.error = "push: batch too large; halving"
+            return result
+        if resp.status_code in (400, 413, 422):
+            if len(rows) > 1:
+                # Find the culprit: send one at a time; the others are not at fault.
+                self.push_batch = 1
+                result.error = f"push: batch refused ({_detail(resp)}); isolating"
+                return result
+            reason = f"refused by server: {_detail(resp)}"
+            with self.store.tx():
+                self._reject(rows[0], reason, now)
+            result.rejected = 1
+            return result
+        try:
+            reply = resp.json()
+            lists = {k: reply.get(k, []) for k in ("accepted", "duplicate", "rejected")}
+            epoch = str(reply.get("epoch", ""))
+        except (ValueError, AttributeError):
+            reply, lists, epoch = None, None, ""
+        if resp.status_code not in (200, 503) or lists is None:
+            result.error = f"push: HTTP {resp.status_code}: {_detail(resp)}"
+            self._push_failed(ids, attempts, result.error)
+            return result
+        by_id = {r.id: r for r in rows}
+        answered = set()
+        with self.store.tx():
+            for kind in ("accepted", "duplicate"):
+                for item in lists[kind]:
+                    if item.get("id") in by_id and item["id"] not in answered:
+                        self.outbox.answered(item["id"], ACKED, item.get("result"), epoch, now)
+                        answered.add(item["id"])
+                        setattr(result, kind, getattr(result, kind) + 1)
+            for item in lists["rejected"]:
+                row = by_id.get(item.get("id"))
+                if row is not None and row.id not in answered:
+                    self._reject(row, str(item.get("reason", "refused")), now)
+                    answered.add(row.id)
+                    result.rejected += 1
+        left = [i for i in ids if i not in answered]
+        if left:
+            result.deferred = len(left)
+            result.error = f"push: server deferred {len(left)} command(s): {reply.get('error', 'no answer')}"
+            self._push_failed(left, attempts, result.error)
+        else:
+            with self._stats_lock:
+                self.last_push_at = now
+            if self.push_batch < 100 and result.rejected == 0:
+                self.push_batch = min(100, self.push_batch * 2)
+        self.outbox.prune_acked(now - self.retain_acked_s)
+        return result
+
+    def _push_failed(self, ids: list[str], attempts: int, error: str) -> None:
+        self._failed(error)
+        self.outbox.retry_later(ids, self.clock.now() + self._backoff(attempts), error)
+
+    def _reject(self, row, reason: str, now: float) -> None:
+        """A refused command leaves the queue as 'rejected' (shown, never dropped) and its local effect is undone."""
+        self.outbox.answered(row.id, REJECTED, {"reason": reason}, "", now)
+        if row.pre_image and row.post_image:
+            replica.restore_events(self.store, row.pre_image.get("event", {}), row.post_image.get("event", {}))
+
+    def push_until_drained(self, max_requests: int = 1000) -> PushResult:
+        total = PushResult()
+        for _ in range(max_requests):
+            r = self.push_once(force=True)
+            for k in ("sent", "accepted", "duplicate", "rejected", "deferred"):
+                setattr(total, k, getattr(total, k) + getattr(r, k))
+            total.error = r.error or total.error
+            if r.sent == 0 or (r.error and not (r.accepted or r.duplicate or r.rejected)):
+                if self.outbox.count(PENDING) == 0 or r.sent == 0:
+                    break
+                if r.error and "isolating" not in r.error and "halving" not in r.error:
+                    break
+        return total
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> SyncStatus:
+        now = self.clock.now()
+        state = self.cursor()
+        with self._stats_lock:
+            if self.offline_since is not None:
+                mode = "offline"
+            elif self.last_pull_at is None:
+                mode = "starting"
+            elif self.caught_up and self.caught_up_at is not None and now - self.caught_up_at <= self.live_within:
+                mode = "live"
+            else:
+                mode = "lagging"
+            lag = None if self.caught_up_at is None else (0.0 if mode == "live" else max(0.0, now - self.caught_up_at))
+            snapshot = dict(last_error=self.last_error, bytes_in=self.bytes_in, bytes_out=self.bytes_out,
+                            offline_since=self.offline_since, last_pull_at=self.last_pull_at,
+                            last_push_at=self.last_push_at, pulls=self.pulls, pushes=self.pushes,
+                            resyncs=self.resyncs)
+        recent = [{"id": r.id, "type": r.type, "reason": (r.result or {}).get("reason", "")}
+                  for r in self.outbox.rejections(10)]
+        return SyncStatus(
+            state=mode, lag_s=lag, outbox=self.outbox.count(PENDING), rejected=self.outbox.count(REJECTED),
+            recent_rejections=recent,
+            cursor=wire.format_cursor(state.epoch, state.seq) if state and state.phase == "live" else None,
+            **snapshot,
+        )
+
+    # ------------------------------------------------------------ background
+
+    def start(self) -> None:
+        """Run pulls (long-poll) and pushes on two daemon threads until ``stop()``."""
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._pull_loop, name="cqgov-sync-pull", daemon=True),
+            threading.Thread(target=self._push_loop, name="cqgov-sync-push", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake_push.set()
+        for t in self._threads:
+            t.join(timeout if timeout is not None else self.wait + 10)
+        self._threads = []
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_http:
+            self._pull_http.close()
+            self._push_http.close()
+
+    def _pull_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                r = self.pull_once()
+                failures = 0
+                if not (r.rows or r.resynced) and not r.caught_up:
+                    self._stop.wait(0.05)
+            except (CqgovError, httpx.HTTPError, OSError) as exc:
+                failures += 1
+                self._failed(f"pull: {exc}")
+                self._stop.wait(self._backoff(failures))
+
+    def _push_loop(self) -> None:
+        while not self._stop.is_set():
+            due = self.outbox.next_due()
+            if due is None:
+                self._wake_push.wait(1.0)
+                self._wake_push.clear()
+                continue
+            delay = due - self.clock.now()
+            if delay > 0:
+                self._wake_push.wait(min(delay, 1.0))
+                self._wake_push.clear()
+                continue
+            try:
+                self.push_once()
+            except (CqgovError, OSError) as exc:  # a store error must not kill the thread
+                self._failed(f"push: {exc}")
+                self._stop.wait(self._backoff(1))
+
+
+def _replace_state(state: CursorState, **changes) -> CursorState:
+    return CursorState(**{**asdict(state), **changes})
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        doc = r.json()
+        if isinstance(doc, dict) and "detail" in doc:
+            return str(doc["detail"])[:300]
+    except ValueError:
+        pass
+    return (r.text or r.reason_phrase or "")[:300]
