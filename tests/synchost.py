@@ -79,6 +79,33 @@ class SyncTestHost:
         return {"event_id": event.id, "number": event.number, "status": event.status, "version": event.version}
 
 
+_CATEGORIES = ("road_collapse", "manhole_cover", "garbage", "noise", "streetlight", "street_vending", "dispute")
+
+
+def report_body(rng, i: int, district: str = "500108") -> dict:
+    """A report command body at a random point of a district (random points rarely fall within dedup range)."""
+    from cqgov_tui.geo.registry import get_registry
+
+    lon, lat = get_registry().random_point(district, rng)
+    return {"category": _CATEGORIES[i % len(_CATEGORIES)], "title": f"测试事件{i}",
+            "text": f"第{i}号测试事件：市民反映此处需要处理，请网格员尽快核实。", "lon": lon, "lat": lat}
+
+
+def events_hash(store: Store, scope_prefix: str = "") -> tuple[int, str]:
+    """(count, sha256) over every column of every event whose district starts with ``scope_prefix``."""
+    import hashlib
+    import json
+
+    from cqgov_tui.store.replica import event_rows
+
+    with store.lock:
+        ids = [r[0] for r in store.conn.execute(
+            "SELECT id FROM events WHERE starts_with(district_code, ?) ORDER BY id", [scope_prefix]).fetchall()]
+    rows = event_rows(store, ids)
+    digest = hashlib.sha256(json.dumps([rows[i] for i in ids], sort_keys=True, ensure_ascii=False).encode())
+    return len(ids), digest.hexdigest()
+
+
 def make_app(host: SyncTestHost) -> FastAPI:
     app = FastAPI()
     app.include_router(make_sync_router(host))
