@@ -25,7 +25,11 @@ def connect(path: str, *, create: bool, read_only: bool = False) -> duckdb.DuckD
         if create and not os.path.isdir(parent):
             raise StoreMissing(f"{path}: directory {parent} does not exist")
     try:
-        return duckdb.connect(path, read_only=read_only)
+        conn = duckdb.connect(path, read_only=read_only)
+        # DuckDB draws a progress bar on stdout for long statements, which would
+        # corrupt JSON output and scribble over the console.
+        conn.execute("SET enable_progress_bar = false")
+        return conn
     except duckdb.IOException as exc:
         msg = str(exc)
         if "Could not set lock" in msg:
