@@ -108,7 +108,8 @@ def events_hash(store: Store, scope_prefix: str = "") -> tuple[int, str]:
 
 def make_app(host: SyncTestHost) -> FastAPI:
     app = FastAPI()
-    app.include_router(make_sync_router(host))
+    host.router = make_sync_router(host)  # tests read host.router.delta_cache
+    app.include_router(host.router)
     return app
 
 

@@ -105,6 +105,8 @@ _EVENT_COLS = column_names(Event)
 _DIRECTIVE_COLS = column_names(Directive)
 _RECEIPT_COLS = column_names(Receipt)
 _AUDIT_COLS = column_names(AuditEntry)
+# The node a directive or receipt last came from, as the change log remembers it (this node if compacted away).
+_LAST_ORIGIN = "SELECT key, arg_max(origin, seq) AS origin FROM changes WHERE entity = ? GROUP BY key"
 
 
 def snapshot_token(epoch: str, seq: int, entity_index: int = 0, after: str = "") -> str:
@@ -192,17 +194,21 @@ def _select(store: Store, entity: str, after: str, chunk: int) -> list[tuple[str
         return out
     if entity == "directive":
         rows = conn.execute(
-            f"SELECT {', '.join(_DIRECTIVE_COLS)} FROM directives WHERE id > ? ORDER BY id LIMIT ?", [after, chunk]
+            f"SELECT coalesce(o.origin, ?), {', '.join('d.' + c for c in _DIRECTIVE_COLS)} FROM directives d "
+            f"LEFT JOIN ({_LAST_ORIGIN}) o ON o.key = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?",
+            [store.node, "directive", after, chunk],
         ).fetchall()
-        return [(d["id"], ",".join(d["targets"]), store.node, d) for d in (dict(zip(_DIRECTIVE_COLS, r)) for r in rows)]
+        return [(d["id"], ",".join(d["targets"]), r[0], d) for r, d in ((r, dict(zip(_DIRECTIVE_COLS, r[1:]))) for r in rows)]
     if entity == "receipt":
         rows = conn.execute(
-            f"SELECT {', '.join(_RECEIPT_COLS)} FROM receipts WHERE directive_id || '/' || jurisdiction_code > ? "
-            "ORDER BY directive_id || '/' || jurisdiction_code LIMIT ?",
-            [after, chunk],
+            f"SELECT coalesce(o.origin, ?), {', '.join('r.' + c for c in _RECEIPT_COLS)} FROM receipts r "
+            f"LEFT JOIN ({_LAST_ORIGIN}) o ON o.key = r.directive_id || '/' || r.jurisdiction_code "
+            "WHERE r.directive_id || '/' || r.jurisdiction_code > ? "
+            "ORDER BY r.directive_id || '/' || r.jurisdiction_code LIMIT ?",
+            [store.node, "receipt", after, chunk],
         ).fetchall()
-        return [(f"{d['directive_id']}/{d['jurisdiction_code']}", d["jurisdiction_code"], store.node, d)
-                for d in (dict(zip(_RECEIPT_COLS, r)) for r in rows)]
+        return [(f"{d['directive_id']}/{d['jurisdiction_code']}", d["jurisdiction_code"], r[0], d)
+                for r, d in ((r, dict(zip(_RECEIPT_COLS, r[1:]))) for r in rows)]
     if entity == "audit":
         # Own chain and entries received from other nodes, keyed node/seq (zero-padded so text order is seq order).
         cols = ", ".join(f"a.{c}" for c in _AUDIT_COLS)

@@ -65,7 +65,7 @@ def _report(store, body, now, user, server_node, server_tier, catalogue, registr
             raise BadInput(f"malformed coordinates {lon!r},{lat!r}") from None
         if loc is None:
             raise BadInput(f"{lon},{lat} is outside Chongqing")
-        district, street, grid = loc.district, loc.street, loc.grid
+        district, street, grid = loc.district.code, loc.street.code, loc.grid.code
         lon, lat = float(lon), float(lat)
     elif code:
         j = registry.get(str(code))
