@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "map_cmd",
     "fixtures_cmd",
     "audit_cmd",
+    "sync_cmd",
     "tui_cmd",
     "serve_cmd",
     "token_cmd",
