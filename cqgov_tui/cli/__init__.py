@@ -17,12 +17,16 @@ _COMMAND_MODULES = [
     "fixtures_cmd",
     "audit_cmd",
     "sync_cmd",
+    "drill_cmd",
     "tui_cmd",
     "serve_cmd",
     "token_cmd",
     "directive_cmd",
     "simulate_cmd",
     "demo_cmd",
+    "kpi_cmd",
+    "review_cmd",
+    "sensors_cmd",
 ]
 
 

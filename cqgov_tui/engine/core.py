@@ -14,7 +14,7 @@ from ..catalogue import Catalogue
 from ..clock import Clock
 from ..domain.colour import Colour
 from ..domain.entities import Event, Role, Source, Status, Tier, User
-from ..errors import BadInput, PermissionDenied
+from ..errors import BadInput, IllegalTransition, PermissionDenied
 from ..ids import uuid7
 from ..scope import CITY_CODE, event_in_scope
 from ..store import Store
@@ -31,6 +31,7 @@ class SweepResult:
     checked: int = 0
     overdue: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)  # supervision raised this sweep
+    held: list[str] = field(default_factory=list)  # overdue but inhibited by an open district event
 
 
 class Engine:
@@ -197,8 +198,10 @@ class Engine:
             changes["closed_at"] = now
             changes["due_at"] = None
         if target_status is Status.ESCALATED:
-            upper = Tier(event.origin_tier).upper or Tier.CITY
-            changes["supervised_by"] = upper.value
+            # Taken over by the upper tier: supervision starts one step up, and the overdue ladder goes on from there.
+            level = max(1, event.escalation_level)
+            changes["escalation_level"] = level
+            changes["supervised_by"] = sla.supervising_tier(event.origin_tier, level).value
         previous = event.status
         event = self._save(event, **changes)
         self._audit(event, rule.action, previous, target_status.value, actor, note=note)
@@ -215,8 +218,18 @@ class Engine:
         with self.store.tx():
             overdue = self.store.overdue_events(now)
             result.checked = self.store.count_events(open_only=True)
+            inhibitor_open: dict[str, bool] = {}
             for event in overdue:
                 result.overdue.append(event.id)
+                if event.inhibited_by:
+                    # Under an open district warning the clock still shows overdue, but supervision (an alert
+                    # to the upper tier) waits until the warning ends; the next sweep after that escalates.
+                    if event.inhibited_by not in inhibitor_open:
+                        inhibitor = self.store.get_event(event.inhibited_by)
+                        inhibitor_open[event.inhibited_by] = inhibitor is not None and Status(inhibitor.status).is_open
+                    if inhibitor_open[event.inhibited_by]:
+                        result.held.append(event.id)
+                        continue
                 if self._escalate_overdue(event, now):
                     result.escalated.append(event.id)
         return result
@@ -225,8 +238,11 @@ class Engine:
         profile = self.catalogue.sla(event.sla_profile)
         stage = sla.next_stage(profile, event.status)
         grace = sla.stage_duration(profile, stage) if stage else 600.0
-        # Each missed deadline gives the supervisor the stage's own time again; never in the past.
-        next_due = max(now + 60.0, (event.due_at or now) + grace)
+        # Each missed deadline gives the supervisor the stage's own time again, counted from the missed
+        # deadline (not from this sweep), skipping deadlines a late sweep slept through: one step per sweep.
+        next_due = (event.due_at or now) + grace
+        while next_due < now:
+            next_due += grace
         limit = sla.max_level(event.origin_tier)
         if event.escalation_level >= limit:
             # Already supervised by the city: keep the clock running, raise nothing further.
@@ -252,6 +268,11 @@ class Engine:
                 event = self._save(event, sla_profile=profile.code,
                                    due_at=sla.due_at(profile, event.status, event.reported_at))
             self._audit(event, "plan", event.status, event.status, self.system, note=f"智能预案 {plan.code} {plan.name}")
+            if event.duplicate_of:
+                # A suspected duplicate waits for a dispatcher's merge decision before anything is sent out.
+                self._audit(event, "hold", event.status, event.status, self.system,
+                            note=f"plan {plan.code} held: merge candidate awaiting a dispatcher")
+                continue
             if plan.auto_sign and event.status == Status.REPORTED.value:
                 event = self._transition(event, "verify", self.system, note=f"auto-sign by plan {plan.code}")
             if plan.dispatch and event.status in (Status.VERIFIED.value, Status.ASSESSED.value):
@@ -261,7 +282,12 @@ class Engine:
                 event = self._transition(event, "dispatch", self.system, departments=list(dict.fromkeys(depts)),
                                          note=f"auto-dispatch by plan {plan.code}")
             for role in plan.notify_roles:
-                self._audit(event, "notify", event.status, event.status, self.system, note=f"notify {role}")
+                if event.inhibited_by:
+                    # Inhibited: recorded and handled, but nobody is alerted about it.
+                    self._audit(event, "notify_suppressed", event.status, event.status, self.system,
+                                note=f"notify {role} suppressed: inhibited by {event.inhibited_by}")
+                else:
+                    self._audit(event, "notify", event.status, event.status, self.system, note=f"notify {role}")
             if plan.open_multi and not event.parent_id:
                 multi.open_subtasks(self, event, list(plan.open_multi))
         return event
@@ -308,6 +334,30 @@ class Engine:
 
     def time_left(self, event: Event, now: float | None = None) -> float | None:
         return sla.time_left(event.due_at, self.clock.now() if now is None else now)
+
+    def is_overdue(self, event: Event, now: float | None = None) -> bool:
+        left = self.time_left(event, now)
+        return left is not None and left < 0 and Status(event.status).is_open
+
+    def open_subtasks(self, ref: str, targets: list[str], actor: User, *, note: str = "") -> list[Event]:
+        """Open a 多跨 event by hand: one sub-task per jurisdiction or department under ``ref``."""
+        with self.store.tx():
+            master = self.store.resolve_event(ref)
+            if not event_in_scope(actor.scope_code, master.district_code, master.street_code, master.grid_code):
+                raise PermissionDenied(f"{actor.user} may not act on {master.number}: outside {actor.scope_code}")
+            if Role(actor.role) not in lifecycle.RULES["dispatch"].roles:
+                raise PermissionDenied(f"a {Role(actor.role).value} may not open sub-tasks (event is {master.status})")
+            if not Status(master.status).is_open:
+                raise IllegalTransition(f"cannot open sub-tasks of an event that is {master.status}")
+            if master.parent_id:
+                raise IllegalTransition(f"{master.number} is itself a sub-task; open sub-tasks on its master")
+            targets = [t for t in dict.fromkeys(targets) if t]
+            if not targets:
+                raise BadInput("open sub-tasks needs at least one jurisdiction or department")
+            for t in targets:
+                if t != "streets" and t not in self.catalogue.departments:
+                    self.registry.get(t)  # raises UnknownCode for a code that is neither
+            return multi.open_subtasks(self, master, targets, actor=actor, note=note)
 
     def allowed_actions(self, event: Event, actor: User) -> list[str]:
         if not event_in_scope(actor.scope_code, event.district_code, event.street_code, event.grid_code):

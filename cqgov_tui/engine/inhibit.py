@@ -19,6 +19,10 @@ def inhibitor_for(store, catalogue: Catalogue, event: Event) -> Event | None:
     if not covering:
         return None
     candidates = store.open_in_district(event.district_code, covering)
+    # A warning's own 多跨 sub-tasks share its category; the master is the one that inhibits.
+    masters = [c for c in candidates if not c.parent_id]
+    if masters:
+        return masters[0]
     return candidates[0] if candidates else None
 
 

@@ -20,9 +20,13 @@ _NEXT = {
 _IGNORED = {Status.REJECTED.value, Status.MERGED.value}
 
 
-def open_subtasks(engine, master: Event, targets: list[str]) -> list[Event]:
+def open_subtasks(engine, master: Event, targets: list[str], actor=None, note: str = "") -> list[Event]:
     """Create one sub-task per target: a department code is dispatched to that department,
-    a jurisdiction code is placed there. ``"streets"`` expands to the master's district streets."""
+    a jurisdiction code is placed there. ``"streets"`` expands to the master's district streets.
+
+    Every sub-task exists before any is moved on, so the first roll-up already sees them all."""
+    from . import sla
+
     reg, cat = engine.registry, engine.catalogue
     expanded: list[str] = []
     for t in targets:
@@ -30,7 +34,8 @@ def open_subtasks(engine, master: Event, targets: list[str]) -> list[Event]:
             expanded.extend(j.code for j in reg.children(master.district_code))
         else:
             expanded.append(t)
-    subs = []
+    profile = cat.sla(master.sla_profile)
+    created: list[tuple[str, Event]] = []
     for target in dict.fromkeys(expanded):
         if target in cat.departments:
             sub = engine.report(
@@ -39,18 +44,25 @@ def open_subtasks(engine, master: Event, targets: list[str]) -> list[Event]:
                 code=None if master.lon is not None else (master.grid_code or master.street_code or master.district_code),
                 colour=master.colour, source="upper", reporter=engine.system.user, parent_id=master.id, apply_plans=False,
             )
-            sub = engine._transition(sub, "verify", engine.system, note=f"多跨 sub-task of {master.number}")
-            sub = engine._transition(sub, "dispatch", engine.system, departments=[target],
-                                     note=f"多跨 sub-task of {master.number}")
         else:
             j = reg.get(target)
             sub = engine.report(
                 category=master.category_code, title=f"{master.title} · {j.name}", text=master.text, code=target,
                 colour=master.colour, source="upper", reporter=engine.system.user, parent_id=master.id, apply_plans=False,
             )
+        if sub.sla_profile != profile.code:
+            # A sub-task runs on its master's clock (a plan may have set a tighter profile).
+            sub = engine._save(sub, sla_profile=profile.code, due_at=sla.due_at(profile, sub.status, sub.reported_at))
+        created.append((target, sub))
+    subs = []
+    for target, sub in created:
+        if target in cat.departments:
+            sub = engine._transition(sub, "verify", engine.system, note=f"多跨 sub-task of {master.number}")
+            sub = engine._transition(sub, "dispatch", engine.system, departments=[target],
+                                     note=f"多跨 sub-task of {master.number}")
         subs.append(sub)
-    engine._audit(master, "open_subtasks", master.status, master.status, engine.system,
-                  note=f"多跨: {len(subs)} sub-tasks: " + ", ".join(s.number for s in subs))
+    engine._audit(master, "open_subtasks", master.status, master.status, actor or engine.system,
+                  note=f"多跨: {len(subs)} sub-tasks: " + ", ".join(s.number for s in subs) + (f"; {note}" if note else ""))
     return subs
 
 
