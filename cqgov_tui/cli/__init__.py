@@ -27,9 +27,6 @@ _COMMAND_MODULES = [
     "directive_cmd",
     "simulate_cmd",
     "demo_cmd",
-    "kpi_cmd",
-    "review_cmd",
-    "sensors_cmd",
 ]
 
 
