@@ -241,7 +241,9 @@ class ConsoleApp(App):
     def on_input_submitted(self, message) -> None:
         if message.input.id == "event-filter":
             self.apply_filter(message.value)
-            self.query_one(EventQueue).hide_filter()
+            centre = self._centre_screen()
+            if centre is not None:
+                centre.query_one(EventQueue).hide_filter()
 
     def apply_filter(self, text: str) -> bool:
         try:

@@ -30,6 +30,12 @@ class EventTable(DataTable):
 class EventQueue(Vertical):
     """Rows are keyed by event id so an update touches only the cells that changed."""
 
+    BINDINGS = [Binding("escape", "close_filter", "back", show=False, id="back")]
+
+    def action_close_filter(self) -> None:
+        if self.query_one("#event-filter", Input).display:
+            self.hide_filter()
+
     def __init__(self, strings, high_contrast: bool = False, **kw):
         super().__init__(**kw)
         self.t = strings

@@ -1,0 +1,337 @@
+"""Pilot tests of the console: panes, drill-down, filter, detail actions, compose, help, language,
+80×24, literal field text and robustness. All on a SimClock and the deterministic sample city."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+
+import pytest
+
+from cqgov_tui.clock import SimClock
+from cqgov_tui.console.backend import LinkStatus, LocalBackend
+from cqgov_tui.console.sample import build_sample_store, sample_user
+from cqgov_tui.domain.entities import Role
+from cqgov_tui.store import open_store
+from screens.app import ConsoleApp
+from screens.i18n import Strings, all_keys
+from screens.keymap import load_overrides
+from screens.views.command_centre import CommandCentre
+from screens.views.compose import ComposeScreen, TargetTree
+from screens.views.event_detail import EventDetailScreen
+from screens.views.help import HelpScreen
+from screens.views.receipts import ReceiptsScreen
+from screens.widgets.event_queue import EventQueue
+from screens.widgets.region_map import RegionMap
+from screens.widgets.status_bar import StatusBar
+
+START = 1_795_000_000.0
+
+
+def run_async(fn):
+    """No asyncio plugin is installed: each Pilot test runs its own event loop."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tui") / "sample.duckdb")
+    store, _ = build_sample_store(SimClock(START), path=path, extra=8)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def backend(sample_file, tmp_path):
+    path = str(tmp_path / "store.duckdb")
+    shutil.copy(sample_file, path)
+    clock = SimClock(START + 3600)
+    store = open_store(path, clock)
+    b = LocalBackend(store, user=sample_user(), clock=clock, sweep=False)
+    yield b
+    store.close()
+
+
+def make_app(backend, tmp_path, **kw) -> ConsoleApp:
+    kw.setdefault("keys_path", tmp_path / "no-keys.toml")
+    return ConsoleApp(backend, tick_s=0.2, **kw)
+
+
+async def settle(app, pilot) -> None:
+    from textual.worker import WorkerCancelled
+
+    for _ in range(3):
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:  # an exclusive refresh replaced by a newer one
+            pass
+        await pilot.pause()
+
+
+@run_async
+async def test_four_panes_fill_in_chinese_by_default(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        titles = [p.border_title for p in app.screen.query(".pane")]
+        for word in ("事件", "地图", "跑道", "政令"):
+            assert any(word in t for t in titles), titles
+        events = app.screen.query_one(EventQueue)
+        assert events.table.row_count == backend.store.count_events(open_only=True)
+        assert "本地" in str(app.screen.query_one(StatusBar).render())
+        assert app.screen.query_one("#directives").row_count == 2
+
+
+@run_async
+async def test_english_on_request(backend, tmp_path):
+    app = make_app(backend, tmp_path, lang="en")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        titles = " ".join(p.border_title for p in app.screen.query(".pane"))
+        for word in ("Events", "Map", "Runways", "Directives"):
+            assert word in titles
+        await pilot.press("f8")  # switch language at run time
+        await settle(app, pilot)
+        titles = " ".join(p.border_title for p in app.screen.query(".pane"))
+        assert "事件" in titles
+
+
+def test_every_string_exists_in_both_languages():
+    zh, en = Strings("zh"), Strings("en")
+    for key in all_keys():
+        assert zh(key) and en(key) and zh(key) != key
+
+
+@run_async
+async def test_map_drills_down_and_back(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        rmap = app.screen.query_one(RegionMap)
+        assert app.focused is rmap
+        await pilot.press("right", "down")
+        chosen = rmap.state.selected
+        assert chosen is not None
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert rmap.state.code == chosen and len(rmap.state.path) == 2
+        assert rmap.registry.get(chosen).name in rmap.parent.border_subtitle
+        await pilot.press("backspace")
+        assert rmap.state.path == ["500000"] and rmap.state.selected == chosen
+
+
+@run_async
+async def test_filter_narrows_the_queue(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        events = app.screen.query_one(EventQueue)
+        total = len(events.rows)
+        await pilot.press("slash")
+        await pilot.press(*"red")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert 0 < len(events.rows) < total
+        assert all(r.colour.value == "red" for r in events.rows)
+        assert events.table.row_count == len(events.rows)
+
+
+@run_async
+async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        events = app.screen.query_one(EventQueue)
+        target = next(r for r in events.rows if r.status.value == "reported")
+        events.table.move_cursor(row=events.table.get_row_index(target.id))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, EventDetailScreen)
+        for key in ("v", "d", "enter", "s", "o", "x", "f", "z"):
+            await pilot.press(key)
+            await settle(app, pilot)
+        event = backend.store.get_event(target.id)
+        assert event.status == "closed"
+        actions = [a.action for a in backend.store.audit_entries(target.id)]
+        assert actions[-7:] == ["verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close"]
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CommandCentre)
+        assert target.id not in {r.id for r in app.screen.query_one(EventQueue).rows}
+
+
+@run_async
+async def test_reject_needs_a_reason_and_refusals_show_theirs(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        events = app.screen.query_one(EventQueue)
+        reported = [r for r in events.rows if r.status.value == "reported"]
+        app.push_screen(EventDetailScreen(backend, reported[0].id, app.t))
+        await pilot.pause()
+        await pilot.press("m")  # merge into an event that does not exist: refused, with the reason
+        await pilot.press(*"NOPE-1", "enter")
+        await settle(app, pilot)
+        bar = app.screen.query_one(StatusBar)
+        assert "被拒绝" in bar.message and "NOPE-1" in bar.message
+        await pilot.press("r", *"误报", "enter")
+        await settle(app, pilot)
+        event = backend.store.get_event(reported[0].id)
+        assert event.status == "rejected"
+        assert backend.store.audit_entries(event.id)[-1].note == "误报"
+
+
+@run_async
+async def test_compose_sends_and_follows_receipts(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        before = len(backend.store.directives())
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, ComposeScreen)
+        await pilot.press(*"防汛巡查")
+        tree = app.screen.query_one(TargetTree)
+        tree.focus()
+        await pilot.press("down", "space", "down", "space")
+        assert len(tree.picked) == 2
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert len(backend.store.directives()) == before + 1
+        assert isinstance(app.screen, ReceiptsScreen)
+        directive = backend.store.directives()[0]
+        assert directive.title == "防汛巡查" and sorted(directive.targets) == sorted(tree.picked)
+        # A receipt arriving shows up without leaving the screen.
+        backend.receipt(directive.id, directive.targets[0], "acknowledged")
+        app.screen.reload()
+        assert "2/1/1/0" in str(app.screen.query_one("#receipts-head").render())
+
+
+@run_async
+async def test_help_lists_every_binding(backend, tmp_path):
+    app = make_app(backend, tmp_path, lang="en")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("Static").render())
+        for label in ("Quit", "Filter", "Compose directive", "Events pane", "verify", "close"):
+            assert label in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, CommandCentre)
+
+
+@run_async
+async def test_80x24_shows_one_pane_at_a_time(backend, tmp_path):
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        centre = app.screen
+        assert centre.narrow
+        shown = [p.id for p in centre.query(".pane") if p.display and p.region.height > 0]
+        assert shown == ["pane-events"]
+        await pilot.press("2")
+        await pilot.pause()
+        shown = [p.id for p in centre.query(".pane") if p.region.height > 0]
+        assert shown == ["pane-map"]
+        await pilot.press("tab")
+        await pilot.pause()
+        assert [p.id for p in centre.query(".pane") if p.region.height > 0] == ["pane-runways"]
+
+
+@run_async
+async def test_field_text_is_shown_literally(backend, tmp_path):
+    evil = backend.engine.report(category="gas_leak", title="[bold]x[/bold] \x1b[2J", text="[red]y\x1b]0;pwn\x07",
+                                 code="500108001", apply_plans=False)
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        events = app.screen.query_one(EventQueue)
+        cells = events.table.get_row(evil.id)
+        title = cells[3].plain
+        assert "[bold]x[/bold]" in title and "\x1b" not in title and "␛[2J" in title
+        app.push_screen(EventDetailScreen(backend, evil.id, app.t))
+        await pilot.pause()
+        head = app.screen.query_one("#detail-head").render()
+        assert "[bold]x[/bold]" in str(head) and "\x1b" not in str(head)
+        fields = app.screen.query_one("#detail-fields").content
+        rendered = "".join(seg.text for seg in app.console.render(fields, app.console.options.update_width(120)))
+        assert "[red]y" in rendered and "\x1b]0" not in rendered
+
+
+class _BrokenBackend(LocalBackend):
+    def status(self) -> LinkStatus:
+        raise RuntimeError("link exploded")
+
+
+@run_async
+async def test_worker_errors_show_and_do_not_kill_the_app(backend, tmp_path):
+    broken = _BrokenBackend(backend.store, user=sample_user(), clock=backend.clock, engine=backend.engine, sweep=False)
+    app = make_app(broken, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        assert "link exploded" in app.screen.query_one(StatusBar).message
+        assert app.is_running
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code in (0, None)
+
+
+@run_async
+async def test_q_quits_cleanly_and_saves_state(backend, tmp_path):
+    state = tmp_path / "state.json"
+    app = make_app(backend, tmp_path, state_path=state)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running and app.return_code in (0, None)
+    assert '"lang": "zh"' in state.read_text(encoding="utf-8")
+
+
+@run_async
+async def test_keys_are_remappable_from_the_user_file(backend, tmp_path):
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[keys]\nhelp = "h"\nverify = "y"\n', encoding="utf-8")
+    assert load_overrides(keys) == ({"help": "h", "verify": "y"}, "")
+    app = make_app(backend, tmp_path, keys_path=keys, lang="en")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("h")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[keys\n", encoding="utf-8")
+    overrides, error = load_overrides(bad)
+    assert overrides == {} and "bad.toml" in error
+
+
+@run_async
+async def test_role_without_field_actions_sees_only_its_own(sample_file, tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    shutil.copy(sample_file, path)
+    clock = SimClock(START)
+    store = open_store(path, clock)
+    try:
+        b = LocalBackend(store, user=sample_user(Role.AUDITOR), clock=clock, sweep=False)
+        app = make_app(b, tmp_path)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(app, pilot)
+            row = app.screen.query_one(EventQueue).rows[0]
+            app.push_screen(EventDetailScreen(b, row.id, app.t))
+            await pilot.pause()
+            actions = [a.action for a in app.screen.detail.actions]
+            assert actions == ["comment"]
+            await pilot.press("v")
+            await pilot.pause()
+            assert store.get_event(row.id).status == row.status.value
+    finally:
+        store.close()

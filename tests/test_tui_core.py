@@ -1,0 +1,176 @@
+"""Console view-models, headless: filter parsing, queue diffs, directives progress, map raster and drill,
+link status, and the sample city's loop — all without Textual."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from cqgov_tui.clock import SimClock
+from cqgov_tui.console.backend import LocalBackend, link_status_of, token_user
+from cqgov_tui.console.board import normalise, sparkline
+from cqgov_tui.console.detail import event_detail
+from cqgov_tui.console.directives import DirectiveDraft, directive_row
+from cqgov_tui.console.feed import ConsoleFeed
+from cqgov_tui.console.mapview import MapState, rasterise, region_fill
+from cqgov_tui.console.names import Names
+from cqgov_tui.console.queue import diff_queue, load_queue, parse_filter
+from cqgov_tui.console.sample import build_sample_store, sample_user
+from cqgov_tui.domain.colour import Colour
+from cqgov_tui.domain.entities import Directive, Level, Receipt, Role, Tier, User
+from cqgov_tui.errors import BadInput
+
+
+@pytest.fixture(scope="module")
+def world():
+    clock = SimClock()
+    store, engine = build_sample_store(clock, extra=10)
+    backend = LocalBackend(store, user=sample_user(), clock=clock, engine=engine, sweep=False)
+    yield backend
+    store.close()
+
+
+def test_queue_is_sorted_by_colour_then_deadline(world):
+    rows = load_queue(world.store, world.names)
+    assert len(rows) == world.store.count_events(open_only=True)
+    keys = [(r.colour.rank, r.due_at if r.due_at is not None else float("inf")) for r in rows]
+    assert keys == sorted(keys)
+
+
+def test_filter_recognises_colour_status_category_district_and_text(world):
+    names, reg = world.names, world.registry
+    f = parse_filter("red 已核实 燃气泄漏 南岸区 燃气味", names, reg)
+    assert f.colours == ("red",)
+    assert f.statuses == ("verified",)
+    assert f.categories == ("gas_leak",)
+    assert f.districts == ("500108",)
+    assert f.text == "燃气味"
+    rows = load_queue(world.store, names, parse_filter("colour:red", names, reg))
+    assert rows and all(r.colour is Colour.RED for r in rows)
+    with pytest.raises(ValueError):
+        parse_filter("colour:purple", names, reg)
+
+
+def test_diff_reports_added_changed_removed_and_order(world):
+    rows = load_queue(world.store, world.names)
+    a, b, c = rows[0], rows[1], rows[2]
+    from dataclasses import replace
+
+    d = diff_queue([a, b, c], [replace(b, version=b.version + 1), a])
+    assert d.removed == (c.id,) and d.changed == (b.id,) and d.added == () and d.reordered
+    assert diff_queue([a, b], [a, b]).empty
+
+
+def test_detail_has_timeline_stage_timers_and_role_actions(world):
+    row = next(r for r in load_queue(world.store, world.names) if r.status.value == "reported")
+    d = event_detail(world.store, row.id, world.user, world.names, world.catalogue)
+    assert d.timeline[0].action == "report"
+    assert d.stages and all(st.reached_at is None for st in d.stages[:1])
+    assert "verify" in [a.action for a in d.actions]
+    grid_worker = User("g", "g", Role.GRID_WORKER, Tier.CITY, "500108")
+    outside = event_detail(world.store, row.id, grid_worker, world.names, world.catalogue)
+    if not row.district_code.startswith("500108"):
+        assert outside.actions == ()
+
+
+def test_directive_progress_is_cumulative_and_overdue_counts_unacked():
+    now = 1_795_000_000.0
+    d = Directive("d1", "ZL-1", "city", "500000", "t", "", "urgent", ["a", "b", "c"], True, now - 1, now - 100, "u", 1)
+    rs = [Receipt("d1", "a", "executed", now, now, now, now, "x", 0, 1),
+          Receipt("d1", "b", "read", now, now, None, None, "x", 0, 1),
+          Receipt("d1", "c", "pending", None, None, None, None, None, 0, 1)]
+    row = directive_row(d, rs, now)
+    assert row.reached == (2, 2, 1, 1)
+    assert row.overdue == 2
+    assert directive_row(d, rs, now - 10).overdue == 0
+
+
+def test_directive_draft_refuses_what_cannot_be_delivered():
+    with pytest.raises(BadInput):
+        DirectiveDraft("", "x", ("500108",)).validate()
+    with pytest.raises(BadInput):
+        DirectiveDraft("t", "x", ()).validate()
+    with pytest.raises(BadInput):
+        DirectiveDraft("t", "x", ("500108",), priority="whenever").validate()
+    assert DirectiveDraft("t", "x", ("500108",)).validate().body()["targets"] == ["500108"]
+
+
+def test_map_raster_places_each_district_inside_its_shape(world):
+    reg = world.registry
+    canvas = rasterise(reg, "500000", 80, 24)
+    assert len(canvas.regions) == len(reg.children("500000"))
+    inside = sum(v >= 0 for row in canvas.cells for v in row)
+    assert 0.2 * 80 * 24 < inside < 80 * 24
+    nanan = next(r for r in canvas.regions if r.code == "500108")
+    found = canvas.region_at(nanan.x, nanan.y)
+    assert found is not None and found.code == "500108"
+
+
+def test_map_state_drills_moves_and_flashes(world):
+    reg = world.registry
+    st = MapState(reg)
+    canvas = rasterise(reg, "500000", 80, 24)
+    first = st.move(canvas, 1, 0)
+    assert first is not None
+    second = st.move(canvas, 1, 0)
+    assert second != first or second is not None
+    assert st.drill("500108") and st.level() is Level.DISTRICT
+    st.flash(["500108001001"], now=100.0)
+    assert st.flashing(101.0) == {"500108001"}
+    assert st.flashing(200.0) == set()
+    assert st.up() and st.code == "500000" and st.selected == "500108"
+    assert not st.up()
+
+
+def test_region_fill_is_worst_open_colour(world):
+    fill = region_fill(world.store, Level.CITY)
+    rows = load_queue(world.store, world.names)
+    for r in rows:
+        assert fill[r.district_code].rank <= r.colour.rank
+
+
+def test_feed_reports_only_what_changed(world):
+    feed = ConsoleFeed(world)
+    first = feed.poll(Level.CITY)
+    assert first.queue is not None and first.fill is not None
+    idle = feed.poll(Level.CITY)
+    assert idle.queue is None and idle.fill is None and idle.changed == frozenset()
+    target = next(r for r in first.queue if r.status.value == "reported")
+    assert world.act(target.id, "verify").ok
+    moved = feed.poll(Level.CITY)
+    assert target.id in moved.changed and moved.queue is not None
+
+
+def test_local_backend_refusal_carries_the_reason(world):
+    row = next(r for r in load_queue(world.store, world.names) if r.status.value == "reported")
+    out = world.act(row.id, "close")
+    assert not out.ok and "reported" in out.message
+    assert world.store.get_event(row.id).status == "reported"
+
+
+def test_link_status_and_token_user():
+    st = link_status_of({"state": "live", "lag_s": 42.0, "outbox": 3,
+                         "rejections": [{"id": "c1", "reason": "cannot close"}]}, "http://127.0.0.1:1")
+    assert st.mode == "lagging" and st.slow and st.outbox == 3 and st.rejections[0].reason == "cannot close"
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"user": "li", "role": "dispatcher", "tier": "district", "scope": "500108"}).encode()).decode().rstrip("=")
+    fallback = sample_user()
+    u = token_user(f"{payload}.sig", fallback)
+    assert (u.user, u.role, u.tier, u.scope_code) == ("li", Role.DISPATCHER, Tier.DISTRICT, "500108")
+    assert token_user("garbage", fallback) == fallback
+
+
+def test_board_normalises_engine_shapes_and_draws_sparklines():
+    node = normalise({"code": "cs", "name": "城市运行", "colour": "red", "time_in_red": 60,
+                      "runways": [{"code": "r1", "name": "高楼消防", "colour": Colour.ORANGE, "value": 3,
+                                   "thresholds": [1, 2, 3, 4], "history": [1, 2, 3]}]})
+    assert node.colour is Colour.RED and node.children[0].colour is Colour.ORANGE
+    assert node.children[0].history == (1.0, 2.0, 3.0)
+    assert sparkline([1, 2, 3]) == "▁▅█" and sparkline([]) == ""
+
+
+def test_names_fall_back_to_codes():
+    n = Names()
+    assert n.category("c99") == "c99" and n.place("500999") == "500999"
