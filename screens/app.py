@@ -197,11 +197,27 @@ class ConsoleApp(App):
             self.status_say(str(exc), error=True)
             self.feed.invalidate()
             return
+        if first:
+            self._first_frame_drawn()
         self._first = False
         if self.last_error:
             self.last_error = ""
             status.say("")
         self._auto_low_bandwidth(f.link.slow)
+
+    def _first_frame_drawn(self) -> None:
+        """Benchmarks set CQGOV_TUI_FIRST_FRAME to learn when the first full frame is on screen."""
+        path = os.environ.get("CQGOV_TUI_FIRST_FRAME")
+        if not path:
+            return
+
+        def record() -> None:
+            import time
+
+            Path(path).write_text(repr(time.time()), encoding="utf-8")
+            self.exit()
+
+        self.call_after_refresh(record)
 
     def _auto_low_bandwidth(self, slow: bool) -> None:
         want = self.low_bandwidth_forced or slow

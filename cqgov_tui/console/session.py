@@ -45,7 +45,8 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
         user = default_user(store)
         # A local store has no server to grant roles; the person at the keyboard acts as admin unless told.
         user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
-        return LocalBackend(store, user=user, clock=clock)
+        # No sweep here: on a big store the SLA sweep is the owning server's job, not a viewer's.
+        return LocalBackend(store, user=user, clock=clock, sweep=False)
     from .sample import build_sample_store, sample_user
 
     from ..clock import SimClock
