@@ -131,7 +131,7 @@ class FederationPump:
         sent = self.store.meta(_SENT_EVENT + event.id)
         if sent is not None and int(sent) >= event.version:
             return
-        self.client.enqueue("federate.event", {"event": to_row(event)})
+        self.client.enqueue("federate.event", {"event": to_row(event)}, local_effect=_no_local_effect)
         self.store.set_meta(_SENT_EVENT + event.id, str(event.version))
         self.enqueued["federate.event"] += 1
 
@@ -152,12 +152,17 @@ class FederationPump:
         fingerprint = f"{directives.RANK[receipt.state]}:{receipt.version}:{receipt.renotified}"
         if sent == fingerprint:
             return
-        self.client.enqueue("federate.receipt", {"receipt": to_row(receipt), "origin": store.node})
+        self.client.enqueue("federate.receipt", {"receipt": to_row(receipt), "origin": store.node},
+                            local_effect=_no_local_effect)
         store.set_meta(key, fingerprint)
         self.enqueued["federate.receipt"] += 1
 
     def backlog(self) -> int:
         return max(0, self.store.head() - int(self.store.meta(PUMP_CURSOR, "0")))
+
+
+def _no_local_effect(_store) -> None:
+    """Federation commands copy rows this store already holds: nothing to apply locally."""
 
 
 def sweep_owned(engine, now: float | None = None) -> list[str]:

@@ -1,0 +1,91 @@
+"""`cqgov directive send/status/list/receipt`: directives (政令一键智达) through a tier server."""
+
+from __future__ import annotations
+
+import click
+
+from ..clock import fmt_local
+from ..textsafe import plain
+from . import main
+from .common import emit_json, handle_errors, json_option
+
+server_option = click.option("--server", required=True, envvar="CQGOV_SERVER", help="Tier server URL (or CQGOV_SERVER).")
+token_option = click.option("--token", required=True, envvar="CQGOV_TOKEN", help="Access token (or CQGOV_TOKEN).")
+
+
+def _remote(server: str, token: str):
+    from ..server.remote import Remote
+
+    return Remote(server, token)
+
+
+@main.group("directive")
+def directive() -> None:
+    """Send directives down the tiers and follow their receipts."""
+
+
+@directive.command("send")
+@server_option
+@token_option
+@click.option("--to", "targets", required=True, help="Comma-separated jurisdiction codes below the sending tier.")
+@click.option("--deadline", required=True, help="30m, 2h, 1d, or a local time YYYY-MM-DD HH:MM.")
+@click.option("--text", required=True, help="The directive's text.")
+@click.option("--title", default="", help="Short title (default: the start of the text).")
+@click.option("--priority", default="normal", show_default=True, help="urgent/high/normal (特急/加急/平急).")
+@click.option("--no-ack", is_flag=True, help="Do not require acknowledgement.")
+@json_option
+@handle_errors
+def send(server, token, targets, deadline, text, title, priority, no_ack, as_json) -> None:
+    """Send a directive; prints its id and number."""
+    with _remote(server, token) as remote:
+        result = remote.command("directive.send", {
+            "targets": [t.strip() for t in targets.split(",") if t.strip()], "deadline": deadline, "text": text,
+            "title": title, "priority": priority, "require_ack": not no_ack,
+        })
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['number']} {result['directive_id']} → {', '.join(result['targets'])} "
+                   f"({result['recipients']} streets)")
+
+
+@directive.command("status")
+@server_option
+@token_option
+@click.argument("ref")
+@json_option
+@handle_errors
+def status(server, token, ref, as_json) -> None:
+    """Receipt counts and the jurisdictions still missing (by id or number)."""
+    with _remote(server, token) as remote:
+        data = remote.directive_status(ref)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{data['number']}  {plain(data['title'])}  deadline {fmt_local(data['deadline_at'], True)}")
+    click.echo(f"  expected {data['expected']}  " + "  ".join(f"{k} {v}" for k, v in data["counts"].items()))
+    for state, codes in data["missing"].items():
+        if codes:
+            shown = ", ".join(codes[:12]) + (f" … (+{len(codes) - 12})" if len(codes) > 12 else "")
+            click.echo(f"  not {state}: {shown}")
+
+
+@directive.command("receipt")
+@server_option
+@token_option
+@click.argument("ref")
+@click.argument("state", type=click.Choice(["read", "acknowledged", "executed"]))
+@click.option("--code", default=None, help="Answering jurisdiction (default: the server's own).")
+@json_option
+@handle_errors
+def receipt(server, token, ref, state, code, as_json) -> None:
+    """Answer a directive at a street: read, acknowledged or executed."""
+    body = {"directive": ref, "state": state}
+    if code:
+        body["code"] = code
+    with _remote(server, token) as remote:
+        result = remote.command("receipt", body)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['code']} {result['state']}")

@@ -1,0 +1,61 @@
+"""`cqgov token create`: issue a signed token (user, role, tier, scope, expiry) with a server's secret."""
+
+from __future__ import annotations
+
+import click
+
+from ..domain.entities import Role, Tier
+from . import main
+from .common import emit_json, handle_errors, json_option
+
+
+def parse_ttl(text: str) -> float:
+    from ..errors import BadInput
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = (text or "").strip().lower()
+    try:
+        if t and t[-1] in units:
+            value = float(t[:-1]) * units[t[-1]]
+        else:
+            value = float(t)
+    except ValueError:
+        raise BadInput(f"unreadable lifetime {text!r} (use 30m, 12h, 7d or seconds)") from None
+    if value <= 0:
+        raise BadInput("token lifetime must be positive")
+    return value
+
+
+@main.group("token")
+def token() -> None:
+    """Issue access tokens for tier servers."""
+
+
+@token.command("create")
+@click.option("--secret-file", required=True, type=click.Path(dir_okay=False),
+              help="The server's secret (its <db>.secret unless it was started with --secret-file).")
+@click.option("--user", required=True, help="User id recorded in the audit log.")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]))
+@click.option("--scope", required=True, help="Jurisdiction code the user may see and act in (500000 for all).")
+@click.option("--ttl", default="12h", show_default=True, help="Lifetime: 30m, 12h, 7d or seconds.")
+@click.option("--peer", is_flag=True, help="A lower tier's server (may send federate.* commands).")
+@json_option
+@handle_errors
+def create(secret_file, user, name, role, tier, scope, ttl, peer, as_json) -> None:
+    """Create a token; prints it (or JSON with its claims)."""
+    from ..clock import SystemClock
+    from ..geo.registry import get_registry
+    from ..server.auth import TokenAuthority, load_secret
+
+    get_registry().get(scope)  # an unknown scope is refused here, not at first use
+    now = SystemClock().now()
+    lifetime = parse_ttl(ttl)
+    authority = TokenAuthority(load_secret(secret_file, create=False))
+    value = authority.issue(user=user, name=name, role=role, tier=tier, scope=scope, now=now, ttl=lifetime, peer=peer)
+    if as_json:
+        emit_json({"token": value, "user": user, "role": role, "tier": tier, "scope": scope,
+                   "expires_at": now + lifetime, "peer": peer})
+    else:
+        click.echo(value)

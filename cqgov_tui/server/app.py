@@ -1,0 +1,348 @@
+"""The tier server: one ASGI app owning one DuckDB store.
+
+``create_app`` composes health, the sync router (``/v1/changes``,
+``/v1/snapshot``, ``/v1/commands`` from ``cqgov_tui.sync``), directive status
+and scoped event queries, the OpenAPI docs, a body-size limit, and a
+background scheduler that runs the engine on its own schedule: the SLA sweep
+over owned events, the directive re-notify/escalation sweep, directive
+delivery at streets, the federation pump and refusal auditing.
+
+``TierServer`` is the ``SyncHost`` the sync router is built on:
+``store``, ``authenticate(request)`` and ``execute(user, type, body)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..clock import Clock, SystemClock
+from ..domain.entities import Tier, User
+from ..engine import Engine, directives
+from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, UnknownCode
+from ..scope import CITY_CODE, covers
+from .auth import AuthError, Principal, TokenAuthority, bearer, check_server_scope, visible
+from .commands import CommandHandler, safe_message
+from .federation import FederationPump, sweep_owned
+
+log = logging.getLogger("cqgov.server")
+
+MAX_BODY = 8 * 1024 * 1024  # a command batch or snapshot request larger than this is refused (413)
+SWEEP_EVERY_S = 5.0
+PUMP_EVERY_S = 0.2
+
+
+def status_for(exc: BaseException) -> int:
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, UnknownCode) and str(exc).startswith("no "):
+        return 404
+    if isinstance(exc, IllegalTransition):
+        return 409
+    if isinstance(exc, (BadInput, CqgovError)):
+        return 400
+    return 500
+
+
+class Scheduler(threading.Thread):
+    """Runs the engine's periodic work; wakes early when a command or a pull asks it to."""
+
+    def __init__(self, server: "TierServer", sweep_every: float = SWEEP_EVERY_S, pump_every: float = PUMP_EVERY_S):
+        super().__init__(name=f"scheduler-{server.store.node}", daemon=True)
+        self.server = server
+        self.sweep_every = sweep_every
+        self.pump_every = pump_every
+        self._halt = threading.Event()
+        self._wake = threading.Event()
+        self.ticks = 0
+        self.errors = 0
+        self.last_error = ""
+        self._last_sweep = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._halt.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._wake.wait(self.pump_every)
+            self._wake.clear()
+            if self._halt.is_set():
+                break
+            try:
+                self.tick()
+            except Exception as exc:  # the schedule must survive a bad row; the error is reported in health
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.exception("scheduler tick failed")
+
+    def tick(self, force_sweep: bool = False) -> None:
+        """One round; the engine's clock decides 'now', the wall clock only paces the loop."""
+        s = self.server
+        s.handler.flush_denials()
+        while s.pump.run_once():
+            if self._halt.is_set():
+                return
+        if s.store.tier is Tier.STREET:
+            directives.deliver_arrived(s.store)
+        mono = time.monotonic()
+        if force_sweep or mono - self._last_sweep >= self.sweep_every:
+            self._last_sweep = mono
+            now = s.clock.now()
+            sweep_owned(s.engine, now)
+            directives.sweep(s.store, s.engine.registry, now)
+            while s.pump.run_once():
+                pass
+        self.ticks += 1
+
+
+class TierServer:
+    """Everything one tier server owns; the sync router's host."""
+
+    def __init__(self, store, authority: TokenAuthority, *, engine: Engine | None = None, clock: Clock | None = None,
+                 upstream: str | None = None, upstream_token: str | None = None, sync_client_factory=None,
+                 sweep_every: float = SWEEP_EVERY_S, pump_every: float = PUMP_EVERY_S):
+        self.store = store
+        self.clock = clock or store.clock
+        self.engine = engine or Engine(store, clock=self.clock)
+        self.authority = authority
+        self.started_at = self.clock.now()
+        self.scheduler = Scheduler(self, sweep_every, pump_every)
+        self.handler = CommandHandler(self.engine, on_applied=lambda _t: self.scheduler.wake())
+        self.upstream = upstream
+        self.client = None
+        if upstream:
+            if not upstream_token:
+                raise BadInput("--upstream needs a token for the upper tier (--upstream-token)")
+            factory = sync_client_factory or _default_sync_client
+            self.client = factory(store, upstream, upstream_token, self.clock)
+        self.pump = FederationPump(store, self.client)
+
+    # ---- SyncHost
+
+    def authenticate(self, request: Request) -> Principal:
+        token = bearer(request.headers.get("authorization"))
+        try:
+            principal = self.authority.verify(token, self.clock.now())
+            check_server_scope(principal, self.store.tier, self.store.code)
+        except PermissionDenied as exc:
+            raise HTTPException(status_code=status_for(exc), detail=str(exc)) from None
+        return principal
+
+    def execute(self, user: User, command_type: str, body: Any) -> dict:
+        return self.handler.execute(user, command_type, body)
+
+    @property
+    def command_types(self) -> set[str]:
+        return set(self.handler.types)
+
+    def visible(self, user: User, entity: str, scope: str) -> bool:
+        return visible(user.scope_code, scope, entity)
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        self.scheduler.start()
+        if self.client is not None:
+            self.client.start()
+
+    def stop(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.stop(timeout=1.0)  # a long-poll in flight is abandoned, not awaited
+        self.scheduler.stop()
+        with contextlib.suppress(Exception):
+            self.handler.flush_denials()
+
+    def health(self) -> dict:
+        store = self.store
+        out = {
+            "status": "ok", "version": __version__, "tier": store.tier.value, "code": store.code, "node": store.node,
+            "epoch": store.epoch, "head": store.head(), "schema_version": store.schema_version(),
+            "now": self.clock.now(), "uptime_s": round(self.clock.now() - self.started_at, 3),
+            "scheduler": {"ticks": self.scheduler.ticks, "errors": self.scheduler.errors,
+                          "last_error": self.scheduler.last_error, "alive": self.scheduler.is_alive()},
+            "federation": {"upstream": self.upstream, "pump_backlog": self.pump.backlog(),
+                           "enqueued": dict(self.pump.enqueued)},
+        }
+        if self.client is not None:
+            try:
+                out["federation"]["sync"] = _plain(self.client.status())
+            except Exception as exc:  # status is informative only
+                out["federation"]["sync"] = {"error": safe_message(exc)}
+        return out
+
+    def stats(self) -> dict:
+        store = self.store
+        return {
+            "tier": store.tier.value, "code": store.code, "node": store.node,
+            "events": store.count_rows("events"), "open_events": store.count_rows("event_queue"),
+            "events_by_origin_tier": store.event_counts_by("origin_tier"),
+            "events_by_district": store.event_counts_by("district_code"),
+            "duplicate_event_ids": store.duplicate_event_ids(),
+            "directives": store.count_rows("directives"), "receipts": store.count_rows("receipts"),
+            "audit_entries": store.count_rows("audit_log"), "change_log_head": store.head(),
+            "audit_intact": store.verify_audit().ok,
+        }
+
+
+def _plain(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value
+
+
+def _default_sync_client(store, base_url: str, token: str, clock: Clock):
+    from ..sync.client import SyncClient
+
+    return SyncClient(store, base_url, token, clock)
+
+
+# ------------------------------------------------------------ ASGI
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413 before any handler reads them."""
+
+    def __init__(self, app, limit: int = MAX_BODY):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.limit
+            except ValueError:
+                return await _reply(send, 400, "malformed Content-Length")
+            if too_big:
+                return await _reply(send, 413, f"request body over {self.limit} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await _reply(send, 413, f"request body over {self.limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+async def _reply(send, status: int, detail: str) -> None:
+    import json
+
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(server: TierServer, *, start_background: bool = True, sync_router_factory=None) -> FastAPI:
+    """The ASGI app for one tier server; background work starts and stops with the app's lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        if start_background:
+            server.start()
+        try:
+            yield
+        finally:
+            if start_background:
+                server.stop()
+
+    store = server.store
+    app = FastAPI(
+        title=f"cqgov {store.tier.value} server {store.code}",
+        version=__version__,
+        description="Tier server of the Chongqing city operations centres: sync deltas (Arrow IPC, zstd), "
+                    "snapshots, idempotent command batches, directives and receipts.",
+        lifespan=lifespan,
+    )
+    app.state.server = server
+
+    @app.exception_handler(CqgovError)
+    async def _cqgov_error(_request, exc: CqgovError):
+        return JSONResponse({"detail": safe_message(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    factory = sync_router_factory or _default_sync_router
+    router = factory(server)
+    if router is not None:
+        app.include_router(router)
+
+    @app.get("/v1/health", tags=["server"], summary="Liveness, identity, head of the change log, federation state")
+    def health() -> dict:
+        return server.health()
+
+    @app.get("/v1/stats", tags=["server"], summary="This store's totals, for callers whose scope covers the whole server")
+    def stats(request: Request) -> dict:
+        user = server.authenticate(request)
+        if not covers(user.scope_code, store.code):
+            raise HTTPException(403, f"{user.user} may not read the totals of {store.code}")
+        return server.stats()
+
+    @app.get("/v1/events", tags=["events"], summary="Open events in the caller's scope, by colour then deadline")
+    def events(request: Request, limit: int = Query(100, ge=1, le=5000), include_closed: bool = False) -> list[dict]:
+        user = server.authenticate(request)
+        rows = store.queue(include_closed=include_closed, limit=limit * 4 if user.scope_code != CITY_CODE else limit)
+        out = [asdict(e) for e in rows if visible(user.scope_code, e.grid_code or e.street_code or e.district_code)]
+        return out[:limit]
+
+    @app.get("/v1/directives", tags=["directives"], summary="Directives addressed within the caller's scope")
+    def directive_list(request: Request, limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+        user = server.authenticate(request)
+        return [asdict(d) for d in store.directives(limit=limit)
+                if visible(user.scope_code, ",".join(d.targets), "directive")]
+
+    @app.get("/v1/directives/{ref}", tags=["directives"], summary="A directive with receipt counts and who is missing")
+    def directive_status(ref: str, request: Request) -> dict:
+        user = server.authenticate(request)
+        d = store.get_directive(ref)
+        if d is None or not visible(user.scope_code, ",".join(d.targets), "directive"):
+            raise HTTPException(404, f"no directive {ref!r}")
+        return directives.status(store, server.engine.registry, d.id, viewer_scope=user.scope_code)
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    return app
+
+
+def _default_sync_router(server: TierServer):
+    from ..sync.router import make_sync_router
+
+    return make_sync_router(server)

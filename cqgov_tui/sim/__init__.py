@@ -1,0 +1,1 @@
+"""Load and drills: the event simulator, the embedded tier hierarchy, the demo run."""
