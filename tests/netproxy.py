@@ -79,6 +79,10 @@ class NetProxy:
         self._ready.set()
         try:
             self._loop.run_forever()
+            # Connections were aborted in _shutdown, so handlers end on their own; wait briefly for them.
+            pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+            if pending:
+                self._loop.run_until_complete(asyncio.wait(pending, timeout=2))
         finally:
             self._loop.close()
 
@@ -138,6 +142,8 @@ class NetProxy:
                 self.stats["requests"] += 1
                 self.stats["bytes_up"] += len(request)
                 await asyncio.sleep(self._latency())
+                if not self._server.is_serving():
+                    break
                 if self.dup and self.rng.random() < self.dup:
                     self.stats["dups"] += 1
                     asyncio.ensure_future(self._duplicate(request, self.rng.uniform(0, 2 * self.delay_ms + 50) / 1000))
@@ -168,6 +174,8 @@ class NetProxy:
 
     async def _duplicate(self, request: bytes, after: float) -> None:
         await asyncio.sleep(after)
+        if not self._server.is_serving():
+            return
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

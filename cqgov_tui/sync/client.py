@@ -106,6 +106,7 @@ class SyncClient:
         self.clock = clock or store.clock or SystemClock()
         self.user = user
         self.limit, self.wait, self.push_batch, self.snapshot_limit = limit, wait, push_batch, snapshot_limit
+        self._max_batch = push_batch
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.live_within = live_within
         self.retain_acked_s = retain_acked_s
@@ -399,9 +400,10 @@ class SyncClient:
         else:
             with self._stats_lock:
                 self.last_push_at = now
-            if self.push_batch < 100 and result.rejected == 0:
-                self.push_batch = min(100, self.push_batch * 2)
-        self.outbox.prune_acked(now - self.retain_acked_s)
+            if self.push_batch < self._max_batch and result.rejected == 0:
+                self.push_batch = min(self._max_batch, self.push_batch * 2)
+        if self.pushes % 50 == 1:  # acknowledged rows are kept a while for re-push after a restore
+            self.outbox.prune_acked(now - self.retain_acked_s)
         return result
 
     def _push_failed(self, ids: list[str], attempts: int, error: str) -> None:
