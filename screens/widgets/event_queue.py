@@ -63,7 +63,7 @@ class EventQueue(Vertical):
     def build_columns(self) -> None:
         table = self.table
         table.clear(columns=True)
-        widths = {"colour": 6, "number": 19, "status": 6, "title": 22, "category": 10, "place": 8, "left": 7,
+        widths = {"colour": 7, "number": 19, "status": 6, "title": 22, "category": 10, "place": 8, "left": 7,
                   "flags": 9}
         for col in _COLS:
             table.add_column(self.t(f"col.{col}"), key=col, width=widths[col])
