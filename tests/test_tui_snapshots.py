@@ -62,11 +62,3 @@ def test_map_pane_80x24(app, snap_compare):
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
-
-def test_help_160x50(app, snap_compare):
-    async def before(pilot):
-        await _settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=(160, 50), run_before=before)
