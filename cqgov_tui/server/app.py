@@ -156,7 +156,28 @@ class TierServer:
 
     # ---- lifecycle
 
+    def prime(self, max_requests: int = 200) -> bool:
+        """Take the first snapshot from the tier above before serving the tier below.
+
+        The sync client's snapshot clears every row this store holds as a
+        copy — including events its lower tier federated to it — so it must
+        happen before the first lower-tier push arrives. Run from the lifespan
+        start-up, i.e. before uvicorn accepts connections. Returns False if the
+        upper tier could not be reached (the background client retries).
+        """
+        if self.client is None:
+            return True
+        state = self.client.cursor()
+        if state is not None and state.phase == "live":
+            return True
+        try:
+            return self.client.pull_until_caught_up(max_requests).caught_up
+        except CqgovError as exc:
+            log.warning("first snapshot from %s failed: %s", self.upstream, exc)
+            return False
+
     def start(self) -> None:
+        self.prime()
         self.scheduler.start()
         if self.client is not None:
             self.client.start()

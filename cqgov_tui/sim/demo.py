@@ -173,7 +173,8 @@ class DemoRun:
             "ok": ok, "data_dir": self.data_dir, "duration_s": round(time.monotonic() - self.started_at, 1),
             "servers": len(self.hierarchy.nodes),
             "simulator": {"reported": sim.accepted, "refused": sim.rejected, "undelivered": sim.failures,
-                          "loop_actions": sim.actions, "by_source": sim.by_source, "directive_answers": self.answers},
+                          "loop_actions": sim.actions, "by_source": sim.by_source, "directive_answers": self.answers,
+                          "refusals": dict(sorted(sim.reasons.items(), key=lambda kv: -kv[1])[:5])},
             "tiers": tiers, "directives": statuses, "checks": checks,
         }
 

@@ -5,7 +5,8 @@ A scenario is a YAML file in ``fixtures/scenarios/``: the store to create
 checks that prove the mechanism worked. Steps:
 
 * ``report``   – an event (``count`` > 1 makes a group), placed by ``place``
-* ``sensor``   – one reading of a catalogue sensor; crossing its threshold opens an alarm event
+* ``sensor``   – one reading of a catalogue sensor through ``engine.sensors.SensorMonitor``
+  (crossing the threshold opens one alarm event per episode)
 * ``act``      – a lifecycle action by a role at a tier (``expect: refused`` for a scripted refusal)
 * ``subtasks`` – open a 多跨 event by hand
 * ``sweep``    – an extra SLA sweep (the runner also sweeps every ``sweep_every`` minutes)
@@ -437,7 +438,6 @@ class _Run:
     aliases: dict[str, list[str]] = field(default_factory=dict)  # alias → event ids
     refusals: list[dict] = field(default_factory=list)
     unexpected: list[dict] = field(default_factory=list)
-    sensor_open: dict[str, str] = field(default_factory=dict)  # sensor code → open alarm event id
     sensor_alarm_at: dict[str, float] = field(default_factory=dict)  # event id → first reading over threshold
     reported_colour: dict[str, str] = field(default_factory=dict)  # event id → colour when reported
     sweeps: int = 0
@@ -621,35 +621,32 @@ def _place(run: _Run, place: dict, rng: random.Random) -> tuple[float | None, fl
 
 
 def _sensor(run: _Run, args: dict, progress) -> None:
-    """One reading: at or over the threshold opens an alarm event (once per episode);
-    under ``clear_below`` ends the episode so the next crossing opens a new one."""
-    cat, eng = run.engine.catalogue, run.engine
-    sensor = _find_sensor(cat, args["sensor"])
+    """One reading through the engine's sensor monitor: crossing the threshold opens an alarm episode
+    (one event), later readings attach to it, and falling under ``clear_below`` ends the episode."""
+    from ..engine.sensors import SensorMonitor
+
+    sensor = _find_sensor(run.engine.catalogue, args["sensor"])
     value = float(args["value"])
-    rp = cat.risk_points[sensor.risk_point_code]
-    open_id = run.sensor_open.get(sensor.code)
-    if open_id is not None:
-        current = eng.store.get_event(open_id)
-        if current is None or not Status(current.status).is_open:
-            open_id = None
-            run.sensor_open.pop(sensor.code, None)
-    if value >= sensor.threshold and open_id is None:
-        kind = cat.sensor_kinds.get(sensor.kind)
-        e = eng.report(category=rp.category_code, title=f"{kind.name if kind else sensor.kind}超限 {value:g}{sensor.unit}",
-                       text=f"{rp.name} 传感器 {sensor.code} 读数 {value:g}{sensor.unit} ≥ 阈值 {sensor.threshold:g}",
-                       lon=rp.lon, lat=rp.lat, source=Source.SENSOR.value, reporter=sensor.code)
-        run.sensor_open[sensor.code] = e.id
-        run.sensor_alarm_at[e.id] = run.clock.now()
-        run.reported_colour[e.id] = e.colour
+    result = SensorMonitor(run.engine).ingest([(sensor.code, run.clock.now(), value)])
+    for r in result.rejected:
+        run.unexpected.append({"minute": run.minute(), "sensor": sensor.code, "reason": r.reason})
+        _say(run, progress, f"REJECTED reading: {r}")
+    for eid in result.opened:
+        e = run.engine.store.get_event(eid)
+        run.sensor_alarm_at[eid] = run.clock.now()
+        run.reported_colour[eid] = e.colour
         if "as" in args:
-            run.aliases[args["as"]] = [e.id]
-        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit} ≥ {sensor.threshold:g}: alarm {e.number} → {e.status}"
-             + (f" plan {e.plan_code}" if e.plan_code else ""))
-    elif value < sensor.clear_below and open_id is not None:
-        run.sensor_open.pop(sensor.code, None)
-        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit} < {sensor.clear_below:g}: episode ends")
-    else:
-        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit}")
+            run.aliases[args["as"]] = [eid]
+        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit} ≥ {sensor.threshold:g}: alarm {e.number} "
+             f"{e.colour} → {e.status}" + (f" plan {e.plan_code}" if e.plan_code else ""))
+    if result.cleared:
+        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit} < {sensor.clear_below:g}: alarm episode ends")
+    elif not result.opened and not result.rejected:
+        _say(run, progress, f"sensor {sensor.code} {value:g}{sensor.unit}"
+             + (" (attached to the running alarm)" if result.attached else ""))
+    if "as" in args and not result.opened and args["as"] not in run.aliases:
+        run.unexpected.append({"minute": run.minute(), "sensor": sensor.code,
+                               "reason": f"reading {value:g} opened no alarm for alias {args['as']!r}"})
 
 
 # ---------------------------------------------------------------- report and checks

@@ -32,8 +32,10 @@ GRID = {"garbage": 5, "illegal_construction": 4, "street_vending": 4, "manhole_c
         "dust": 2, "open_burning": 1, "construction_waste_dump": 2, "muck_spill": 2, "crowd_gathering": 0.5,
         "road_collapse": 0.5, "water_main_burst": 0.5}
 SOURCE_MIX = ((Source.CITIZEN.value, 0.5), (Source.GRID.value, 0.35), (Source.SENSOR.value, 0.15))
-# Loop steps the street takes on its own events, with who does them.
-STEPS = ("verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close")
+# The next loop step the street's staff take from each state (plans may already have done some).
+NEXT_ACTION = {"reported": "verify", "verified": "dispatch", "assessed": "dispatch", "escalated": "dispatch",
+               "dispatched": "accept", "accepted": "arrive", "on_scene": "dispose", "disposed": "feedback",
+               "feedback": "close"}
 
 
 def rhythm(t: float) -> float:
@@ -92,7 +94,7 @@ class Simulator:
         self.progress = progress  # share of ticks' open events that move one step
         self.rng = random.Random(seed)
         self.stats = SimStats()
-        self._open: list[tuple[int, str, int]] = []  # (target index, event id, next step index)
+        self._open: list[tuple[int, str, str]] = []  # (target index, event id, status as last answered)
         self._stop = threading.Event()
         self._carry = 0.0
         sensor_cats = {}
@@ -155,12 +157,13 @@ class Simulator:
         """Move some open events one step along the loop."""
         out, keep = [], []
         for item in self._open:
-            ti, event_id, step = item
-            if self.rng.random() < self.progress and step < len(STEPS):
-                body = {"event": event_id, "action": STEPS[step], "note": "模拟处置"}
+            ti, event_id, status = item
+            action = NEXT_ACTION.get(status)
+            if action is None:
+                continue  # closed, merged or rejected: nothing more to do
+            if self.rng.random() < self.progress:
+                body = {"event": event_id, "action": action, "note": "模拟处置"}
                 out.append({"id": uuid7(int(self.clock.now() * 1000)), "type": "act", "body": body, "_target": ti})
-                if step + 1 < len(STEPS):
-                    keep.append((ti, event_id, step + 1))
             else:
                 keep.append(item)
         self._open = keep[-5000:]
@@ -189,14 +192,20 @@ class Simulator:
                 key = type(exc).__name__
                 self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
                 continue
-            accepted = {_cid(x) for x in (reply.get("accepted") or [])} | {_cid(x) for x in (reply.get("duplicate") or [])}
+            results = {}
+            for key in ("accepted", "duplicate"):
+                for x in reply.get(key) or []:
+                    if isinstance(x, dict):
+                        results[x.get("id")] = x.get("result") or {}
             for c in batch:
-                if c["id"] in accepted:
+                if c["id"] in results:
+                    status = results[c["id"]].get("status", "reported")
                     if c["type"] == "report":
                         self.stats.accepted += 1
-                        self._open.append((ti, c["body"]["event_id"], 0))
                     else:
                         self.stats.actions += 1
+                    self._open.append((ti, results[c["id"]].get("event_id") or c["body"].get("event_id")
+                                       or c["body"].get("event"), status))
                 else:
                     self.stats.rejected += 1
             for x in reply.get("rejected") or []:
@@ -229,5 +238,3 @@ class Simulator:
         self._stop.set()
 
 
-def _cid(item) -> str:
-    return item.get("id") if isinstance(item, dict) else item
