@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from bench.synth import CATEGORY_CODES, DEFAULT_END, synth_events
 from cqgov_tui.catalogue.loader import load_catalogue
 from cqgov_tui.catalogue.metrics import parse_metric
-from cqgov_tui.domain.entities import AuditEntry, Status
+from cqgov_tui.domain.entities import AuditEntry
 from cqgov_tui.domain.schema import arrow_schema
 from cqgov_tui.engine.lifecycle import position
 from cqgov_tui.engine.runways import _positions, compute_board
