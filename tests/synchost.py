@@ -79,7 +79,7 @@ class SyncTestHost:
         return {"event_id": event.id, "number": event.number, "status": event.status, "version": event.version}
 
 
-_CATEGORIES = ("road_collapse", "manhole_cover", "garbage", "noise", "streetlight", "street_vending", "dispute")
+_CATEGORIES = ("road_collapse", "manhole_cover", "garbage", "streetlight", "street_vending", "dispute")
 
 
 def report_body(rng, i: int, district: str = "500108") -> dict:

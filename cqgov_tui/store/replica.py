@@ -60,10 +60,12 @@ def apply_changes(store: Store, changes: Iterable[Any]) -> Applied:
         logged += _apply_events(store, groups["event"], result)
     if "directive" in groups:
         logged += _apply_keyed(store, groups["directive"], result, "directives", _DIRECTIVE_COLS, _DIRECTIVE_ARROW,
-                               ("id",), lambda row: row["origin_code"] == store.code and row["origin_tier"] == store.tier.value)
+                               ("id",), lambda row: row["origin_code"] == store.code and row["origin_tier"] == store.tier.value,
+                               lambda row: ",".join(row["targets"]))
     if "receipt" in groups:
         logged += _apply_keyed(store, groups["receipt"], result, "receipts", _RECEIPT_COLS, _RECEIPT_ARROW,
-                               ("directive_id", "jurisdiction_code"), lambda row: False)
+                               ("directive_id", "jurisdiction_code"), lambda row: False,
+                               lambda row: row["jurisdiction_code"])
     if "audit" in groups:
         logged += _apply_audit(store, groups["audit"], result)
     logged.sort(key=lambda ch: ch.seq)
@@ -102,6 +104,9 @@ def _apply_events(store: Store, changes: list, result: Applied) -> list:
                 result.skipped_stale += 1
                 continue
             current[ch.key] = {**have, **{k: v for k, v in ch.data.items() if k in have}}
+        if not ch.scope:  # scopes are not sent on the wire: derive from the row
+            row = current[ch.key]
+            ch.scope = row["grid_code"] or row["street_code"] or row["district_code"]
         touched.add(ch.key)
         applied.append(ch)
     if touched:
@@ -115,7 +120,7 @@ def _apply_events(store: Store, changes: list, result: Applied) -> list:
 
 
 def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols: list[str], schema: pa.Schema,
-                 key_cols: tuple[str, ...], owned) -> list:
+                 key_cols: tuple[str, ...], owned, scope_of) -> list:
     """Full-row upserts (directives, receipts) with the owner and version guards."""
     key_expr = " || '/' || ".join(key_cols)
     keys = list(dict.fromkeys(ch.key for ch in changes))
@@ -136,6 +141,8 @@ def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols:
             result.skipped_stale += 1
             continue
         current[ch.key] = {c: ch.data.get(c) for c in cols}
+        if not ch.scope:
+            ch.scope = scope_of(current[ch.key])
         touched.add(ch.key)
         applied.append(ch)
     if touched:
@@ -171,6 +178,14 @@ def _apply_audit(store: Store, changes: list, result: Applied) -> list:
         applied.append(ch)
     if rows:
         _insert(store, "audit_remote", rows, _AUDIT_COLS, _AUDIT_ARROW)
+        unscoped = [ch for ch in applied if not ch.scope]
+        if unscoped:
+            ids = list({ch.data["event_id"] for ch in unscoped})
+            where = dict(store.conn.execute(
+                "SELECT id, coalesce(grid_code, street_code, district_code) FROM events WHERE list_contains(?, id)",
+                [ids]).fetchall())
+            for ch in unscoped:
+                ch.scope = where.get(ch.data["event_id"]) or store.code
     return applied
 
 

@@ -135,7 +135,8 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         meta = {**server_meta(scope), "cqgov.kind": "changes", "cqgov.epoch": store.epoch, "cqgov.cursor": cursor,
                 "cqgov.has_more": "1" if delta.has_more else "0", "cqgov.head": str(delta.head)}
         encode = wire.encode_json if as_json else wire.encode
-        return Encoded(encode(delta.changes, meta), len(delta.changes), cursor, delta.has_more, delta.head)
+        rows = wire.coalesce(delta.changes)
+        return Encoded(encode(rows, meta), len(rows), cursor, delta.has_more, delta.head)
 
     def delta_now(epoch: str, seq: int, limit: int, scope: str, node: str | None, as_json: bool) -> Encoded:
         changelog.check_cursor(store, epoch, seq)

@@ -1,0 +1,246 @@
+"""Sync benchmark: bytes and encode time of a realistic delta, its time over a 128 kbit/s link,
+and serving one delta to many pullers with and without the response cache.
+
+The delta: 100 new events (with their Chinese text) and 400 state transitions
+of events the client already holds — 500 changes. The naive baseline is what
+an Open311-style API sends for the same news: every changed event's full row
+as JSON, gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (str(ROOT), str(ROOT / "tests")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from cqgov_tui.clock import SimClock  # noqa: E402
+from cqgov_tui.domain.entities import Event  # noqa: E402
+from cqgov_tui.domain.schema import to_row  # noqa: E402
+from cqgov_tui.ids import uuid7  # noqa: E402
+from cqgov_tui.store import init_store  # noqa: E402
+from cqgov_tui.sync import changelog, wire  # noqa: E402
+from cqgov_tui.sync.client import SyncClient  # noqa: E402
+from cqgov_tui.sync.router import DeltaCache, make_sync_router  # noqa: E402
+
+from netproxy import NetProxy  # noqa: E402
+from synchost import ServerThread, SyncTestHost  # noqa: E402
+
+_DISTRICTS = ("500108", "500103", "500105", "500106", "500107", "500112")
+_PLACES = ("南坪街道", "涂山镇", "菩提街道", "谢家湾街道", "陈家坝街道", "中山路街道")
+_WHAT = ("井盖缺失", "道路塌陷", "垃圾满溢", "路灯不亮", "占道经营", "噪声扰民", "管道爆裂", "违章搭建")
+# Phrase banks: real 12345 complaint texts differ event to event, so a delta's text does not
+# compress away against itself the way one repeated template would.
+_WHO = ("市民来电反映", "网格员巡查发现", "群众通过渝快办反映", "视频AI识别到", "社区工作人员报告", "商户投诉")
+_WHERE = ("小区东门", "农贸市场旁", "学校门口", "公交站台附近", "地下通道入口", "人行天桥下", "老旧小区3栋楼下",
+          "滨江路沿线", "菜市场后巷", "医院停车场出口", "轻轨站B出口", "社区广场")
+_DETAIL = ("已持续多日无人处理", "夜间没有照明，行人经过容易摔倒", "雨后积水严重影响通行", "气味刺鼻，周边居民意见很大",
+           "早晚高峰造成拥堵", "存在明显安全隐患", "老人小孩经过时很危险", "附近商户也多次反映过",
+           "昨天已经有人受伤", "周末人流量大，情况更加严重")
+_ASK = ("请尽快派人到现场核实处置", "希望相关部门尽快解决并回复", "请城管部门依法处理", "请安排维修并反馈结果",
+        "请加强巡查防止再次发生", "请给个处理时限")
+_FLOW = ("verified", "assessed", "dispatched", "accepted", "on_scene", "disposed", "feedback", "closed")
+
+
+def row(name, value, unit, baseline=None, baseline_name="", note="", target=None, target_ok=None) -> dict:
+    ratio = value / baseline if baseline else None
+    return {"name": name, "value": value, "unit": unit, "baseline": baseline, "baseline_name": baseline_name,
+            "ratio": ratio, "note": note, "target": target, "target_ok": target_ok}
+
+
+def _event(rng: random.Random, now: float, i: int) -> Event:
+    d = rng.randrange(len(_DISTRICTS))
+    district = _DISTRICTS[d]
+    street = f"{district}{rng.randint(1, 12):03d}"
+    grid = f"{street}{rng.randint(1, 60):03d}"
+    what = _WHAT[rng.randrange(len(_WHAT))]
+    text = (f"{rng.choice(_WHO)}：{_PLACES[d]}{rng.randint(1, 400)}号{rng.choice(_WHERE)}{what}，"
+            f"{rng.choice(_DETAIL)}，{rng.choice(_DETAIL)}。{rng.choice(_ASK)}。"
+            f"联系电话1{rng.randint(3, 9)}{rng.randint(0, 999_999_999):09d}。")
+    return Event(
+        id=uuid7(int(now * 1000) + i), number=f"{district[-4:]}-20261118-{i:05d}", city_code="500000",
+        district_code=district, street_code=street, grid_code=grid, category_code="c0" + str(i % 9 + 1),
+        colour=rng.choice(("red", "orange", "yellow", "blue", "green")), status="reported", title=what, text=text,
+        lon=106.4 + rng.random() * 0.5, lat=29.4 + rng.random() * 0.3, address=f"重庆市{_PLACES[d]}{rng.randint(1, 300)}号",
+        source=rng.choice(("citizen", "grid", "sensor", "video")), reporter=f"user{rng.randint(1, 999)}",
+        assignee=None, departments=[], sla_profile="standard", reported_at=now, stage_started_at=now,
+        due_at=now + 1800, closed_at=None, updated_at=now, escalation_level=0, supervised_by=None, parent_id=None,
+        merged_into=None, duplicate_of=None, inhibited_by=None, plan_code=None, origin_tier="city",
+        origin_node="city-500000", version=1,
+    )
+
+
+def _build(path: str, clock: SimClock, seed: int = 1):
+    """A city store with 400 held events, then the 500-change delta. Returns (store, base_seq, touched ids)."""
+    rng = random.Random(seed)
+    store = init_store(path, "city", "500000", clock=clock)
+    held = []
+    with store.tx():
+        for i in range(400):
+            held.append(store.insert_event(_event(rng, clock.now(), i)))
+    base = store.head()
+    touched = []
+    with store.tx():
+        for i in range(100):
+            clock.advance(3)
+            touched.append(store.insert_event(_event(rng, clock.now(), 1000 + i)).id)
+        for i in range(400):
+            clock.advance(3)
+            e = store.get_event(held[rng.randrange(len(held))].id)
+            nxt = _FLOW[min(_FLOW.index(e.status) + 1, len(_FLOW) - 1)] if e.status in _FLOW else _FLOW[0]
+            changes = {"status": nxt, "stage_started_at": clock.now(), "updated_at": clock.now(),
+                       "due_at": None if nxt == "closed" else clock.now() + 1800}
+            if nxt == "dispatched":
+                changes["assignee"] = "d_cg"
+            store.update_event(replace(e, **changes), changes.keys())
+            touched.append(e.id)
+    return store, base, touched
+
+
+def _full_rows(store, touched) -> list[dict]:
+    return [to_row(store.get_event(k)) for k in dict.fromkeys(touched)]
+
+
+def _naive(rows: list[dict]) -> bytes:
+    return gzip.compress(json.dumps(rows, ensure_ascii=False).encode(), 6)
+
+
+def _best_ms(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, (time.perf_counter() - t0) * 1000)
+    return best
+
+
+def _pullers(url: str, params: dict, seconds: float, threads: int = 8) -> float:
+    """Deltas per second served to ``threads`` pullers asking for the same cursor."""
+    done = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker():
+        with httpx.Client(timeout=30) as c:
+            while time.monotonic() < stop:
+                r = c.get(url + "/v1/changes", params=params)
+                r.raise_for_status()
+                with lock:
+                    done[0] += 1
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return done[0] / (time.monotonic() - t0)
+
+
+def run(quick: bool = False) -> list[dict]:
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = SimClock()
+        store, base, touched = _build(os.path.join(tmp, "city.duckdb"), clock)
+        delta = changelog.read_changes(store, base, 500, "500000")
+        assert len(delta.changes) == 500
+        meta = {"cqgov.kind": "changes", "cqgov.epoch": store.epoch,
+                "cqgov.cursor": wire.format_cursor(store.epoch, delta.next_seq), "cqgov.has_more": "0"}
+        sent = wire.coalesce(delta.changes)  # what the router sends for this cursor
+        ours = wire.encode(sent, meta)
+        full = _full_rows(store, touched)
+        naive = _naive(full)
+        rows.append(row("delta bytes (500 changes)", len(ours), "B", len(naive), "full rows JSON+gzip",
+                        note=f"100 new events with text + 400 transitions ({len(sent)} rows after folding); "
+                             "sparse Arrow IPC, zstd",
+                        target="≤ 0.35×", target_ok=len(ours) <= 0.35 * len(naive)))
+        repeat = 5 if quick else 20
+        enc_ms = _best_ms(lambda: wire.encode(wire.coalesce(delta.changes), meta), repeat)
+        naive_ms = _best_ms(lambda: _naive(full), repeat)
+        rows.append(row("delta encode CPU", enc_ms, "ms", naive_ms, "full rows JSON+gzip",
+                        note="best of %d; rows already read on both sides" % repeat))
+        dec_ms = _best_ms(lambda: wire.decode(ours), repeat)
+        rows.append(row("delta decode CPU", dec_ms, "ms", _best_ms(lambda: json.loads(gzip.decompress(naive)), repeat),
+                        "gunzip + json.loads", note="strict validation included"))
+
+        # (b) a client receives the delta through a 128 kbit/s link
+        host = SyncTestHost(store)
+        app = make_app_with_naive(host, naive)
+        server = ServerThread(app).start()
+        proxy = NetProxy(server.port, rate_kbit=128).start()
+        try:
+            rep = init_store(os.path.join(tmp, "replica.duckdb"), "city", "500000", node="bench-replica")
+            boot = SyncClient(rep, server.url)
+            boot.pull_until_caught_up()  # the replica held the 400 events before: rebuild that state
+            with rep.tx():
+                rep.conn.execute("UPDATE sync_cursor SET seq = ?", [base])
+                rep.conn.execute("DELETE FROM events WHERE list_contains(?, id)", [list(dict.fromkeys(touched))[:100]])
+                rep.conn.execute("DELETE FROM event_queue WHERE list_contains(?, id)", [list(dict.fromkeys(touched))[:100]])
+            boot.close()
+            client = SyncClient(rep, proxy.url, limit=500)
+            t0 = time.perf_counter()
+            got = client.pull_until_caught_up()
+            ours_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            httpx.get(proxy.url + "/naive", timeout=120).raise_for_status()
+            naive_s = time.perf_counter() - t0
+            client.close()
+            rows.append(row("receive delta at 128 kbit/s", ours_s, "s", naive_s, "naive payload over same link",
+                            note=f"{got.rows} changes applied incl. decode + one DuckDB transaction",
+                            target="≤ 3 s", target_ok=ours_s <= 3.0))
+        finally:
+            proxy.stop()
+            server.stop()
+
+        # (c) one delta, many pullers: cached encoded responses vs re-query + re-encode
+        seconds = 1.0 if quick else 3.0
+        params = {"cursor": wire.format_cursor(store.epoch, base), "limit": 500}
+        cached = ServerThread(make_app_with_cache(host, DeltaCache())).start()
+        uncached = ServerThread(make_app_with_cache(host, DeltaCache(max_entries=0))).start()
+        try:
+            with_cache = _pullers(cached.url, params, seconds)
+            without = _pullers(uncached.url, params, seconds)
+        finally:
+            cached.stop()
+            uncached.stop()
+        rows.append(row("same delta to 8 pullers", with_cache, "deltas/s", without, "re-query + re-encode each",
+                        note="HTTP on loopback, 500-change delta"))
+        store.close()
+    return rows
+
+
+def make_app_with_naive(host, naive: bytes) -> FastAPI:
+    app = make_app_with_cache(host, DeltaCache())
+
+    @app.get("/naive")
+    def _naive_payload():
+        return Response(naive, media_type="application/json", headers={"Content-Encoding": "gzip"})
+
+    return app
+
+
+def make_app_with_cache(host, cache: DeltaCache) -> FastAPI:
+    app = FastAPI()
+    app.include_router(make_sync_router(host, cache=cache))
+    return app
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(f"{r['name']:32} {r['value']:>12.3f} {r['unit']:9} baseline {r['baseline']:>12.3f}  ratio "
+              f"{(r['ratio'] or 0):.3f}  {r['target'] or ''} {'' if r['target_ok'] is None else ('ok' if r['target_ok'] else 'MISSED')}")
