@@ -219,6 +219,8 @@ class Engine:
             overdue = self.store.overdue_events(now)
             result.checked = self.store.count_events(open_only=True)
             inhibitor_open: dict[str, bool] = {}
+            updates: list[tuple[Event, list[str]]] = []
+            audits: list[dict] = []
             for event in overdue:
                 result.overdue.append(event.id)
                 if event.inhibited_by:
@@ -230,11 +232,21 @@ class Engine:
                     if inhibitor_open[event.inhibited_by]:
                         result.held.append(event.id)
                         continue
-                if self._escalate_overdue(event, now):
+                changes, note = self._overdue_step(event, now)
+                updates.append((replace(event, updated_at=now, **changes), [*changes, "updated_at"]))
+                if note:
                     result.escalated.append(event.id)
+                    audits.append(dict(event_id=event.id, action="supervise", from_status=event.status,
+                                       to_status=event.status, actor=self.system.user, role=Role(self.system.role).value,
+                                       tier=Tier(self.system.tier).value, note=note,
+                                       scope=event.grid_code or event.street_code or event.district_code))
+            # One batched write for the whole sweep: a busy minute can make thousands overdue at once.
+            self.store.update_events(updates)
+            self.store.append_audits(audits)
         return result
 
-    def _escalate_overdue(self, event: Event, now: float) -> bool:
+    def _overdue_step(self, event: Event, now: float) -> tuple[dict, str | None]:
+        """The changes one missed deadline makes, and the supervision note (None when nothing is raised)."""
         profile = self.catalogue.sla(event.sla_profile)
         stage = sla.next_stage(profile, event.status)
         grace = sla.stage_duration(profile, stage) if stage else 600.0
@@ -243,20 +255,24 @@ class Engine:
         next_due = (event.due_at or now) + grace
         while next_due < now:
             next_due += grace
-        limit = sla.max_level(event.origin_tier)
-        if event.escalation_level >= limit:
+        if event.escalation_level >= sla.max_level(event.origin_tier):
             # Already supervised by the city: keep the clock running, raise nothing further.
-            self._save(event, due_at=next_due)
-            return False
+            return {"due_at": next_due}, None
         level = event.escalation_level + 1
         supervisor = sla.supervising_tier(event.origin_tier, level)
         colour = Colour(event.colour).raised()
-        event = self._save(event, escalation_level=level, supervised_by=supervisor.value, colour=colour.value,
-                           due_at=next_due)
         label = stage.label_zh if stage else "办结"
-        self._audit(event, "supervise", event.status, event.status, self.system,
-                    note=f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}")
-        return True
+        note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
+        return {"escalation_level": level, "supervised_by": supervisor.value, "colour": colour.value,
+                "due_at": next_due}, note
+
+    def _escalate_overdue(self, event: Event, now: float) -> bool:
+        """One event's overdue step, written at once (the sweep batches the same step)."""
+        changes, note = self._overdue_step(event, now)
+        event = self._save(event, **changes)
+        if note:
+            self._audit(event, "supervise", event.status, event.status, self.system, note=note)
+        return note is not None
 
     # ------------------------------------------------------------ helpers
 
@@ -301,6 +317,7 @@ class Engine:
         self.store.append_audit(
             event_id=event.id, action=action, from_status=from_status, to_status=to_status,
             actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
+            scope=event.grid_code or event.street_code or event.district_code,
         )
 
     def _place(self, lon, lat, code) -> tuple[str, str | None, str | None, float | None, float | None]:

@@ -235,6 +235,7 @@ def _log(store: Store, changes: list) -> None:
         store.conn.execute("INSERT INTO changes SELECT * FROM _replica_log")
     finally:
         store.conn.unregister("_replica_log")
+        store.invalidate_caches()  # the store remembers its head; this wrote past it
 
 
 # ---------------------------------------------------------------- snapshots and reverts

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import json
 import threading
 from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 import duckdb
+import pyarrow as pa
 
 from ..clock import Clock, SystemClock, local
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, TERMINAL, Tier
-from ..domain.schema import column_names, from_row, to_row
+from ..domain.schema import arrow_schema, column_names, from_row, to_row
 from ..errors import BadInput, StoreCorrupt, StoreError
 from ..ids import uuid7
 from . import audit as audit_chain
@@ -49,6 +51,10 @@ class Store:
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
         self._depth = 0
+        # This process owns the file, so the change-log head and the audit tail can be
+        # remembered between writes instead of re-read for every row (see invalidate_caches).
+        self._head: int | None = None
+        self._audit_tail: tuple[int, str] | None = None
         meta = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
         for needed in ("epoch", "tier", "code", "node"):
             if needed not in meta:
@@ -88,9 +94,21 @@ class Store:
             except BaseException:
                 self._depth = 0
                 self.conn.execute("ROLLBACK")
+                self.invalidate_caches()
                 raise
             self._depth = 0
             self.conn.execute("COMMIT")
+
+    def _register(self, name: str, table) -> None:
+        """Register an Arrow table for a bulk statement. DuckDB refuses ``register`` while an earlier
+        ``fetchone()`` left a result open, so a trivial statement closes that result first."""
+        self.conn.execute("SELECT 1").fetchall()
+        self.conn.register(name, table)
+
+    def invalidate_caches(self) -> None:
+        """Forget remembered heads; call after writing ``changes``/``audit_log`` other than through this class."""
+        self._head = None
+        self._audit_tail = None
 
     def _require_tx(self) -> None:
         if not self._depth:
@@ -132,11 +150,38 @@ class Store:
             "INSERT INTO changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [seq, self.clock.now(), entity, key, op, json.dumps(data, ensure_ascii=False), origin or self.node, scope],
         )
+        self._head = seq
         return seq
+
+    def _log_changes(self, rows: list[tuple[str, str, str, dict, str, str]]) -> None:
+        """Bulk form of ``log_change``: (entity, key, op, data, origin, scope) per row, seqs consecutive."""
+        if not rows:
+            return
+        self._require_tx()
+        start = self.head() + 1
+        now = self.clock.now()
+        table = pa.table({
+            "seq": pa.array(range(start, start + len(rows)), pa.int64()),
+            "changed_at": pa.array([now] * len(rows), pa.float64()),
+            "entity": [r[0] for r in rows],
+            "key": [r[1] for r in rows],
+            "op": [r[2] for r in rows],
+            "data": [json.dumps(r[3], ensure_ascii=False) for r in rows],
+            "origin": [r[4] or self.node for r in rows],
+            "scope": [r[5] for r in rows],
+        })
+        self._register("_bulk_changes", table)
+        try:
+            self.conn.execute("INSERT INTO changes SELECT * FROM _bulk_changes")
+        finally:
+            self.conn.unregister("_bulk_changes")
+        self._head = start + len(rows) - 1
 
     def head(self) -> int:
         with self.lock:
-            return self.conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+            if self._head is None:
+                self._head = self.conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+            return self._head
 
     def changes_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         with self.lock:
@@ -172,20 +217,72 @@ class Store:
         """Persist ``event`` whose fields ``changed`` differ from the stored row; bumps version."""
         changed = [c for c in changed if c not in ("version", "id")]
         with self.tx():
-            current = self.get_event(event.id)
-            if current is None:
-                raise BadInput(f"no event {event.id}")
-            event = replace(event, version=current.version + 1)
-            row = to_row(event)
             cols = changed + ["version"]
-            sets = ", ".join(f"{c} = ?" for c in cols)
-            self.conn.execute(f"UPDATE events SET {sets} WHERE id = ?", [row[c] for c in cols] + [event.id])
-            self.conn.execute("DELETE FROM event_queue WHERE id = ?", [event.id])
-            if Status(event.status).is_open:
-                self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", [row[c] for c in EVENT_COLUMNS])
+            sets = ", ".join(f"{c} = ?" for c in changed)
+            found = self.conn.execute(
+                f"UPDATE events SET {sets + ', ' if sets else ''}version = version + 1 WHERE id = ? RETURNING version",
+                [getattr(event, c) if not isinstance(getattr(event, c), enum.Enum) else getattr(event, c).value
+                 for c in changed] + [event.id],
+            ).fetchall()  # drain RETURNING fully: DuckDB refuses new work on a half-read result
+            if not found:
+                raise BadInput(f"no event {event.id}")
+            event = replace(event, version=found[0][0])
+            row = to_row(event)
+            self._sync_queue(event, row, cols)
             self.log_change("event", event.id, "update", {"id": event.id, **{c: row[c] for c in cols}}, origin,
                             _event_scope(event))
         return event
+
+    def _sync_queue(self, event: Event, row: dict, cols: list[str]) -> None:
+        """Keep ``event_queue`` holding exactly the open events, touching only the changed columns."""
+        if not Status(event.status).is_open:
+            self.conn.execute("DELETE FROM event_queue WHERE id = ?", [event.id])
+            return
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        hit = self.conn.execute(
+            f"UPDATE event_queue SET {sets} WHERE id = ? RETURNING id", [row[c] for c in cols] + [event.id]
+        ).fetchall()
+        if not hit:  # reopened (a replica catching up), so it joins the queue whole
+            full = self.conn.execute(f"SELECT {_EVENT_SELECT} FROM events WHERE id = ?", [event.id]).fetchone()
+            self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", list(full))
+
+    def update_events(self, updates: list[tuple[Event, list[str]]], origin: str | None = None) -> list[Event]:
+        """Batch ``update_event`` for sweeps: one UPDATE per distinct set of changed columns.
+
+        The caller passes events as last read inside the same transaction (their
+        ``version`` is trusted), which the store's single writer guarantees.
+        """
+        out: list[Event] = []
+        with self.tx():
+            groups: dict[tuple[str, ...], list[Event]] = {}
+            for event, changed in updates:
+                cols = tuple(c for c in changed if c not in ("version", "id"))
+                groups.setdefault(cols, []).append(replace(event, version=event.version + 1))
+            log = []
+            for cols, events in groups.items():
+                allcols = list(cols) + ["version"]
+                rows = [to_row(e) for e in events]
+                table = pa.Table.from_pylist(
+                    [{"id": r["id"], **{c: r[c] for c in allcols}} for r in rows],
+                    schema=pa.schema([arrow_schema(Event).field("id")] + [arrow_schema(Event).field(c) for c in allcols]),
+                )
+                self._register("_upd", table)
+                try:
+                    sets = ", ".join(f"{c} = u.{c}" for c in allcols)
+                    self.conn.execute(f"UPDATE events SET {sets} FROM _upd u WHERE events.id = u.id")
+                    open_ids = [e.id for e in events if Status(e.status).is_open]
+                    closed_ids = [e.id for e in events if not Status(e.status).is_open]
+                    self.conn.execute(f"UPDATE event_queue SET {sets} FROM _upd u WHERE event_queue.id = u.id")
+                    if closed_ids:
+                        self.conn.execute("DELETE FROM event_queue WHERE list_contains(?, id)", [closed_ids])
+                finally:
+                    self.conn.unregister("_upd")
+                for e, r in zip(events, rows):
+                    log.append(("event", e.id, "update", {"id": e.id, **{c: r[c] for c in allcols}}, origin,
+                                _event_scope(e)))
+                out.extend(events)
+            self._log_changes(log)
+        return out
 
     def get_event(self, event_id: str) -> Event | None:
         with self.lock:
@@ -324,7 +421,7 @@ class Store:
     def bulk_load_events(self, table) -> int:
         """Load an Arrow table of event rows (benchmarks, snapshots); no per-row change log."""
         with self.tx():
-            self.conn.register("_bulk_events", table)
+            self._register("_bulk_events", table)
             try:
                 self.conn.execute(f"INSERT INTO events SELECT {_EVENT_SELECT} FROM _bulk_events")
                 self.conn.execute(
@@ -348,10 +445,51 @@ class Store:
         tier: str,
         note: str = "",
         at: float | None = None,
+        scope: str | None = None,
     ) -> AuditEntry:
+        """Append one hash-chained entry; ``scope`` (the event's deepest code) saves a lookup when known."""
         self._require_tx()
-        last = self.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, audit_chain.GENESIS)
+        entry = self._chain_entry(event_id, action, from_status, to_status, actor, role, tier, note, at)
+        row = to_row(entry)
+        self.conn.execute(
+            f"INSERT INTO audit_log VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
+        self._audit_tail = (entry.seq, entry.hash)
+        self.log_change("audit", str(entry.seq), "append", row, scope=scope or self._scope_of(event_id))
+        return entry
+
+    def append_audits(self, entries: list[dict]) -> list[AuditEntry]:
+        """Batch ``append_audit`` (same keyword fields per dict); the chain is built in order."""
+        if not entries:
+            return []
+        self._require_tx()
+        made = []
+        for kw in entries:
+            scope = kw.pop("scope", None)
+            entry = self._chain_entry(kw["event_id"], kw["action"], kw["from_status"], kw["to_status"], kw["actor"],
+                                      kw["role"], kw["tier"], kw.get("note", ""), kw.get("at"))
+            self._audit_tail = (entry.seq, entry.hash)
+            made.append((entry, scope or self._scope_of(entry.event_id)))
+        table = pa.Table.from_pylist([to_row(e) for e, _ in made], schema=arrow_schema(AuditEntry))
+        self._register("_bulk_audit", table)
+        try:
+            self.conn.execute("INSERT INTO audit_log SELECT * FROM _bulk_audit")
+        finally:
+            self.conn.unregister("_bulk_audit")
+        self._log_changes([("audit", str(e.seq), "append", to_row(e), None, sc) for e, sc in made])
+        return [e for e, _ in made]
+
+    def _scope_of(self, event_id: str) -> str:
+        row = self.conn.execute(
+            "SELECT coalesce(grid_code, street_code, district_code) FROM events WHERE id = ?", [event_id]
+        ).fetchone()
+        return row[0] if row else self.code
+
+    def _chain_entry(self, event_id, action, from_status, to_status, actor, role, tier, note, at) -> AuditEntry:
+        if self._audit_tail is None:
+            last = self.conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            self._audit_tail = (last[0], last[1]) if last else (0, audit_chain.GENESIS)
+        seq, prev = self._audit_tail[0] + 1, self._audit_tail[1]
         entry = AuditEntry(
             seq=seq,
             acted_at=self.clock.now() if at is None else at,
@@ -367,16 +505,7 @@ class Store:
             prev_hash=prev,
             hash="",
         )
-        entry = replace(entry, hash=audit_chain.entry_hash(prev, entry))
-        row = to_row(entry)
-        self.conn.execute(
-            f"INSERT INTO audit_log VALUES ({', '.join('?' for _ in row)})", list(row.values())
-        )
-        scope_row = self.conn.execute(
-            "SELECT coalesce(grid_code, street_code, district_code) FROM events WHERE id = ?", [event_id]
-        ).fetchone()
-        self.log_change("audit", str(seq), "append", row, scope=scope_row[0] if scope_row else self.code)
-        return entry
+        return replace(entry, hash=audit_chain.entry_hash(prev, entry))
 
     def audit_entries(self, event_id: str | None = None) -> list[AuditEntry]:
         cols = column_names(AuditEntry)
@@ -813,7 +942,7 @@ def _bulk_load_remote_audit(self: Store, table) -> int:
     """Load an Arrow table of audit rows as entries replicated from other nodes (benchmarks)."""
     cols = column_names(AuditEntry)
     with self.tx():
-        self.conn.register("_bulk_audit", table)
+        self._register("_bulk_audit", table)
         try:
             self.conn.execute(f"INSERT INTO audit_remote SELECT {', '.join(cols)} FROM _bulk_audit")
         finally:
