@@ -177,3 +177,11 @@ def test_cursor_parsing():
     for bad in ("", "42", ":1", "e:", "e:-1", "e:1.5", "e:" + "9" * 30):
         with pytest.raises(WireError):
             wire.parse_cursor(bad)
+
+
+def test_field_name_that_is_not_utf8_is_refused():
+    payload = wire.encode(_sample(), META)
+    i = payload.index(b"status")
+    broken = payload[:i] + b"\xff\xfe" + payload[i + 2:]  # found by hypothesis: pyarrow raised UnicodeDecodeError
+    with pytest.raises(WireError):
+        wire.decode(broken)

@@ -236,10 +236,10 @@ def decode(payload: bytes) -> Message:
         batches = list(reader)
     except Exception as exc:  # pyarrow raises several types for corrupt IPC; all mean the same to a caller
         raise WireError(f"malformed Arrow IPC stream: {_first_line(exc)}") from None
-    meta = _check_meta(schema)
-    positions = _check_columns(schema)
     changes: list[Change] = []
     try:
+        meta = _check_meta(schema)
+        positions = _check_columns(schema)
         for batch in batches:
             if not batch.schema.remove_metadata().equals(schema.remove_metadata()):
                 raise WireError("a record batch differs from the stream schema")
@@ -247,7 +247,7 @@ def decode(payload: bytes) -> Message:
             changes.extend(_rows(batch, positions))
     except WireError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # e.g. a field name or string that is not UTF-8
         raise WireError(f"unreadable sync payload: {_first_line(exc)}") from None
     _check_order(changes, meta)
     return Message(meta, changes)
