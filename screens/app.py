@@ -1,10 +1,14 @@
 """The console app: wires a ``Backend`` to the command centre and keeps it fresh.
 
 A thread worker polls the core's ``ConsoleFeed`` (one ``max(seq)`` query when
-idle) and posts a ``FrameReady``; panes apply only what changed. Countdowns
-tick once a second from the clock alone, with no query. Nothing a worker or
-the network does can end the app: failures go to the status bar and the next
-tick retries.
+idle) and posts a ``FrameReady``; panes apply only what changed. The first
+poll is light (queue and link only) so the first frame is quick; map colours
+and directive counts follow on the next poll, and the runway board has its
+own worker and a slow timer. Countdowns tick once a second from the clock
+alone, with no query. Nothing a worker or the network does can end the app:
+failures go to the status bar and the next tick retries.
+
+Screens other than the command centre are imported when first opened.
 """
 
 from __future__ import annotations
@@ -23,13 +27,9 @@ from cqgov_tui.console.queue import QueueFilter, parse_filter
 
 from .i18n import Strings, default_lang
 from .keymap import ACTION_KEYS, app_bindings, load_overrides
-from .messages import EventSelected, FrameReady, MapDrilled, OpenDirective, OpenEvent, RefreshFailed
+from .launch import run_console  # noqa: F401  (the ``cqgov.console`` entry point names it here)
+from .messages import BoardReady, EventSelected, FrameReady, MapDrilled, OpenDirective, OpenEvent, RefreshFailed
 from .views.command_centre import CommandCentre
-from .views.compose import ComposeScreen
-from .views.event_detail import EventDetailScreen
-from .views.help import HelpScreen
-from .views.prompt import Prompt
-from .views.receipts import ReceiptsScreen
 from .widgets.directive_list import DirectiveList
 from .widgets.event_queue import EventQueue
 from .widgets.region_map import RegionMap
@@ -88,15 +88,16 @@ class ConsoleApp(App):
         if self.high_contrast:
             self.add_class("high-contrast")
         self.push_screen(self._centre())
+        self.refresh_data(light=True)
         try:
             self.backend.start()
         except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
             self.status_say(str(exc), error=True)
         if self.keys_error:
             self.status_say(self.keys_error, error=True)
-        self.refresh_data()
         self._timer = self.set_interval(self.tick_s, self._tick)
         self._clock = self.set_interval(1.0, self._second)
+        self._board_timer = self.set_interval(self.feed.board_every_s, self.refresh_board)
         try:
             import asyncio
 
@@ -152,21 +153,41 @@ class ConsoleApp(App):
             pass
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def refresh_data(self, force: bool = False) -> None:
+    def refresh_data(self, force: bool = False, light: bool = False) -> None:
         centre = self._centre_screen()
         level = None
         if centre is not None:
             try:
-                level = centre.query_one(RegionMap).state.level()
+                level = centre.query_one(RegionMap).level()
             except Exception:
                 level = None
         try:
-            self.backend.tick()
-            frame = self.feed.poll(level, force=force)
+            if not light:
+                self.backend.tick()
+            frame = self.feed.poll(level, force=force, light=light)
         except Exception as exc:  # show, keep the app, retry next tick
-            self.post_message(RefreshFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            self.post_message(RefreshFailed(_one_line(exc)))
             return
         self.post_message(FrameReady(frame))
+
+    @work(thread=True, exclusive=True, group="board", exit_on_error=False)
+    def refresh_board(self, force: bool = False) -> None:
+        """The runway board on its own worker: slow on a big store, and it changes slowly."""
+        try:
+            board = self.feed.board(force=force)
+        except Exception as exc:
+            self.post_message(RefreshFailed(_one_line(exc)))
+            return
+        if board is not None:
+            self.post_message(BoardReady(board))
+
+    def on_board_ready(self, message: BoardReady) -> None:
+        centre = self._centre_screen()
+        if centre is not None:
+            try:
+                centre.query_one(RunwayBoard).apply(message.board)
+            except Exception:  # the centre is being rebuilt; the next board repaints it
+                pass
 
     def on_frame_ready(self, message: FrameReady) -> None:
         f = message.frame
@@ -176,18 +197,18 @@ class ConsoleApp(App):
         self.frames += 1
         first = self._first
         try:
+            rmap = centre.query_one(RegionMap)
+            if rmap.registry is None and self.backend.loaded:
+                rmap.attach(self.backend.registry)
             events = centre.query_one(EventQueue)
             events.highlight = not self.low_bandwidth
             if f.queue is not None:
                 events.apply(f.queue, f.changed, f.now, first=first)
-            rmap = centre.query_one(RegionMap)
             rmap.now = f.now
             if f.fill is not None:
                 rmap.set_fill(f.fill)
             if f.new_red and not first and not self.low_bandwidth:
                 rmap.flash(list(f.new_red), f.now)
-            if f.board is not None:
-                centre.query_one(RunwayBoard).apply(f.board)
             if f.directives is not None:
                 centre.query_one(DirectiveList).apply(f.directives, f.now)
             status = centre.query_one(StatusBar)
@@ -199,11 +220,31 @@ class ConsoleApp(App):
             return
         if first:
             self._first_frame_drawn()
+            # The rest follows the first frame: colours and counts, the board, the map's shapes.
+            self.refresh_data()
+            self.refresh_board(force=True)
+            if rmap.registry is None:
+                self._load_resources()
         self._first = False
         if self.last_error:
             self.last_error = ""
             status.say("")
         self._auto_low_bandwidth(f.link.slow)
+
+    @work(thread=True, group="preload", exit_on_error=False)
+    def _load_resources(self) -> None:
+        try:
+            self.backend.preload()
+        except Exception as exc:
+            self.post_message(RefreshFailed(_one_line(exc)))
+            return
+        self.call_from_thread(self._attach_registry)
+
+    def _attach_registry(self) -> None:
+        centre = self._centre_screen()
+        if centre is not None:
+            centre.query_one(RegionMap).attach(self.backend.registry)
+            self.refresh_data()
 
     def _first_frame_drawn(self) -> None:
         """Benchmarks set CQGOV_TUI_FIRST_FRAME to learn when the first full frame is on screen."""
@@ -240,8 +281,18 @@ class ConsoleApp(App):
 
     # ------------------------------------------------------------ pane messages
 
+    def open_event(self, event_id: str) -> None:
+        from .views.event_detail import EventDetailScreen
+
+        self.push_screen(EventDetailScreen(self.backend, event_id, self.t, self.action_keys))
+
+    def open_receipts(self, directive_id: str) -> None:
+        from .views.receipts import ReceiptsScreen
+
+        self.push_screen(ReceiptsScreen(self.backend, directive_id, self.t))
+
     def on_open_event(self, message: OpenEvent) -> None:
-        self.push_screen(EventDetailScreen(self.backend, message.event_id, self.t, self.action_keys))
+        self.open_event(message.event_id)
 
     def on_event_selected(self, message: EventSelected) -> None:
         centre = self._centre_screen()
@@ -249,7 +300,7 @@ class ConsoleApp(App):
             centre.query_one(RegionMap).show_event(message.district, message.place_code)
 
     def on_open_directive(self, message: OpenDirective) -> None:
-        self.push_screen(ReceiptsScreen(self.backend, message.directive_id, self.t))
+        self.open_receipts(message.directive_id)
 
     def on_map_drilled(self, message: MapDrilled) -> None:
         self.refresh_data()
@@ -283,6 +334,8 @@ class ConsoleApp(App):
         self.exit()
 
     def action_help(self) -> None:
+        from .views.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.t, self.overrides))
 
@@ -314,16 +367,19 @@ class ConsoleApp(App):
     def action_compose(self) -> None:
         if self._on_centre() is None:
             return
+        from .views.compose import ComposeScreen
 
         def followed(directive_id):
             if directive_id:
-                self.push_screen(ReceiptsScreen(self.backend, directive_id, self.t))
+                self.open_receipts(directive_id)
             self.refresh_data()
 
         self.push_screen(ComposeScreen(self.backend, self.t), followed)
 
     def action_command_line(self) -> None:
         if self._on_centre() is not None:
+            from .views.prompt import Prompt
+
             self.push_screen(Prompt(self.t("prompt.command")), lambda v: v and self.run_command(v))
 
     def action_toggle_lang(self) -> None:
@@ -360,7 +416,7 @@ class ConsoleApp(App):
             except Exception as exc:
                 self.status_say(str(exc), error=True)
                 return
-            self.push_screen(EventDetailScreen(self.backend, event.id, self.t, self.action_keys))
+            self.open_event(event.id)
         elif cmd in ("drill", "map"):
             centre = self._centre_screen()
             try:
@@ -385,31 +441,6 @@ class ConsoleApp(App):
         self.call_after_refresh(self.refresh_data)
 
 
-def build_backend(server_url=None, token=None, db_path=None, clock=None, role=None):
-    """Pick the backend: a replica synced with a server, or the engine on a local store."""
-    from cqgov_tui.console.session import open_backend
-
-    return open_backend(server_url=server_url, token=token, db_path=db_path, clock=clock, role=role)
-
-
-def run_console(server_url: str | None = None, token: str | None = None, db_path: str | None = None,
-                lang: str | None = None, low_bandwidth: bool = False, high_contrast: bool = False,
-                backend=None, role: str | None = None) -> int:
-    """Open the console (``cqgov tui`` and ``cqgov demo`` call this). Returns an exit code."""
-    from .keymap import config_path
-
-    if os.environ.get("NO_COLOR"):
-        high_contrast = high_contrast or False
-    backend = backend or build_backend(server_url, token, db_path, role=role)
-    state_path = config_path().parent / "console-state.json"
-    app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth, high_contrast=high_contrast,
-                     state_path=state_path)
-    try:
-        app.run()
-    finally:
-        backend.stop()
-        try:
-            backend.store.close()
-        except Exception:
-            pass
-    return app.return_code or 0
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

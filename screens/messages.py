@@ -15,6 +15,14 @@ class FrameReady(Message):
         self.frame = frame
 
 
+class BoardReady(Message):
+    """The runway board was recomputed (its own worker, on a slow timer)."""
+
+    def __init__(self, board) -> None:
+        super().__init__()
+        self.board = board
+
+
 class RefreshFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()

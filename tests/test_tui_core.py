@@ -23,6 +23,9 @@ from cqgov_tui.domain.entities import Directive, Level, Receipt, Role, Tier, Use
 from cqgov_tui.errors import BadInput
 
 
+START = 1_795_000_000.0
+
+
 @pytest.fixture(scope="module")
 def world():
     clock = SimClock()
@@ -150,15 +153,30 @@ def test_local_backend_refusal_carries_the_reason(world):
     assert world.store.get_event(row.id).status == "reported"
 
 
-def test_link_status_and_token_user():
-    st = link_status_of({"state": "live", "lag_s": 42.0, "outbox": 3,
-                         "rejections": [{"id": "c1", "reason": "cannot close"}]}, "http://127.0.0.1:1")
-    assert st.mode == "lagging" and st.slow and st.outbox == 3 and st.rejections[0].reason == "cannot close"
-    payload = base64.urlsafe_b64encode(json.dumps(
-        {"user": "li", "role": "dispatcher", "tier": "district", "scope": "500108"}).encode()).decode().rstrip("=")
+def test_link_status_reads_the_sync_clients_status():
+    from cqgov_tui.sync.client import SyncStatus
+
+    st = link_status_of(SyncStatus(
+        state="live", lag_s=42.0, offline_since=None, outbox=3, rejected=2, last_error=None, bytes_in=0, bytes_out=0,
+        recent_rejections=[{"id": "c2", "type": "act", "reason": "newest"}, {"id": "c1", "type": "act", "reason": "old"}],
+    ), "http://127.0.0.1:1")
+    assert st.mode == "lagging" and st.slow and st.outbox == 3
+    assert [r.command_id for r in st.rejections] == ["c1", "c2"] and st.rejections[-1].reason == "newest"
+    off = link_status_of(SyncStatus("offline", None, 1_795_000_000.0, 7, 0, "pull: ConnectError", 0, 0).as_dict(), "u")
+    assert off.mode == "offline" and off.offline_since == 1_795_000_000.0 and off.outbox == 7
+    assert link_status_of(SyncStatus("starting", None, None, 0, 0, None, 0, 0), "u").mode == "connecting"
+
+
+def test_token_user_reads_server_tokens():
+    from cqgov_tui.server.auth import TokenAuthority
+
+    token = TokenAuthority(b"k" * 32).issue(user="li", role="dispatcher", tier="district", scope="500108",
+                                            now=START, ttl=60)
     fallback = sample_user()
-    u = token_user(f"{payload}.sig", fallback)
+    u = token_user(token, fallback)
     assert (u.user, u.role, u.tier, u.scope_code) == ("li", Role.DISPATCHER, Tier.DISTRICT, "500108")
+    payload = base64.urlsafe_b64encode(json.dumps({"user": "wang", "role": "auditor"}).encode()).decode().rstrip("=")
+    assert token_user(f"{payload}.sig", fallback).role == Role.AUDITOR
     assert token_user("garbage", fallback) == fallback
 
 

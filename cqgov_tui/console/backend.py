@@ -13,7 +13,8 @@ import abc
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 
 from ..clock import Clock
 from ..domain.entities import Directive, Receipt, ReceiptState, Role, Tier, User
@@ -48,19 +49,51 @@ class Outcome:
     message: str = ""
     command_id: str | None = None
     pending: bool = False  # queued in the outbox, not yet confirmed by the server
+    ref: str | None = None  # what the command made (a directive's id), to follow it at once
 
 
-@dataclass
 class Backend(abc.ABC):
-    store: object
-    user: User
-    clock: Clock
-    catalogue: object = None
-    registry: object = None
-    names: Names = field(init=False)
+    """Store, acting user and clock; the catalogue and registry load on first use (or in ``preload``
+    on a background thread), so the console's first frame never waits for them."""
 
-    def __post_init__(self):
-        self.names = Names(self.catalogue, self.registry)
+    def __init__(self, store, user: User, clock: Clock, catalogue=None, registry=None):
+        self.store = store
+        self.user = user
+        self.clock = clock
+        self._catalogue = catalogue
+        self._registry = registry
+        self._load_lock = threading.Lock()
+        self.names = Names(lambda: self.catalogue, lambda: self.registry)
+
+    @property
+    def catalogue(self):
+        if self._catalogue is None:
+            with self._load_lock:
+                if self._catalogue is None:
+                    from ..catalogue.loader import load_catalogue
+
+                    self._catalogue = load_catalogue()
+        return self._catalogue
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            with self._load_lock:
+                if self._registry is None:
+                    from ..geo.registry import get_registry
+
+                    self._registry = get_registry()
+        return self._registry
+
+    @property
+    def loaded(self) -> bool:
+        """Catalogue and registry are in memory (names and map shapes can be drawn without waiting)."""
+        return self._catalogue is not None and self._registry is not None
+
+    def preload(self) -> None:
+        """Load what names and the map need; meant for a thread started before the UI is imported."""
+        self.registry
+        self.catalogue
 
     @property
     def tier(self) -> Tier:
@@ -94,16 +127,24 @@ class Backend(abc.ABC):
 
 
 class LocalBackend(Backend):
-    """The engine on a store this process owns."""
+    """The engine on a store this process owns (built on first use: a viewer that never acts never loads it)."""
 
     def __init__(self, store, user: User | None = None, clock: Clock | None = None, catalogue=None, registry=None,
                  engine=None, sweep: bool = True):
-        from ..engine import Engine
-
         clock = clock or store.clock
-        self.engine = engine or Engine(store, catalogue, registry, clock)
-        super().__init__(store, user or default_user(store), clock, self.engine.catalogue, self.engine.registry)
+        if engine is not None:
+            catalogue, registry = engine.catalogue, engine.registry
+        super().__init__(store, user or default_user(store), clock, catalogue, registry)
+        self._engine = engine
         self._sweep = sweep
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from ..engine import Engine
+
+            self._engine = Engine(self.store, self.catalogue, self.registry, self.clock)
+        return self._engine
 
     def tick(self) -> None:
         if self._sweep:
@@ -122,7 +163,7 @@ class LocalBackend(Backend):
         except CqgovError as exc:
             return Outcome(False, str(exc))
         directive = local_directive(self.store, self.user, draft, self.clock.now())
-        return Outcome(True, directive.number, directive.id)
+        return Outcome(True, directive.number, directive.id, ref=directive.id)
 
     def receipt(self, directive_id, jurisdiction_code, state) -> Outcome:
         try:
@@ -175,25 +216,37 @@ def default_user(store) -> User:
 
 
 def token_user(token: str | None, fallback: User) -> User:
-    """Who the token says we are (the payload is readable; only the server checks the signature)."""
+    """Who the token says we are (the payload is readable; only the server checks the signature).
+
+    Server tokens use compact keys (``u n r t s``, see ``server/auth.py``); long names are accepted too.
+    """
     if not token or "." not in token:
         return fallback
     try:
         payload = token.split(".", 1)[0]
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return User(str(data.get("user", fallback.user)), str(data.get("name", fallback.name)),
-                    Role(data.get("role", fallback.role)), Tier(data.get("tier", fallback.tier)),
-                    str(data.get("scope", fallback.scope_code)))
+
+        def pick(short: str, long: str, default):
+            return data.get(short, data.get(long, default))
+
+        return User(str(pick("u", "user", fallback.user)), str(pick("n", "name", fallback.name)),
+                    Role(pick("r", "role", fallback.role)), Tier(pick("t", "tier", fallback.tier)),
+                    str(pick("s", "scope", fallback.scope_code)))
     except (ValueError, binascii.Error, TypeError, AttributeError):
         return fallback
 
 
 class RemoteBackend(Backend):
-    """A replica kept in step by the sync client; every action is a command in its outbox."""
+    """A replica kept in step by the sync client; every action is a command in its outbox.
+
+    Command bodies follow the tier server's handlers (``server/commands.py``);
+    the sync client applies the local effect at once (``sync/optimistic.py``)
+    and undoes it if the server refuses, keeping the server's reason.
+    """
 
     def __init__(self, store, client, server_url: str, token: str | None = None, clock: Clock | None = None,
-                 catalogue=None, registry=None, lag_slow_s: float = 10.0):
-        user = token_user(token, default_user(store))
+                 catalogue=None, registry=None, lag_slow_s: float = 10.0, user: User | None = None):
+        user = user or token_user(token, default_user(store))
         super().__init__(store, user, clock or store.clock, catalogue, registry)
         self.client = client
         self.server_url = server_url
@@ -209,20 +262,31 @@ class RemoteBackend(Backend):
         if self._started:
             self._started = False
             try:
-                self.client.stop()
+                # Abandon a long-poll in flight rather than wait for it: quitting must be quick.
+                self.client.stop(timeout=1.0)
             except Exception:  # stopping must never stop the app from quitting
                 pass
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
 
-    def _enqueue(self, kind: str, body: dict, label: str) -> Outcome:
+    def _enqueue(self, kind: str, body: dict, label: str, ref: str | None = None) -> Outcome:
         try:
             cid = self.client.enqueue(kind, body)
         except CqgovError as exc:
             return Outcome(False, str(exc))
-        return Outcome(True, label, cid, pending=True)
+        return Outcome(True, label, cid, pending=True, ref=ref)
 
     def act(self, event_id, action, note="", departments=None, target=None) -> Outcome:
-        body = {"event": event_id, "action": action, "note": note, "departments": list(departments or []),
-                "target": target}
+        # ``ref`` is what the client's local effect resolves, ``event`` what the server's handler reads.
+        body = {"ref": event_id, "event": event_id, "action": action, "note": note}
+        if departments:
+            body["departments"] = list(departments)
+        if target:
+            body["target"] = target
         return self._enqueue("act", body, action)
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
@@ -230,11 +294,15 @@ class RemoteBackend(Backend):
             draft.validate()
         except CqgovError as exc:
             return Outcome(False, str(exc))
-        return self._enqueue("directive.send", draft.body(), draft.title)
+        now = self.clock.now()
+        directive_id = uuid7(int(now * 1000))  # chosen here so the receipts screen can follow it at once
+        body = {"directive_id": directive_id, "title": draft.title.strip(), "text": draft.text or draft.title.strip(),
+                "targets": list(draft.targets), "priority": draft.priority, "require_ack": draft.require_ack,
+                "deadline_at": now + draft.deadline_minutes * 60.0}
+        return self._enqueue("directive.send", body, draft.title.strip(), ref=directive_id)
 
     def receipt(self, directive_id, jurisdiction_code, state) -> Outcome:
-        return self._enqueue("receipt", {"directive": directive_id, "jurisdiction": jurisdiction_code, "state": state},
-                             state)
+        return self._enqueue("receipt", {"directive": directive_id, "code": jurisdiction_code, "state": state}, state)
 
     def status(self) -> LinkStatus:
         try:
@@ -244,29 +312,22 @@ class RemoteBackend(Backend):
         return link_status_of(st, self.server_url, self.lag_slow_s)
 
 
+_MODES = {"live": "live", "lagging": "lagging", "offline": "offline", "starting": "connecting"}
+
+
 def link_status_of(st, server_url: str, lag_slow_s: float = 10.0) -> LinkStatus:
-    """Normalise whatever the sync client reports (object or dict) into a ``LinkStatus``."""
-
-    def get(name, default=None):
-        if isinstance(st, dict):
-            return st.get(name, default)
-        return getattr(st, name, default)
-
-    state = str(get("state", "connecting") or "connecting")
-    lag = get("lag_s", get("lag"))
-    rejections = []
-    for r in get("rejections", ()) or ():
-        if isinstance(r, dict):
-            rejections.append(Rejection(str(r.get("id", r.get("command_id", ""))), str(r.get("reason", ""))))
-        else:
-            rejections.append(Rejection(str(getattr(r, "id", getattr(r, "command_id", ""))), str(getattr(r, "reason", r))))
-    mode = {"live": "live", "ok": "live", "synced": "live", "lagging": "lagging", "offline": "offline",
-            "error": "offline"}.get(state, state)
-    if mode == "live" and lag is not None and lag > lag_slow_s:
+    """The sync client's ``SyncStatus`` (or its ``as_dict()``) as the status bar shows it."""
+    data = st if isinstance(st, dict) else st.as_dict()
+    mode = _MODES.get(str(data.get("state") or "starting"), "connecting")
+    lag = data.get("lag_s")
+    slow = lag is not None and lag > lag_slow_s
+    if mode == "live" and slow:
         mode = "lagging"
-    outbox = get("outbox", get("outbox_size", 0)) or 0
+    # The client lists the newest first; the console keeps the newest last.
+    rejections = tuple(Rejection(str(r.get("id", "")), str(r.get("reason", "")))
+                       for r in reversed(data.get("recent_rejections") or ()))
     return LinkStatus(
         mode=mode, server=server_url, lag_s=None if lag is None else float(lag),
-        offline_since=get("offline_since"), outbox=int(outbox), last_error=str(get("last_error", "") or ""),
-        rejections=tuple(rejections), slow=lag is not None and lag > lag_slow_s,
+        offline_since=data.get("offline_since"), outbox=int(data.get("outbox") or 0),
+        last_error=str(data.get("last_error") or ""), rejections=rejections, slow=slow,
     )

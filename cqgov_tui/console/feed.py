@@ -3,7 +3,13 @@
 The store's change-log head says whether anything moved at all; the log rows
 since the last head say which events changed (highlighted briefly) and which
 turned red (their regions flash). Panes whose inputs did not change are not
-recomputed, so an idle console costs one ``max(seq)`` query per tick.
+recomputed, so an idle console costs one ``max(seq)`` query per tick. Changes
+arriving between two polls are coalesced into one frame.
+
+The first poll is ``light``: the queue and the link only, so the first frame
+is on screen before the map colours and directive counts are computed. The
+runway board is slow on a big store and has its own call (``board``), run on
+its own worker and timer.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ class ConsoleFeed:
         self._flt_seen = None
         self._board_at = float("-inf")
 
-    def poll(self, map_level, force: bool = False) -> Frame:
+    def poll(self, map_level, force: bool = False, light: bool = False) -> Frame:
         b = self.backend
         now = b.clock.now()
         link = b.status()
@@ -68,19 +74,30 @@ class ConsoleFeed:
                 if data.get("colour") == "red":
                     new_red.append(ch["scope"] or data.get("grid_code") or data.get("street_code")
                                    or data.get("district_code") or "")
-        queue = fill = directives = board = None
+        queue = fill = directives = None
         if moved or self._flt_seen != self.flt:
             queue = tuple(load_queue(b.store, b.names, self.flt, self.limit))
             self._flt_seen = self.flt
-        if moved or map_level != self._map_level:
-            fill = region_fill(b.store, map_level)
-            self._map_level = map_level
-        # Receipt deadlines pass without any write, so the pane refreshes on a slow timer too.
-        if moved or now - self._dir_at >= 10.0:
-            directives = tuple(load_directives(b.store, now))
-            self._dir_at = now
-        if moved and now - self._board_at >= self.board_every_s or self._board_at == float("-inf"):
-            board = load_board(b.store, b.catalogue, now, b.user.scope_code)
-            self._board_at = now
+        if light:
+            # The next full poll must fill the panes skipped here.
+            self._map_level = object()
+            self._dir_at = float("-inf")
+        else:
+            if map_level is not None and (moved or map_level != self._map_level):
+                fill = region_fill(b.store, map_level)
+                self._map_level = map_level
+            # Receipt deadlines pass without any write, so the pane refreshes on a slow timer too.
+            if moved or now - self._dir_at >= 10.0:
+                directives = tuple(load_directives(b.store, now))
+                self._dir_at = now
         self._head = head
-        return Frame(head, now, queue, fill, directives, board, link, frozenset(changed), tuple(new_red))
+        return Frame(head, now, queue, fill, directives, None, link, frozenset(changed), tuple(new_red))
+
+    def board(self, force: bool = False) -> tuple[BoardNode, ...] | None:
+        """The runway board when due (every ``board_every_s``, or ``force``), else None."""
+        b = self.backend
+        now = b.clock.now()
+        if not force and now - self._board_at < self.board_every_s:
+            return None
+        self._board_at = now
+        return load_board(b.store, b.catalogue, now, b.user.scope_code)

@@ -10,10 +10,23 @@ from ..textsafe import plain
 
 
 class Names:
+    """``catalogue`` and ``registry`` may be the objects or zero-argument functions returning them
+    (a backend loads them lazily; nothing is loaded until a name is asked for)."""
+
     def __init__(self, catalogue=None, registry=None):
-        self.catalogue = catalogue
-        self.registry = registry
+        self._catalogue = catalogue
+        self._registry = registry
         self._place_cache: dict[str, str] = {}
+
+    @property
+    def catalogue(self):
+        c = self._catalogue
+        return c() if callable(c) else c
+
+    @property
+    def registry(self):
+        r = self._registry
+        return r() if callable(r) else r
 
     def category(self, code: str) -> str:
         cats = getattr(self.catalogue, "categories", None) or {}
@@ -32,9 +45,10 @@ class Names:
         if hit is not None:
             return hit
         name = code
-        if self.registry is not None:
+        registry = self.registry
+        if registry is not None:
             try:
-                name = plain(self.registry.get(code).name)
+                name = plain(registry.get(code).name)
             except Exception:  # unknown code in a replica: show the code itself
                 name = code
         self._place_cache[code] = name

@@ -48,6 +48,7 @@ class QueueRow:
 
 
 def row_of(event: Event, names: Names) -> QueueRow:
+    """A list row from an ``Event`` or from the store's narrow ``queue_rows`` tuple (same field names)."""
     return QueueRow(
         id=event.id,
         number=plain(event.number),
@@ -190,10 +191,11 @@ def _district_names(registry) -> dict[str, str]:
 
 def load_queue(store, names: Names, flt: QueueFilter | None = None, limit: int = DEFAULT_LIMIT) -> list[QueueRow]:
     flt = flt or QueueFilter()
-    events: list[Event] = []
+    events: list = []
     districts = flt.districts or (None,)
     for district in districts:
-        events.extend(store.queue(
+        # List columns only: the long text and audit stay on disk until the detail screen asks.
+        events.extend(store.queue_rows(
             district=district, statuses=flt.statuses or None, colours=flt.colours or None,
             categories=flt.categories or None, text=flt.text or None, limit=limit,
         ))

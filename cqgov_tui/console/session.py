@@ -1,5 +1,5 @@
-"""Open the console's backend from command-line options: a synced replica, a local store,
-or (with neither) the built-in sample city."""
+"""Open the console's backend from command-line options: a replica synced with a tier server,
+or a local store. The sample city is for tests and ``python -m screens`` only."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from ..errors import BadInput
 from ..scope import CITY_CODE
 from .backend import Backend, LocalBackend, RemoteBackend, default_user, token_user
 
+HINT = ("cqgov tui needs a data source: --server URL --token TOKEN (a tier server, see `cqgov serve`) "
+        "or --db PATH (a local store); `cqgov demo` starts a live city with the console")
+
 
 def replica_path(server_url: str) -> str:
     """Default replica file per server, under ``$XDG_DATA_HOME/cqgov`` (or ~/.local/share/cqgov)."""
@@ -23,33 +26,39 @@ def replica_path(server_url: str) -> str:
 
 
 def open_backend(server_url: str | None = None, token: str | None = None, db_path: str | None = None,
-                 clock: Clock | None = None, role: str | None = None) -> Backend:
+                 clock: Clock | None = None, role: str | None = None, sample: bool = False) -> Backend:
     from ..store import init_store, open_store
 
     clock = clock or SystemClock()
     if server_url:
-        try:
-            from ..sync.client import SyncClient
-        except ImportError:
-            raise BadInput("this build has no sync client yet; use --db PATH for a local store") from None
+        from ..sync.client import SyncClient
+
+        who = token_user(token, User("operator", "operator", Role.DUTY_OFFICER, Tier.CITY, CITY_CODE))
         path = db_path or replica_path(server_url)
         if os.path.exists(path):
             store = open_store(path, clock)
+            if (store.tier.value, store.code) != (Tier(who.tier).value, who.scope_code):
+                store.close()
+                raise BadInput(f"{path} is the replica of {store.tier.value} {store.code}, but the token is for "
+                               f"{Tier(who.tier).value} {who.scope_code}; give another --db")
         else:
-            who = token_user(token, User("operator", "operator", Role.DUTY_OFFICER, Tier.CITY, CITY_CODE))
             store = init_store(path, Tier(who.tier).value, who.scope_code, clock, node=f"console-{who.user}")
-        client = SyncClient(store, server_url, token, clock)
-        return RemoteBackend(store, client, server_url, token, clock)
+        # The user goes to the client too: its local effects check the same role the server will.
+        client = SyncClient(store, server_url, token, clock, user=who)
+        return RemoteBackend(store, client, server_url, token, clock, user=who)
     if db_path:
+        if not os.path.exists(db_path):
+            raise BadInput(f"no store at {db_path} (create one with `cqgov init`)")
         store = open_store(db_path, clock)
         user = default_user(store)
         # A local store has no server to grant roles; the person at the keyboard acts as admin unless told.
         user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
         # No sweep here: on a big store the SLA sweep is the owning server's job, not a viewer's.
         return LocalBackend(store, user=user, clock=clock, sweep=False)
-    from .sample import build_sample_store, sample_user
-
+    if not sample:
+        raise BadInput(HINT)
     from ..clock import SimClock
+    from .sample import build_sample_store, sample_user
 
     # The sample is walked on a simulated clock ending now, then runs on the real one.
     sim = clock if isinstance(clock, SimClock) else SimClock(clock.now() - 900)

@@ -40,7 +40,9 @@ class CommandCentre(Screen):
             with Pane(1, t("pane.events"), id=PANE_IDS[0], classes="pane"):
                 yield EventQueue(t, self.high_contrast, id="events")
             with Pane(2, t("pane.map"), id=PANE_IDS[1], classes="pane"):
-                yield RegionMap(self.backend.registry, t, self.high_contrast, self.animate, id="map")
+                # The registry may still be loading (first frame first); the app attaches it when ready.
+                registry = self.backend.registry if self.backend.loaded else None
+                yield RegionMap(registry, t, self.high_contrast, self.animate, id="map")
             with Pane(3, t("pane.runways"), id=PANE_IDS[2], classes="pane"):
                 yield RunwayBoard(t, self.high_contrast, id="runways")
             with Pane(4, t("pane.directives"), id=PANE_IDS[3], classes="pane"):

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from cqgov_tui.clock import fmt_duration
 from cqgov_tui.console.queue import QueueDiff, QueueRow, diff_queue, sort_key
@@ -16,10 +17,43 @@ from ..messages import EventSelected, OpenEvent
 
 HOT_SECONDS = 3.0
 _COLS = ("colour", "number", "status", "title", "category", "place", "left", "flags")
+MIN_TITLE = 12
+PADDING = 2  # DataTable's default cell padding, one cell each side
+
+
+def column_widths(width: int, lang: str) -> dict[str, int]:
+    """Columns that fit ``width`` cells, in display order. The title keeps at least ``MIN_TITLE``
+    cells: the category goes first (it is in the detail view), then the place; narrow tables show
+    the colour as its glyph alone."""
+    wide = width >= 90
+    widths = {"colour": (4 if lang == "zh" else 8) if wide else 2, "number": 18, "status": 6 if lang == "zh" else 10,
+              "title": 0, "category": 10, "place": 8 if wide else 6, "left": 7, "flags": 9 if wide else 4}
+
+    def room() -> int:
+        return width - sum(widths.values()) - PADDING * len(widths)
+
+    if room() < 24:
+        del widths["category"]
+    if room() < MIN_TITLE:
+        del widths["place"]
+    widths["title"] = max(MIN_TITLE, room())
+    return widths
 
 
 class EventTable(DataTable):
     BINDINGS = [Binding("enter", "open_event", "open", show=False, id="open")]
+
+    def update_cells(self, updates: dict[str, dict[str, Text]]) -> None:
+        """Many ``update_cell`` calls as one: the same writes, one render invalidation and one refresh
+        instead of one per cell (500 changed rows would otherwise queue thousands of refreshes)."""
+        if not updates:
+            return
+        for row_key, cells in updates.items():
+            row = self._data[RowKey(row_key)]
+            for col, value in cells.items():
+                row[ColumnKey(col)] = value
+        self._update_count += 1
+        self.refresh()
 
     def action_open_event(self) -> None:
         pane = self.parent
@@ -46,6 +80,8 @@ class EventQueue(Vertical):
         self._left_text: dict[str, str] = {}
         self.now = 0.0
         self.highlight = True
+        self.cols: tuple[str, ...] = _COLS
+        self._widths: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder=self.t("events.filter_hint"), id="event-filter")
@@ -56,17 +92,26 @@ class EventQueue(Vertical):
         self.query_one("#event-filter").display = False
         self.build_columns()
 
+    def on_resize(self, event) -> None:
+        self.build_columns()
+
     @property
     def table(self) -> EventTable:
         return self.query_one(EventTable)
 
     def build_columns(self) -> None:
+        """Lay the columns out for the table's width (again after a resize that changes them)."""
+        width = self.size.width - 1 if self.size.width else 120  # one cell for the scrollbar
+        widths = column_widths(width, self.t.lang)
+        if widths == self._widths:
+            return
+        self._widths = widths
+        self.cols = tuple(widths)
         table = self.table
         table.clear(columns=True)
-        widths = {"colour": 7, "number": 19, "status": 6, "title": 22, "category": 10, "place": 8, "left": 7,
-                  "flags": 9}
-        for col in _COLS:
-            table.add_column(self.t(f"col.{col}"), key=col, width=widths[col])
+        for col in self.cols:
+            label = self.t(f"col.{col}") if widths[col] > 2 else ""
+            table.add_column(label, key=col, width=widths[col])
         if self.rows:
             self._rebuild(self.rows)
 
@@ -75,10 +120,14 @@ class EventQueue(Vertical):
     def _cells(self, row: QueueRow) -> list[Text]:
         c = row.colour
         hot = self._hot.get(row.id, 0.0) > self.now
-        marker = Text(f"{theme.GLYPH[c]}{self.t.colour(c.value)}", style=theme.colour_style(c, self.high_contrast))
-        number = Text(row.number, style=theme.HOT if hot else "")
-        return [marker, number, Text(self.t.status(row.status.value)), Text(row.title), Text(row.category),
-                Text(row.place), self._left(row), self._flags(row)]
+        label = self.t.colour(c.value) if self._widths.get("colour", 0) > 2 else ""
+        cells = {
+            "colour": Text(f"{theme.GLYPH[c]}{label}", style=theme.colour_style(c, self.high_contrast)),
+            "number": Text(row.number, style=theme.HOT if hot else ""),
+            "status": Text(self.t.status(row.status.value)), "title": Text(row.title), "category": Text(row.category),
+            "place": Text(row.place), "left": self._left(row), "flags": self._flags(row),
+        }
+        return [cells[col] for col in self.cols]
 
     def _left(self, row: QueueRow) -> Text:
         left = row.time_left(self.now)
@@ -134,13 +183,14 @@ class EventQueue(Vertical):
             table.remove_row(eid)
             self._left_text.pop(eid, None)
         new_by_id = {r.id: r for r in rows}
+        updates: dict[str, dict[str, Text]] = {}
         for eid in diff.changed:
-            old, new = self._by_id[eid], new_by_id[eid]
-            cells = self._cells(new)
-            old_cells = self._cells(old)
-            for col, a, b in zip(_COLS, old_cells, cells):
-                if a != b or eid in self._hot:
-                    table.update_cell(eid, col, b)
+            cells = self._cells(new_by_id[eid])
+            old_cells = table.get_row(eid)
+            changed = {col: b for col, a, b in zip(self.cols, old_cells, cells) if a != b}
+            if changed:
+                updates[eid] = changed
+        table.update_cells(updates)
         for eid in diff.added:
             table.add_row(*self._cells(new_by_id[eid]), key=eid)
         if diff.added or diff.reordered:
@@ -152,13 +202,13 @@ class EventQueue(Vertical):
     def tick(self, now: float) -> None:
         """Once a second: rewrite countdown cells whose text changed and expire highlights."""
         self.now = now
-        table = self.table
+        updates: dict[str, dict[str, Text]] = {}
         expired = [e for e, until in self._hot.items() if until <= now]
         for eid in expired:
             del self._hot[eid]
             row = self._by_id.get(eid)
             if row is not None:
-                table.update_cell(eid, "number", Text(row.number))
+                updates.setdefault(eid, {})["number"] = Text(row.number)
         for row in self.rows:
             if row.due_at is None:
                 continue
@@ -166,9 +216,10 @@ class EventQueue(Vertical):
             if self._left_text.get(row.id) != text:
                 was_late = self._left_text.get(row.id, "").startswith("-")
                 self._left_text[row.id] = text
-                table.update_cell(row.id, "left", self._left(row))
+                updates.setdefault(row.id, {})["left"] = self._left(row)
                 if was_late != (row.due_at < now):
-                    table.update_cell(row.id, "flags", self._flags(row))
+                    updates[row.id]["flags"] = self._flags(row)
+        self.table.update_cells(updates)
 
     # ------------------------------------------------------------ cursor and title
 

@@ -27,6 +27,7 @@ class RegionMap(Widget, can_focus=True):
     ]
 
     def __init__(self, registry, strings, high_contrast: bool = False, animate: bool = True, **kw):
+        """``registry`` may be None until it has loaded (``attach``): the map draws nothing meanwhile."""
         super().__init__(**kw)
         self.registry = registry
         self.t = strings
@@ -39,6 +40,20 @@ class RegionMap(Widget, can_focus=True):
         self._blink = False
 
     # ------------------------------------------------------------ data
+
+    def attach(self, registry) -> None:
+        """The registry finished loading after the first frame: draw the shapes."""
+        if registry is not None and self.registry is None:
+            self.registry = self.state.registry = registry
+            self._canvas = None
+            self.refresh()
+            pane = self.parent
+            if pane is not None and hasattr(pane, "set_subtitle"):
+                pane.set_subtitle(self.breadcrumb())
+
+    def level(self):
+        """The level shown, or None while the registry is loading."""
+        return self.state.level() if self.registry is not None else None
 
     def canvas(self) -> MapCanvas | None:
         w, h = self.size.width, max(1, self.size.height - 1)
@@ -70,6 +85,8 @@ class RegionMap(Widget, can_focus=True):
 
     def show_event(self, district: str, place_code: str) -> None:
         """Highlight the region of the selected event at the level being shown."""
+        if self.registry is None:
+            return
         child = self.state.select_child_of(place_code) if place_code else None
         if child and child != self.state.selected:
             self.state.selected = child
@@ -84,7 +101,7 @@ class RegionMap(Widget, can_focus=True):
             self.refresh()
 
     def action_drill(self) -> None:
-        if self.state.drill():
+        if self.registry is not None and self.state.drill():
             self._after_level_change()
 
     def action_up(self) -> None:
@@ -93,6 +110,8 @@ class RegionMap(Widget, can_focus=True):
 
     def drill_to(self, code: str) -> None:
         """``:drill CODE`` — jump straight to a region (its parent chain becomes the path)."""
+        if self.registry is None:
+            return
         chain = [a.code for a in self.registry.ancestors(code)] + [code]
         self.state.path = chain
         self.state.selected = None
@@ -107,6 +126,8 @@ class RegionMap(Widget, can_focus=True):
             pane.set_subtitle(self.breadcrumb())
 
     def breadcrumb(self) -> str:
+        if self.registry is None:
+            return ""
         names = []
         for code in self.state.path:
             try:
