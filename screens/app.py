@@ -428,8 +428,35 @@ class ConsoleApp(App):
             centre.query_one(RegionMap).drill_to("500000")
         elif cmd == "compose":
             self.action_compose()
+        elif cmd == "report":
+            self.report_event(arg)
         else:
             self.status_say(self.t("cmd.unknown", c=cmd), error=True)
+
+    def report_event(self, arg: str) -> None:
+        """``:report CATEGORY CODE [TITLE]``: a new event, through the outbox on a server; its detail opens."""
+        parts = arg.split(maxsplit=2)
+        if len(parts) < 2:
+            self.status_say(self.t("cmd.report_usage"), error=True)
+            return
+        category, code = parts[0], parts[1]
+        by_name = {name: c for c, name in self.backend.names.categories().items()}
+        category = by_name.get(category, category)
+        self._report(category, code, parts[2] if len(parts) > 2 else "")
+
+    @work(thread=True, group="report", exit_on_error=False)
+    def _report(self, category: str, code: str, title: str) -> None:
+        outcome = self.backend.report(category, code, title)
+        self.call_from_thread(self._reported, outcome)
+
+    def _reported(self, outcome) -> None:
+        if not outcome.ok:
+            self.status_say(self.t("action.refused", why=outcome.message), error=True)
+            return
+        self.status_say(self.t("report.done", what=outcome.message))
+        self.refresh_data()
+        if outcome.ref:
+            self.open_event(outcome.ref)
 
     def _rebuild_centre(self) -> None:
         """Language or contrast changed: rebuild the panes with the new strings and styles."""

@@ -98,8 +98,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "help.title": ("快捷键", "Key bindings"),
     "help.close": ("Esc 关闭", "Esc to close"),
     "cmd.unknown": ("未知命令: {c}", "unknown command: {c}"),
-    "cmd.help": ("命令: lang zh|en, contrast, lowbw, filter 文本, open 编号, drill 代码, top, compose, quit",
-                 "commands: lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, drill CODE, top, compose, quit"),
+    "cmd.help": ("命令: report 类别 地点代码 [标题], lang zh|en, contrast, lowbw, filter 文本, open 编号, drill 代码, "
+                 "top, compose, quit",
+                 "commands: report CATEGORY PLACE-CODE [TITLE], lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, "
+                 "drill CODE, top, compose, quit"),
+    "cmd.report_usage": ("用法: report 类别(代码或名称) 地点代码 [标题]", "usage: report CATEGORY PLACE-CODE [TITLE]"),
+    "report.done": ("已登记: {what}", "Reported: {what}"),
+    "detail.owner": ("本事件由 {node} 负责处置: 本级的流转操作会被服务器拒绝, 请督办或备注",
+                     "Owned by {node}: lifecycle actions here are refused by the server; supervise or comment"),
     "error.worker": ("后台刷新出错, 将重试: {e}", "refresh failed, retrying: {e}"),
     "error.filter": ("筛选无效: {e}", "bad filter: {e}"),
     "saved": ("状态已保存", "state saved"),

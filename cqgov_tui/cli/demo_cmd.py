@@ -40,6 +40,22 @@ def _console_entry():
     return find_console()
 
 
+def _open_console(run_console, run, data_dir: str, lang: str) -> None:
+    """The console on the city server, through its own replica in ``data_dir``.
+
+    The demo's one seat acts as the city's admin, so a single person can walk an event through
+    every stage (field stages included) and send directives. ``--lang`` wins when given on the
+    command line; otherwise the console follows ``$CQGOV_LANG`` (default Chinese).
+    """
+    from ..domain.entities import Role
+
+    explicit = click.get_current_context().get_parameter_source("lang") is not click.core.ParameterSource.DEFAULT
+    h = run.hierarchy
+    token = h.token(h.city, Role.ADMIN.value, user="console")
+    run_console(server_url=h.city.url, token=token, db_path=os.path.join(data_dir, "console.duckdb"),
+                lang=lang if explicit else None)
+
+
 @main.command("demo")
 @click.option("--headless", is_flag=True, help="No console: run, summarise, exit.")
 @click.option("--for", "duration", default="60s", show_default=True, help="How long to run headless (40s, 2m).")
@@ -85,8 +101,7 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         run.start()
         if run_console is not None:
             run.start_feed()
-            run_console(server_url=run.hierarchy.city.url, token=run.city_token, db_path=os.path.join(data_dir, "console.duckdb"),
-                        lang=lang)
+            _open_console(run_console, run, data_dir, lang)
             summary = run.finish()
         else:
             summary = run.run_for(seconds, progress=None if as_json else lambda m: click.echo(m, err=True))

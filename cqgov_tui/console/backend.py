@@ -112,9 +112,17 @@ class Backend(abc.ABC):
     def tick(self) -> None:
         """Periodic work from the console's worker thread (e.g. the SLA sweep)."""
 
+    def owner(self, event) -> str | None:
+        """Another node owning ``event`` (its tier acts on it), or None when this side may act."""
+        return None
+
     @abc.abstractmethod
     def act(self, event_id: str, action: str, note: str = "", departments: list[str] | None = None,
             target: str | None = None) -> Outcome: ...
+
+    @abc.abstractmethod
+    def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
+        """Report a new event at a jurisdiction code (the console's 登记 / ``:report``)."""
 
     @abc.abstractmethod
     def send_directive(self, draft: DirectiveDraft) -> Outcome: ...
@@ -156,6 +164,14 @@ class LocalBackend(Backend):
         except CqgovError as exc:
             return Outcome(False, str(exc))
         return Outcome(True, f"{event.number} → {event.status}")
+
+    def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
+        try:
+            event = self.engine.report(category=category, title=title, text=text, code=code, source="citizen",
+                                       reporter=self.user.user, actor=self.user)
+        except CqgovError as exc:
+            return Outcome(False, str(exc))
+        return Outcome(True, event.number, event.id, ref=event.id)
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
         try:
@@ -262,8 +278,8 @@ class RemoteBackend(Backend):
         if self._started:
             self._started = False
             try:
-                # Abandon a long-poll in flight rather than wait for it: quitting must be quick.
-                self.client.stop(timeout=1.0)
+                # A pull in flight ends within its (short) long-poll; a stuck one is abandoned.
+                self.client.stop(timeout=self.client.wait + 1.0)
             except Exception:  # stopping must never stop the app from quitting
                 pass
         close = getattr(self.client, "close", None)
@@ -288,6 +304,25 @@ class RemoteBackend(Backend):
         if target:
             body["target"] = target
         return self._enqueue("act", body, action)
+
+    def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
+        now = self.clock.now()
+        event_id = uuid7(int(now * 1000))  # the replica shows the event at once, under this id
+        body = {"event_id": event_id, "category": category, "code": code, "title": title, "text": text,
+                "source": "citizen", "reporter": self.user.user}
+        return self._enqueue("report", body, title or category, ref=event_id)
+
+    def owner(self, event) -> str | None:
+        """The node that owns ``event`` when it is not the server this console talks to (it then
+        refuses lifecycle actions: the owning tier acts, an upper tier supervises)."""
+        try:
+            state = self.client.cursor()
+        except Exception:
+            return None
+        server = getattr(state, "server_node", None)
+        if server and event.origin_node and event.origin_node != server:
+            return event.origin_node
+        return None
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
         try:

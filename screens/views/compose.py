@@ -124,7 +124,8 @@ class ComposeScreen(Screen):
             status.say(self.t("action.refused", why=outcome.message), error=True)
             return
         self.app.notify(self.t("compose.sent", n=outcome.message))
-        self.dismiss(outcome.command_id if not outcome.pending else None)
+        # Follow the directive at once; on a server it shows as soon as the sync brings it back.
+        self.dismiss(outcome.ref)
 
     def action_back(self) -> None:
         self.dismiss(None)

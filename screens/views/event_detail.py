@@ -83,6 +83,9 @@ class EventDetailScreen(Screen):
         title.append(f"   {t.status(row.status.value)}")
         if row.supervised:
             title.append(f"  {t('flag.supervised')}", style=theme.SUPERVISED)
+        owner = self.backend.owner(d.event)
+        if owner:
+            title.append(f"\n{t('detail.owner', node=owner)}", style=theme.DIM)
         head.update(title)
         fields = Table.grid(padding=(0, 2))
         fields.add_column(style="bold", no_wrap=True)
