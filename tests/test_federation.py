@@ -20,7 +20,8 @@ from cqgov_tui.clock import SimClock
 from cqgov_tui.server.app import TierServer, create_app
 from cqgov_tui.server.auth import TokenAuthority
 from cqgov_tui.server.federation import city_must_see
-from cqgov_tui.store import init_store
+from cqgov_tui.store import init_store, replica
+from cqgov_tui.sync import changelog
 from cqgov_tui.sync.client import SyncClient
 
 SECRET = b"federation-test-secret-0123456789abcdef"
@@ -249,3 +250,48 @@ def test_partitions_lose_and_duplicate_nothing(tmp_path, seed):
             assert set(in_scope) <= at_city_receipts
     finally:
         t.close()
+
+
+class _Undo(Exception):
+    pass
+
+
+def test_district_resync_keeps_what_its_streets_sent_and_drops_only_the_citys_rows(tiers):
+    red = _report(tiers, "500108001", "red")
+    yellow = _report(tiers, "500108002", "yellow")
+    from_city = tiers.command("500000", "report", {"category": "manhole_cover", "code": "500108001",
+                                                   "title": "市级巡查"})["accepted"][0]["result"]["event_id"]
+    streets = LAYOUT["500108"]
+    sent = tiers.command("500000", "directive.send", {"targets": streets, "text": "防汛值守", "deadline": "2h"},
+                         role="duty_officer")
+    d_id = sent["accepted"][0]["result"]["directive_id"]
+    tiers.settle()
+    for s in streets:
+        assert tiers.command(s, "receipt", {"directive": d_id, "state": "acknowledged"}, role="duty_officer")["accepted"]
+    tiers.settle()
+    district = tiers.servers["500108"].store
+    assert {red, yellow, from_city} <= set(district.event_ids())
+    events_before = {(e.id, e.version) for e in district.events_where()}
+    receipts_before = {(r.jurisdiction_code, r.state) for r in district.receipts(d_id)}
+    assert receipts_before == {(s, "acknowledged") for s in streets}
+
+    # What a snapshot clears, seen inside a transaction that is then undone: the city's rows only.
+    with pytest.raises(_Undo):
+        with district.tx():
+            replica.clear_replicated(district)
+            assert set(district.event_ids()) == {red, yellow}
+            assert district.get_directive(d_id) is None
+            assert {r.jurisdiction_code for r in district.receipts(d_id)} == set(streets)
+            raise _Undo
+
+    # The city is restored from a backup: the district's next pull is a 410 and it resyncs from a snapshot.
+    changelog.new_epoch(tiers.servers["500000"].store)
+    tiers.settle()
+    assert tiers.clients["500108"].resyncs >= 1
+    assert {(e.id, e.version) for e in district.events_where()} == events_before
+    assert district.get_directive(d_id) is not None
+    assert {(r.jurisdiction_code, r.state) for r in district.receipts(d_id)} == receipts_before
+    # and the loop goes on afterwards: a later street transition still reaches the city
+    tiers.command("500108001", "act", {"event": red, "action": "verify"})
+    tiers.settle()
+    assert tiers.servers["500000"].store.get_event(red).status == "verified"

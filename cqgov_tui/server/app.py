@@ -159,11 +159,12 @@ class TierServer:
     def prime(self, max_requests: int = 200) -> bool:
         """Take the first snapshot from the tier above before serving the tier below.
 
-        The sync client's snapshot clears every row this store holds as a
-        copy — including events its lower tier federated to it — so it must
-        happen before the first lower-tier push arrives. Run from the lifespan
-        start-up, i.e. before uvicorn accepts connections. Returns False if the
-        upper tier could not be reached (the background client retries).
+        A snapshot keeps what the lower tier sent up (``replica.clear_replicated``
+        drops only the upper tier's rows), so this is not needed for safety;
+        it makes a fresh server hold the upper tier's directives before its
+        streets first pull. Run from the lifespan start-up, i.e. before
+        uvicorn accepts connections. Returns False if the upper tier could not
+        be reached (the background client retries).
         """
         if self.client is None:
             return True

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, Tier
 from ..domain.schema import arrow_schema, column_names
 from .store import Store
 
@@ -242,8 +242,40 @@ def _log(store: Store, changes: list) -> None:
 
 
 def clear_replicated(store: Store) -> None:
-    """Before a snapshot: drop every row this store holds as a copy (its own rows stay)."""
+    """Before a snapshot: drop the rows this store received from the tier above, nothing else.
+
+    A snapshot from upstream replaces upstream's rows only. Rows this store
+    owns stay. A tier server (node ``<tier>-<code>``) also keeps the rows
+    its lower tiers sent up through federation commands — at a district its
+    streets' events and receipts, at the city the districts' and streets'
+    events — because no snapshot from above brings them back: the upper tier
+    never sends a row back to the node it came from. A plain replica (a
+    console's, ``cqgov sync``'s) receives everything from above, so
+    everything but its own rows goes.
+
+    At a tier server:
+    * events: dropped when another node of this tier or above wrote them;
+    * directives: dropped when issued at this tier or above by another node;
+    * receipts: kept when their jurisdiction lies in this store's subtree
+      (those streets answer here; a copy from above merges in by version)
+      or their directive is kept;
+    * replicated audit entries: dropped when a node of this tier or above wrote them.
+    """
     store._require_tx()
+    if _is_tier_node(store):
+        above = _tiers_at_or_above(store.tier)
+        store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ? AND list_contains(?, origin_tier)",
+                           [store.node, above])
+        store.conn.execute("DELETE FROM events WHERE origin_node <> ? AND list_contains(?, origin_tier)",
+                           [store.node, above])
+        store.conn.execute(
+            "DELETE FROM directives WHERE NOT (origin_code = ? AND origin_tier = ?) AND list_contains(?, origin_tier)",
+            [store.code, store.tier.value, above])
+        if store.tier is not Tier.CITY:
+            store.conn.execute("DELETE FROM receipts WHERE NOT starts_with(jurisdiction_code, ?) "
+                               "AND directive_id NOT IN (SELECT id FROM directives)", [store.code])
+        store.conn.execute("DELETE FROM audit_remote WHERE list_contains(?, split_part(node, '-', 1))", [above])
+        return
     store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ?", [store.node])
     store.conn.execute("DELETE FROM events WHERE origin_node <> ?", [store.node])
     store.conn.execute(
@@ -251,6 +283,16 @@ def clear_replicated(store: Store) -> None:
     )
     store.conn.execute("DELETE FROM receipts WHERE directive_id NOT IN (SELECT id FROM directives)")
     store.conn.execute("DELETE FROM audit_remote")
+
+
+def _is_tier_node(store: Store) -> bool:
+    """Tier servers are named ``<tier>-<code>``; replicas and consoles carry other names."""
+    return store.node == f"{store.tier.value}-{store.code}"
+
+
+def _tiers_at_or_above(tier: Tier) -> list[str]:
+    order = [Tier.CITY.value, Tier.DISTRICT.value, Tier.STREET.value]
+    return order[: order.index(Tier(tier).value) + 1]
 
 
 def event_rows(store: Store, keys: Iterable[str]) -> dict[str, dict | None]:
