@@ -14,6 +14,7 @@ from ..scope import CITY_CODE
 from .backend import Backend, LocalBackend, RemoteBackend, default_user, token_user
 
 CONSOLE_POLL_S = 2.0
+CONSOLE_BACKOFF_CAP_S = 5.0
 HINT = ("cqgov tui needs a data source: --server URL --token TOKEN (a tier server, see `cqgov serve`) "
         "or --db PATH (a local store); `cqgov demo` starts a live city with the console")
 
@@ -46,7 +47,9 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
             store = init_store(path, Tier(who.tier).value, who.scope_code, clock, node=f"console-{who.user}")
         # The user goes to the client too: its local effects check the same role the server will.
         # Short long-polls: changes still arrive at once, and quitting never waits long for a pull.
-        client = SyncClient(store, server_url, token, clock, user=who, wait=CONSOLE_POLL_S)
+        # A short backoff cap: a person watching "offline" should see "live" soon after the server returns.
+        client = SyncClient(store, server_url, token, clock, user=who, wait=CONSOLE_POLL_S,
+                            backoff_cap=CONSOLE_BACKOFF_CAP_S)
         return RemoteBackend(store, client, server_url, token, clock, user=who)
     if db_path:
         if not os.path.exists(db_path):
