@@ -295,3 +295,24 @@ def test_district_resync_keeps_what_its_streets_sent_and_drops_only_the_citys_ro
     tiers.command("500108001", "act", {"event": red, "action": "verify"})
     tiers.settle()
     assert tiers.servers["500000"].store.get_event(red).status == "verified"
+
+
+def test_sla_sweep_at_a_district_escalates_its_own_events_not_the_streets_copies(tiers):
+    from_street = _report(tiers, "500108001", "yellow")
+    tiers.settle(rounds=2)
+    own = tiers.command("500108", "report", {"category": "manhole_cover", "code": "500108002",
+                                             "title": "区级巡查"})["accepted"][0]["result"]["event_id"]
+    district = tiers.servers["500108"]
+    copy_before = district.store.get_event(from_street)
+    assert copy_before is not None and copy_before.origin_node == "street-500108001"
+    tiers.clock.advance(6 * 3600)
+    swept = district.engine.sweep(owned_only=True)
+    assert swept.overdue == [own] and swept.escalated == [own]
+    district.scheduler.tick(force_sweep=True)  # the server's own schedule uses the same filter
+    copy_after = district.store.get_event(from_street)
+    assert (copy_after.version, copy_after.escalation_level) == (copy_before.version, 0)
+    assert district.store.get_event(own).escalation_level >= 1
+    # the owner escalates its event, and the raised row travels up to the district
+    tiers.servers["500108001"].scheduler.tick(force_sweep=True)
+    tiers.settle(rounds=2)
+    assert district.store.get_event(from_street).escalation_level == 1

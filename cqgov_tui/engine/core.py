@@ -211,12 +211,17 @@ class Engine:
 
     # ------------------------------------------------------------ SLA sweep
 
-    def sweep(self, now: float | None = None) -> SweepResult:
-        """Find overdue open events; raise colour and supervision one tier per missed deadline."""
+    def sweep(self, now: float | None = None, *, owned_only: bool = False) -> SweepResult:
+        """Find overdue open events; raise colour and supervision one tier per missed deadline.
+
+        ``owned_only``: only events this store's node owns. A tier server holds
+        federated copies of its lower tiers' events; their owner escalates them
+        and the raised row travels up, so the copy must not be escalated twice.
+        """
         now = self.clock.now() if now is None else now
         result = SweepResult()
         with self.store.tx():
-            overdue = self.store.overdue_events(now)
+            overdue = self.store.owned_overdue_events(now) if owned_only else self.store.overdue_events(now)
             result.checked = self.store.count_events(open_only=True)
             inhibitor_open: dict[str, bool] = {}
             updates: list[tuple[Event, list[str]]] = []
@@ -267,7 +272,7 @@ class Engine:
                 "due_at": next_due}, note
 
     def _escalate_overdue(self, event: Event, now: float) -> bool:
-        """One event's overdue step, written at once (the sweep batches the same step)."""
+        """One event's overdue step, written at once (the sweep batches the same step; benchmarks compare)."""
         changes, note = self._overdue_step(event, now)
         event = self._save(event, **changes)
         if note:

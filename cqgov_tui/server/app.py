@@ -31,7 +31,7 @@ from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, 
 from ..scope import CITY_CODE, covers
 from .auth import AuthError, Principal, TokenAuthority, bearer, check_server_scope, visible
 from .commands import CommandHandler, safe_message
-from .federation import FederationPump, sweep_owned
+from .federation import FederationPump
 
 log = logging.getLogger("cqgov.server")
 
@@ -104,7 +104,7 @@ class Scheduler(threading.Thread):
         if force_sweep or mono - self._last_sweep >= self.sweep_every:
             self._last_sweep = mono
             now = s.clock.now()
-            sweep_owned(s.engine, now)
+            s.engine.sweep(now, owned_only=True)
             directives.sweep(s.store, s.engine.registry, now)
             while s.pump.run_once():
                 pass

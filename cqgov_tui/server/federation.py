@@ -29,7 +29,7 @@ change is refused with a reason naming the owner; to make the owner act the
 upper tier sends ``supervise``, which is a directive to the owning
 jurisdiction with require-ack, travelling down and answered with receipts
 like any other directive. The SLA sweep likewise raises colour and
-supervision only on events this tier owns (``sweep_owned``): the owner's
+supervision only on events this tier owns (``Engine.sweep(owned_only=True)``): the owner's
 escalation ladder already names the supervising tier and that travels up
 with the event.
 """
@@ -164,16 +164,3 @@ class FederationPump:
 def _no_local_effect(_store) -> None:
     """Federation commands copy rows this store already holds: nothing to apply locally."""
 
-
-def sweep_owned(engine, now: float | None = None) -> list[str]:
-    """The SLA sweep restricted to events this tier owns; federated copies are the owner's to escalate."""
-    store = engine.store
-    now = engine.clock.now() if now is None else now
-    raised = []
-    with store.tx():
-        for event in store.overdue_events(now):
-            if event.origin_node != store.node:
-                continue
-            if engine._escalate_overdue(event, now):
-                raised.append(event.id)
-    return raised

@@ -697,7 +697,18 @@ def _duplicate_event_ids(self: Store) -> int:
         return self.conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchone()[0]
 
 
+
+def _owned_overdue_events(self: Store, now: float) -> list[Event]:
+    """Open events past their deadline that this node owns (not copies federated from below)."""
+    with self.lock:
+        rows = self.conn.execute(
+            f"SELECT {_EVENT_SELECT} FROM event_queue WHERE due_at < ? AND origin_node = ? ORDER BY due_at",
+            [now, self.node]).fetchall()
+    return [_event(r) for r in rows]
+
+
 Store.upsert_event_copy = _upsert_event_copy
+Store.owned_overdue_events = _owned_overdue_events
 Store.event_counts_by = _event_counts_by
 Store.event_ids = _event_ids
 Store.count_rows = _count_rows
