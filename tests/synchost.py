@@ -70,7 +70,7 @@ class SyncTestHost:
         if command_type == "report":
             event = self.engine.report(actor=user, **{k: body[k] for k in _REPORT_FIELDS if k in body})
         elif command_type == "act":
-            event = self.engine.act(str(body.get("ref", "")), str(body.get("action", "")), user,
+            event = self.engine.act(str(body.get("event") or body.get("ref") or ""), str(body.get("action", "")), user,
                                     note=str(body.get("note") or ""), departments=body.get("departments"),
                                     target=body.get("target"))
         else:

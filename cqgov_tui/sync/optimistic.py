@@ -24,8 +24,13 @@ def touched_events(store: Store, ctype: str, body: dict) -> list[str]:
     if ctype == "report":
         return [body["event_id"]]
     if ctype == "act":
-        return [store.resolve_event(str(body.get("ref", ""))).id]
+        return [store.resolve_event(_event_ref(body)).id]
     return []
+
+
+def _event_ref(body: dict) -> str:
+    """An act names its event as ``event`` (what the server reads); ``ref`` is accepted from older callers."""
+    return str(body.get("event") or body.get("ref") or "")
 
 
 def prepare(store: Store, ctype: str, body: dict, now: float) -> dict:
@@ -34,7 +39,8 @@ def prepare(store: Store, ctype: str, body: dict, now: float) -> dict:
     if ctype == "report":
         body.setdefault("event_id", uuid7(int(now * 1000)))
     elif ctype == "act":
-        body["ref"] = store.resolve_event(str(body.get("ref", ""))).id
+        body["event"] = store.resolve_event(_event_ref(body)).id
+        body.pop("ref", None)
     return body
 
 
@@ -92,7 +98,7 @@ def _report(store, body, now, user, server_node, server_tier, catalogue, registr
 
 
 def _act(store, body, now, user) -> None:
-    event = store.resolve_event(str(body["ref"]))
+    event = store.resolve_event(_event_ref(body))
     role = user.role if user else Role.ADMIN
     tier = user.tier if user else Tier(store.tier)
     rule = lifecycle.check(event.status, str(body.get("action", "")), role, tier, note=str(body.get("note") or ""),
