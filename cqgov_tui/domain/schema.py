@@ -14,8 +14,6 @@ import types
 import typing
 from typing import Any
 
-import pyarrow as pa
-
 _TABLES: dict[str, type] = {}
 
 
@@ -25,7 +23,15 @@ class Column:
     py: type
     nullable: bool
     duck: str
-    arrow: pa.DataType
+    inner: type  # element type of a list column, else the column's own type
+
+    @property
+    def arrow(self):
+        # pyarrow is imported on first use: the console's first frame does not need it.
+        import pyarrow as pa
+
+        base = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}[self.inner]
+        return pa.list_(base) if self.py is list else base
 
 
 def table(name: str, key: tuple[str, ...]):
@@ -45,7 +51,6 @@ def tables() -> dict[str, type]:
 
 
 _DUCK = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN"}
-_ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 
 
 def _unwrap(tp) -> tuple[Any, bool]:
@@ -69,13 +74,12 @@ def columns(cls) -> tuple[Column, ...]:
         tp, nullable = _unwrap(hints[f.name])
         if typing.get_origin(tp) is list:
             (inner,) = typing.get_args(tp)
-            duck, arrow = _DUCK[inner] + "[]", pa.list_(_ARROW[inner])
-            py = list
+            duck, py = _DUCK[inner] + "[]", list
         elif isinstance(tp, type) and issubclass(tp, str):  # str enums are stored by value
-            duck, arrow, py = "VARCHAR", pa.string(), str
+            duck, py, inner = "VARCHAR", str, str
         else:
-            duck, arrow, py = _DUCK[tp], _ARROW[tp], tp
-        out.append(Column(f.name, py, nullable, duck, arrow))
+            duck, py, inner = _DUCK[tp], tp, tp
+        out.append(Column(f.name, py, nullable, duck, inner))
     return tuple(out)
 
 
@@ -91,7 +95,9 @@ def ddl(cls, name: str | None = None) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} (\n  " + ",\n  ".join(cols) + "\n)"
 
 
-def arrow_schema(cls, metadata: dict[str, str] | None = None) -> pa.Schema:
+def arrow_schema(cls, metadata: dict[str, str] | None = None):
+    import pyarrow as pa
+
     return pa.schema(
         [pa.field(c.name, c.arrow, nullable=c.nullable) for c in columns(cls)],
         metadata=metadata,

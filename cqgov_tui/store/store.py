@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
 import duckdb
-import pyarrow as pa
 
 from ..clock import Clock, SystemClock, local
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, TERMINAL, Tier
@@ -155,6 +154,8 @@ class Store:
 
     def _log_changes(self, rows: list[tuple[str, str, str, dict, str, str]]) -> None:
         """Bulk form of ``log_change``: (entity, key, op, data, origin, scope) per row, seqs consecutive."""
+        import pyarrow as pa  # bulk paths only; kept off the console's start-up
+
         if not rows:
             return
         self._require_tx()
@@ -252,6 +253,8 @@ class Store:
         The caller passes events as last read inside the same transaction (their
         ``version`` is trusted), which the store's single writer guarantees.
         """
+        import pyarrow as pa  # bulk paths only; kept off the console's start-up
+
         out: list[Event] = []
         with self.tx():
             groups: dict[tuple[str, ...], list[Event]] = {}
@@ -460,6 +463,8 @@ class Store:
 
     def append_audits(self, entries: list[dict]) -> list[AuditEntry]:
         """Batch ``append_audit`` (same keyword fields per dict); the chain is built in order."""
+        import pyarrow as pa  # bulk paths only; kept off the console's start-up
+
         if not entries:
             return []
         self._require_tx()
