@@ -49,7 +49,7 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
     import uvicorn
 
-    from ..server.app import TierServer, create_app
+    from ..server.app import TierServer, TierUvicorn, create_app
     from ..server.auth import TokenAuthority, load_secret
 
     if tier == Tier.CITY.value and upstream:
@@ -63,6 +63,6 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
         app = create_app(server)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                                 timeout_graceful_shutdown=1, access_log=False)
-        uvicorn.Server(config).run()
+        TierUvicorn(config, server).run()
     finally:
         store.close()

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -38,6 +39,8 @@ log = logging.getLogger("cqgov.server")
 MAX_BODY = 8 * 1024 * 1024  # a command batch or snapshot request larger than this is refused (413)
 SWEEP_EVERY_S = 5.0
 PUMP_EVERY_S = 0.2
+# Long-poll of a tier server pulling from the tier above: short, so a stopping server's pull ends quickly.
+PEER_WAIT = 2.0
 
 
 def status_for(exc: BaseException) -> int:
@@ -132,6 +135,9 @@ class TierServer:
             factory = sync_client_factory or _default_sync_client
             self.client = factory(store, upstream, upstream_token, self.clock)
         self.pump = FederationPump(store, self.client)
+        # Set when shutdown begins (before uvicorn waits for open requests): long-polls answer at once.
+        self.stopping = threading.Event()
+        self._client_stopper: threading.Thread | None = None
 
     # ---- SyncHost
 
@@ -183,10 +189,28 @@ class TierServer:
         if self.client is not None:
             self.client.start()
 
-    def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """First step of shutdown, as soon as it is asked for: end long-polls, stop pulling from above.
+
+        Idempotent. The upstream client's threads are told to stop on a helper
+        thread, so this returns at once; ``stop`` waits for them.
+        """
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
         if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.stop(timeout=1.0)  # a long-poll in flight is abandoned, not awaited
+            self._client_stopper = threading.Thread(target=self._stop_client, name="stop-upstream", daemon=True)
+            self._client_stopper.start()
+
+    def _stop_client(self) -> None:
+        with contextlib.suppress(Exception):
+            # A pull waits at most PEER_WAIT upstream, so this bound lets it finish before the store closes.
+            self.client.stop(timeout=PEER_WAIT + 1.0)
+
+    def stop(self) -> None:
+        self.begin_stop()
+        if self._client_stopper is not None:
+            self._client_stopper.join(PEER_WAIT + 1.5)
         self.scheduler.stop()
         with contextlib.suppress(Exception):
             self.handler.flush_denials()
@@ -232,7 +256,7 @@ def _plain(value):
 def _default_sync_client(store, base_url: str, token: str, clock: Clock):
     from ..sync.client import SyncClient
 
-    return SyncClient(store, base_url, token, clock)
+    return SyncClient(store, base_url, token, clock, wait=PEER_WAIT)
 
 
 # ------------------------------------------------------------ ASGI
@@ -362,6 +386,19 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
 
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
+
+
+class TierUvicorn(uvicorn.Server):
+    """uvicorn that tells the tier server shutdown has begun before it waits for open requests,
+    so long-polls answer at once instead of holding the shutdown for their whole wait."""
+
+    def __init__(self, config: uvicorn.Config, tier_server: TierServer):
+        super().__init__(config)
+        self.tier_server = tier_server
+
+    async def shutdown(self, sockets=None) -> None:
+        self.tier_server.begin_stop()
+        await super().shutdown(sockets)
 
 
 def _default_sync_router(server: TierServer):

@@ -168,6 +168,7 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         as_json = _wants_json(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        stopping = getattr(host, "stopping", None)  # set when the server begins to shut down
         while True:
             try:
                 enc = await to_thread.run_sync(delta_now, epoch, seq, limit, user.scope_code, node, as_json)
@@ -175,10 +176,17 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
                 return _gone(str(exc), store)
             if enc.rows or enc.has_more or loop.time() >= deadline:
                 break
-            # Nothing visible yet: hold the request until the log grows or the wait runs out.
+            # Nothing visible yet: hold the request until the log grows, the wait runs out, the caller
+            # goes away or the server stops (then the empty delta goes back now: the caller pulls again later).
             _, seq = wire.parse_cursor(enc.cursor)
+            ended = False
             while loop.time() < deadline and await to_thread.run_sync(store.head) <= enc.head:
+                if (stopping is not None and stopping.is_set()) or await request.is_disconnected():
+                    ended = True
+                    break
                 await asyncio.sleep(POLL_INTERVAL)
+            if ended:
+                break
         media = "application/json" if as_json else wire.MEDIA_TYPE
         return Response(enc.payload, media_type=media,
                         headers={"X-Cqgov-Cursor": enc.cursor, "X-Cqgov-Has-More": "1" if enc.has_more else "0"})
