@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Store
+from .store import Store
 
 PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 

@@ -512,6 +512,13 @@ class Store:
         )
         return replace(entry, hash=audit_chain.entry_hash(prev, entry))
 
+    def remote_audit_head(self, node: str) -> tuple[int, str] | None:
+        """(seq, hash) of the newest replicated audit entry from ``node`` (the client's witness)."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT seq, hash FROM audit_remote WHERE node = ? ORDER BY seq DESC LIMIT 1", [node]).fetchall()
+        return (row[0][0], row[0][1]) if row else None
+
     def audit_entries(self, event_id: str | None = None) -> list[AuditEntry]:
         cols = column_names(AuditEntry)
         sql = f"SELECT {', '.join(cols)} FROM audit_log"

@@ -25,7 +25,7 @@ from ..ids import uuid7
 from ..store import Store
 from ..store import replica
 from . import optimistic, wire
-from .outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, get_cursor, put_cursor
+from ..store.outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, get_cursor, put_cursor
 
 UPSTREAM = "upstream"
 MAX_GONE_IN_A_ROW = 3

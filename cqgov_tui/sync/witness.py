@@ -18,9 +18,7 @@ class Witness:
 
 def witness(store: Store, node: str) -> Witness | None:
     """The newest entry of ``node``'s chain that this replica holds."""
-    with store.lock:
-        row = store.conn.execute(
-            "SELECT seq, hash FROM audit_remote WHERE node = ? ORDER BY seq DESC LIMIT 1", [node]).fetchone()
+    row = store.remote_audit_head(node)
     return Witness(node, row[0], row[1]) if row else None
 
 
