@@ -1,4 +1,6 @@
-"""The catalogue: departments, categories, SLA profiles, runways, plans, risk points, sensors, scenarios.
+"""The catalogue: departments, categories, SLA profiles, runways, plans, risk points, sensors.
+
+Drill scenarios are loaded by ``sim.drills`` from ``fixtures/scenarios``.
 
 Loaded once from ``fixtures/`` (see ``catalogue.loader``) and shared read-only.
 """
@@ -15,27 +17,11 @@ from ..domain.entities import (
     Runway,
     Sector,
     Sensor,
+    SensorKind,
     SlaProfile,
     SmartPlan,
     SubRunway,
 )
-
-
-@dataclass(frozen=True)
-class SensorKind:
-    """A kind of IoT sensor: its unit, alarm threshold and the event category an alarm opens."""
-
-    code: str  # methane, water_level, smoke…
-    name: str
-    unit: str
-    threshold: float  # a reading at or above opens an alarm event
-    clear_below: float  # readings back under this close the alarm (hysteresis)
-    category_code: str  # what the sensor watches for; an alarm opens an event of its risk point's category
-    bands: tuple[float, float, float, float]  # five-colour boundaries for sensor_max indicators
-    also: tuple[str, ...] = ()  # other categories of risk point this kind may watch (water level at an underpass)
-
-    def serves(self, category_code: str) -> bool:
-        return category_code == self.category_code or category_code in self.also
 
 
 @dataclass
@@ -50,7 +36,6 @@ class Catalogue:
     plans: list[SmartPlan]
     risk_points: dict[str, RiskPoint]
     sensors: dict[str, Sensor]
-    scenarios: dict[str, dict] = field(default_factory=dict)  # name → parsed scenario script
     sensor_kinds: dict[str, SensorKind] = field(default_factory=dict)
 
     def category(self, code: str) -> Category:

@@ -247,6 +247,23 @@ class Sensor:
 
 
 @dataclass(frozen=True)
+class SensorKind:
+    """A kind of IoT sensor: its unit, alarm threshold and the event category an alarm opens."""
+
+    code: str  # methane, water_level, smoke…
+    name: str
+    unit: str
+    threshold: float  # a reading at or above opens an alarm event
+    clear_below: float  # readings back under this close the alarm (hysteresis)
+    category_code: str  # what the sensor watches for; an alarm opens an event of its risk point's category
+    bands: tuple[float, float, float, float]  # five-colour boundaries for sensor_max indicators
+    also: tuple[str, ...] = ()  # other categories of risk point this kind may watch (water level at an underpass)
+
+    def serves(self, category_code: str) -> bool:
+        return category_code == self.category_code or category_code in self.also
+
+
+@dataclass(frozen=True)
 class User:
     user: str
     name: str
