@@ -203,10 +203,7 @@ def apply_receipt(store, incoming: Receipt, origin: str | None = None) -> bool:
 
 
 def _receipt(store, directive_id: str, code: str) -> Receipt | None:
-    for r in store.receipts(directive_id):
-        if r.jurisdiction_code == code:
-            return r
-    return None
+    return store.get_receipt(directive_id, code)
 
 
 def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:

@@ -137,7 +137,7 @@ class FederationPump:
 
     def _receipt_up(self, directive_id: str, code: str) -> None:
         store = self.store
-        receipt = next((r for r in store.receipts(directive_id) if r.jurisdiction_code == code), None)
+        receipt = store.get_receipt(directive_id, code)
         if receipt is None:
             return
         if store.tier is Tier.STREET:

@@ -719,7 +719,53 @@ def _owned_overdue_events(self: Store, now: float) -> list[Event]:
     return [_event(r) for r in rows]
 
 
+
+def _get_receipt(self: Store, directive_id: str, jurisdiction_code: str) -> Receipt | None:
+    """One recipient's receipt by its key (a directive to all streets has 1,031 of them)."""
+    cols = column_names(Receipt)
+    with self.lock:
+        row = self.conn.execute(
+            f"SELECT {', '.join(cols)} FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
+            [directive_id, jurisdiction_code]).fetchall()
+    return Receipt(**dict(zip(cols, row[0]))) if row else None
+
+
+
+def _applied_commands(self: Store, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """Command id → (body hash, outcome, reply JSON) for the ids already applied (idempotency)."""
+    if not ids:
+        return {}
+    with self.lock:
+        rows = self.conn.execute(
+            "SELECT id, body_hash, outcome, reply FROM applied_commands WHERE list_contains(?, id)", [list(ids)]
+        ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _record_commands(self: Store, records: list[tuple[str, str, str, str, str]], actor: str) -> None:
+    """Record (id, body hash, type, outcome, reply JSON) of applied commands, in the caller's transaction."""
+    self._require_tx()
+    if not records:
+        return
+    cols = list(zip(*records))
+    now = self.clock.now()
+    self.conn.execute(
+        "INSERT INTO applied_commands SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?, ?",
+        [list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]), actor, now])
+
+
+def _write_mark(self: Store) -> tuple[int, int | None]:
+    """Where this store's writes stand (change-log head, audit tail): equal marks, nothing written between."""
+    with self.lock:
+        return self.head(), self._audit_tail[0] if self._audit_tail is not None else None
+
+
 Store.upsert_event_copy = _upsert_event_copy
+Store.applied_commands = _applied_commands
+Store.record_commands = _record_commands
+Store.write_mark = _write_mark
+Store.get_receipt = _get_receipt
 Store.owned_overdue_events = _owned_overdue_events
 Store.event_counts_by = _event_counts_by
 Store.event_ids = _event_ids
