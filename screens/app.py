@@ -38,6 +38,9 @@ from .widgets.status_bar import StatusBar
 
 TICK_S = 1.0
 TICK_LOW_BW_S = 5.0
+# Exit codes the launcher passes on: the terminal went away, or the user interrupted (shell convention 128+N).
+EXIT_HANGUP = 128 + signal.SIGHUP
+EXIT_INTERRUPT = 128 + signal.SIGINT
 
 
 class ConsoleCommands(Provider):
@@ -47,7 +50,7 @@ class ConsoleCommands(Provider):
         app = self.app
         matcher = self.matcher(query)
         for name, help_key in (("help", "help"), ("compose", "compose"), ("lang en", "lang"), ("lang zh", "lang"),
-                               ("contrast", "contrast"), ("lowbw", "refresh"), ("top", "up"), ("quit", "quit")):
+                               ("contrast", "contrast"), ("lowbw", "refresh"), ("dismiss", "dismiss"), ("top", "up"), ("quit", "quit")):
             label = f"{name} — {app.t.key(help_key)}"
             score = matcher.match(label)
             if score > 0:
@@ -109,8 +112,9 @@ class ConsoleApp(App):
         return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
 
     def _on_hangup(self) -> None:
+        """The terminal is gone: keep the state, leave at once (nothing more can be drawn)."""
         self.save_state()
-        self.exit()
+        self.exit(return_code=EXIT_HANGUP)
 
     def on_unmount(self) -> None:
         self.backend.stop()
@@ -333,6 +337,11 @@ class ConsoleApp(App):
         self.save_state()
         self.exit()
 
+    def action_interrupt(self) -> None:
+        """Ctrl-C: leave now; whoever launched the console stops its own work too (the demo its servers)."""
+        self.save_state()
+        self.exit(return_code=EXIT_INTERRUPT)
+
     def action_help(self) -> None:
         from .views.help import HelpScreen
 
@@ -388,6 +397,16 @@ class ConsoleApp(App):
     def action_toggle_contrast(self) -> None:
         self.run_command("contrast")
 
+    def action_dismiss(self) -> None:
+        """Clear the refusal and message shown in the status bar (the user has read them)."""
+        self.backend.dismiss_rejections()
+        self.last_error = ""
+        link = self.backend.status()
+        for screen in self.screen_stack:
+            for bar in screen.query(StatusBar):
+                bar.say("")
+                bar.set_state(link=link)
+
     def run_command(self, line: str) -> None:
         """The `:` command line and the palette share this."""
         parts = line.strip().split(maxsplit=1)
@@ -430,6 +449,8 @@ class ConsoleApp(App):
             self.action_compose()
         elif cmd == "report":
             self.report_event(arg)
+        elif cmd == "dismiss":
+            self.action_dismiss()
         else:
             self.status_say(self.t("cmd.unknown", c=cmd), error=True)
 

@@ -99,9 +99,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "help.close": ("Esc 关闭", "Esc to close"),
     "cmd.unknown": ("未知命令: {c}", "unknown command: {c}"),
     "cmd.help": ("命令: report 类别 地点代码 [标题], lang zh|en, contrast, lowbw, filter 文本, open 编号, drill 代码, "
-                 "top, compose, quit",
+                 "top, compose, dismiss, quit",
                  "commands: report CATEGORY PLACE-CODE [TITLE], lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, "
-                 "drill CODE, top, compose, quit"),
+                 "drill CODE, top, compose, dismiss, quit"),
     "cmd.report_usage": ("用法: report 类别(代码或名称) 地点代码 [标题]", "usage: report CATEGORY PLACE-CODE [TITLE]"),
     "report.done": ("已登记: {what}", "Reported: {what}"),
     "detail.owner": ("本事件由 {node} 负责处置: 本级的流转操作会被服务器拒绝, 请督办或备注",
@@ -121,6 +121,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "back": ("返回", "Back"), "open": ("打开", "Open"), "drill": ("下钻", "Drill down"), "up": ("上一级", "Up a level"),
     "lang": ("切换语言", "Switch language"), "contrast": ("高对比度", "High contrast"),
     "refresh": ("刷新", "Refresh"), "locate": ("在地图上定位", "Show on map"),
+    "receipts": ("查看回执", "Receipts"), "pick": ("选择", "Pick"), "send": ("发送", "Send"),
+    "dismiss": ("清除提示", "Dismiss notices"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
 }
 
 LANGS = ("zh", "en")
@@ -144,6 +146,9 @@ class Strings:
     def key(self, binding_id: str) -> str:
         pair = _KEYS.get(binding_id)
         return pair[self._i] if pair else binding_id
+
+    def has_key(self, binding_id: str | None) -> bool:
+        return binding_id in _KEYS
 
     def status(self, value: str) -> str:
         from cqgov_tui.domain.entities import Status

@@ -44,6 +44,8 @@ APP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("compose", "c,f7", "compose"),
     KeySpec("lang", "f8", "toggle_lang", show=False),
     KeySpec("contrast", "f9", "toggle_contrast", show=False),
+    KeySpec("dismiss", "ctrl+l", "dismiss", show=False),
+    KeySpec("interrupt", "ctrl+c", "interrupt", show=False),
 )
 
 # Actions on the event detail screen: one letter each, in loop order.
@@ -85,7 +87,7 @@ def app_bindings() -> list[Binding]:
 
 
 def display_key(keys: str) -> str:
-    names = {"question_mark": "?", "colon": ":", "slash": "/", "shift+tab": "S-Tab", "ctrl+p": "^P"}
+    names = {"question_mark": "?", "colon": ":", "slash": "/", "shift+tab": "S-Tab", "ctrl+p": "^P", "ctrl+l": "^L", "ctrl+c": "^C"}
     return " / ".join(names.get(k, k) for k in keys.split(","))
 
 

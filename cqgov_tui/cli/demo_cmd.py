@@ -9,6 +9,7 @@ summary per tier. Exit status 0 means those checks passed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,7 +41,11 @@ def _console_entry():
     return find_console()
 
 
-def _open_console(run_console, run, data_dir: str, lang: str) -> None:
+# The console's exit codes when the terminal hung up or the user pressed Ctrl-C (128 + signal number).
+CONSOLE_GONE = (128 + signal.SIGHUP, 128 + signal.SIGINT)
+
+
+def _open_console(run_console, run, data_dir: str, lang: str) -> int:
     """The console on the city server, through its own replica in ``data_dir``.
 
     The demo's one seat acts as the city's admin, so a single person can walk an event through
@@ -52,8 +57,8 @@ def _open_console(run_console, run, data_dir: str, lang: str) -> None:
     explicit = click.get_current_context().get_parameter_source("lang") is not click.core.ParameterSource.DEFAULT
     h = run.hierarchy
     token = h.token(h.city, Role.ADMIN.value, user="console")
-    run_console(server_url=h.city.url, token=token, db_path=os.path.join(data_dir, "console.duckdb"),
-                lang=lang if explicit else None)
+    return run_console(server_url=h.city.url, token=token, db_path=os.path.join(data_dir, "console.duckdb"),
+                       lang=lang if explicit else None) or 0
 
 
 @main.command("demo")
@@ -94,23 +99,35 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
     def _terminate(signum, _frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # A closed terminal (SIGHUP) stops everything like SIGTERM does. While the console runs its own
+    # handler saves its state first; asyncio puts the default back when the console's loop closes,
+    # so the demo's handler is set again afterwards.
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if not as_json:
             click.echo(f"starting {len(run.hierarchy.nodes)} tier servers in {data_dir} …", err=True)
         run.start()
         if run_console is not None:
             run.start_feed()
-            _open_console(run_console, run, data_dir, lang)
+            code = _open_console(run_console, run, data_dir, lang)
+            signal.signal(signal.SIGHUP, _terminate)
+            if code in CONSOLE_GONE:
+                # No summary: the terminal is gone or the user wants out now. Stop every server at once.
+                run.abort()
+                with contextlib.suppress(OSError):
+                    click.echo("cqgov: console closed; all servers stopped", err=True)
+                sys.exit(code)
             summary = run.finish()
         else:
             summary = run.run_for(seconds, progress=None if as_json else lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
         run.abort()
-        click.echo("cqgov: interrupted; all servers stopped", err=True)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            click.echo("cqgov: interrupted; all servers stopped", err=True)
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         run.abort()
     if as_json:
         emit_json(summary)

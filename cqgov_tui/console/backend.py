@@ -116,6 +116,10 @@ class Backend(abc.ABC):
         """Another node owning ``event`` (its tier acts on it), or None when this side may act."""
         return None
 
+    def dismiss_rejections(self) -> int:
+        """The user has read the refusals shown: stop showing them. Returns how many were dismissed."""
+        return 0
+
     @abc.abstractmethod
     def act(self, event_id: str, action: str, note: str = "", departments: list[str] | None = None,
             target: str | None = None) -> Outcome: ...
@@ -268,6 +272,9 @@ class RemoteBackend(Backend):
         self.server_url = server_url
         self.lag_slow_s = lag_slow_s
         self._started = False
+        # Refusals kept in the replica's outbox from earlier sessions were shown then; this session
+        # shows only its own (and forgets any the user dismisses).
+        self._hidden: set[str] = set(_rejection_ids(client))
 
     def start(self) -> None:
         if not self._started:
@@ -344,7 +351,31 @@ class RemoteBackend(Backend):
             st = self.client.status()
         except Exception as exc:  # a broken client shows in the status bar; it never kills the app
             return LinkStatus(mode="offline", server=self.server_url, last_error=str(exc).splitlines()[0][:200])
-        return link_status_of(st, self.server_url, self.lag_slow_s)
+        link = link_status_of(st, self.server_url, self.lag_slow_s)
+        if self._hidden and link.rejections:
+            from dataclasses import replace
+
+            link = replace(link, rejections=tuple(r for r in link.rejections if r.command_id not in self._hidden))
+        return link
+
+    def dismiss_rejections(self) -> int:
+        ids = [cid for cid in _rejection_ids(self.client) if cid not in self._hidden]
+        self._hidden.update(ids)
+        outbox = getattr(self.client, "outbox", None)
+        for cid in ids:
+            try:
+                outbox.dismiss(cid)  # read by the user: the outbox need not keep it
+            except Exception:  # hidden either way; the row is only bookkeeping
+                pass
+        return len(ids)
+
+
+def _rejection_ids(client) -> list[str]:
+    outbox = getattr(client, "outbox", None)
+    try:
+        return [r.id for r in outbox.rejections(100)]
+    except Exception:  # a client without a readable outbox has nothing to hide
+        return []
 
 
 _MODES = {"live": "live", "lagging": "lagging", "offline": "offline", "starting": "connecting"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..domain.entities import AuditEntry, Event, Status, User
 from ..engine import lifecycle
 from ..engine.dedup import RADIUS_M, WINDOW_S, confidence
+from ..engine.review import TimelineEntry  # declared once, shared with the review draft
 from ..scope import event_in_scope
 from ..textsafe import plain
 from .names import Names
@@ -37,18 +38,6 @@ class ActionSpec:
     needs_note: bool
     needs_target: bool
     needs_departments: bool
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    at: float
-    action: str
-    from_status: str | None
-    to_status: str | None
-    actor: str
-    role: str
-    tier: str
-    note: str
 
 
 @dataclass(frozen=True)
@@ -118,7 +107,8 @@ def event_detail(store, event_id: str, user: User, names: Names, catalogue) -> E
     event = store.get_event(event_id)
     if event is None:
         return None
-    audit = store.audit_entries(event.id)
+    # Local and replicated entries: on a replica the owning tier's audit arrives in ``audit_remote``.
+    audit = store.event_audit(event.id)
     deps = [names.department(d) for d in (event.departments or [])]
     fields = (
         ("number", plain(event.number)),

@@ -6,6 +6,8 @@ tab strip (1–4 or Tab switch), so the console works at 80×24.
 
 from __future__ import annotations
 
+import dataclasses
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
@@ -32,6 +34,17 @@ class CommandCentre(Screen):
         self.high_contrast = high_contrast
         self.animate = animate
         self.active = 0
+
+    @property
+    def active_bindings(self):
+        """The footer's labels in the console's language (bindings are declared with ids as descriptions)."""
+        out = {}
+        for key, active in super().active_bindings.items():
+            b = active.binding
+            label = self.t.key(b.description) if self.t.has_key(b.description) else self.t.key(b.id or b.description)
+            out[key] = active._replace(binding=dataclasses.replace(b, description=label)) if label != b.description \
+                else active
+        return out
 
     def compose(self) -> ComposeResult:
         t = self.t
