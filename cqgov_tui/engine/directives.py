@@ -190,15 +190,24 @@ def _content(r: Receipt) -> tuple:
 
 
 def apply_receipt(store, incoming: Receipt, origin: str | None = None) -> bool:
-    """Merge a receipt copy from another tier; writes (and logs) only when something changed."""
+    """Merge a receipt copy from another tier; writes (and logs) only when something changed.
+
+    One keyed read and at most one write per receipt, whatever the directive's fan-out. The
+    directive must exist here; a receipt already held proves it does, so only a first one asks.
+    """
     if incoming.state not in RANK:
         raise BadInput(f"unknown receipt state {incoming.state!r}")
     with store.tx():
         current = _receipt(store, incoming.directive_id, incoming.jurisdiction_code)
+        if current is None:
+            if store.get_directive(incoming.directive_id) is None:
+                raise BadInput(f"no directive {incoming.directive_id}")
+            store.insert_receipt(incoming, origin=origin)
+            return True
         merged = merge(current, incoming)
-        if current is not None and _content(merged) == _content(current):
+        if _content(merged) == _content(current):
             return False
-        store.put_receipt(merged, origin=origin)
+        store.update_receipt(merged, origin=origin)
     return True
 
 

@@ -761,7 +761,32 @@ def _write_mark(self: Store) -> tuple[int, int | None]:
         return self.head(), self._audit_tail[0] if self._audit_tail is not None else None
 
 
+
+def _update_receipt(self: Store, receipt: Receipt, origin: str | None = None) -> None:
+    """Overwrite a receipt known to exist (an UPDATE in place is cheaper than INSERT OR REPLACE)."""
+    row = to_row(receipt)
+    cols = [c for c in row if c not in ("directive_id", "jurisdiction_code")]
+    with self.tx():
+        self.conn.execute(
+            f"UPDATE receipts SET {', '.join(f'{c} = ?' for c in cols)} WHERE directive_id = ? AND jurisdiction_code = ?",
+            [row[c] for c in cols] + [receipt.directive_id, receipt.jurisdiction_code])
+        self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin,
+                        receipt.jurisdiction_code)
+
+
+
+def _insert_receipt(self: Store, receipt: Receipt, origin: str | None = None) -> None:
+    """Write a receipt known to be new (a plain INSERT; INSERT OR REPLACE costs twice as much)."""
+    row = to_row(receipt)
+    with self.tx():
+        self.conn.execute(f"INSERT INTO receipts VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+        self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin,
+                        receipt.jurisdiction_code)
+
+
 Store.upsert_event_copy = _upsert_event_copy
+Store.insert_receipt = _insert_receipt
+Store.update_receipt = _update_receipt
 Store.applied_commands = _applied_commands
 Store.record_commands = _record_commands
 Store.write_mark = _write_mark
