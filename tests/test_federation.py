@@ -107,14 +107,24 @@ class Tiers:
         server.scheduler.tick()
 
     def settle(self, rounds: int = 12) -> None:
+        """Heal every link and run rounds until a whole round changes no store (at most ``rounds``)."""
         for link in self.links.values():
             link.up = True
             link.lose_reply = 0.0
         order = [c for c in self.servers if len(c) == 9] + [c for c in self.servers if len(c) == 6 and c != "500000"]
+        heads = None
         for _ in range(rounds):
             for code in order + order[::-1]:
                 self.step(code)
             self.servers["500000"].scheduler.tick()
+            now = {c: (s.store.head(), s.pump.backlog(), self._pending(c)) for c, s in self.servers.items()}
+            if now == heads:
+                return
+            heads = now
+
+    def _pending(self, code: str) -> int:
+        client = self.clients.get(code)
+        return len(client.outbox.pending()) if client is not None else 0
 
     def close(self):
         for s in self.servers.values():
@@ -193,6 +203,9 @@ def test_directive_from_the_city_reaches_every_street_and_receipts_come_back(tie
                for s in streets)
 
 
+ROUNDS = 10  # partitioned rounds per seed; each reports at ~40 % of the streets and cuts ~35 % of the links
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_partitions_lose_and_duplicate_nothing(tmp_path, seed):
     """SYNC.md test 9: street → district → city under random partitions and lost replies."""
@@ -202,14 +215,14 @@ def test_partitions_lose_and_duplicate_nothing(tmp_path, seed):
         streets = [s for ss in LAYOUT.values() for s in ss]
         lower = streets + list(LAYOUT)
         directive_ids = []
-        for round_ in range(16):
+        for round_ in range(ROUNDS):
             for code, link in t.links.items():
                 link.up = rng.random() > 0.35
                 link.lose_reply = 0.2
             for s in streets:
                 if rng.random() < 0.4:
                     _report(t, s, rng.choice(["red", "orange", "yellow", "blue"]))
-            if round_ in (3, 9):
+            if round_ in (2, ROUNDS - 4):
                 sent = t.command("500000", "directive.send", {"targets": rng.sample(streets, 2) + ["500112"],
                                                               "text": f"指令 {round_}", "deadline": "1h"},
                                  role="duty_officer")
@@ -217,7 +230,7 @@ def test_partitions_lose_and_duplicate_nothing(tmp_path, seed):
             t.clock.advance(rng.uniform(5, 90))
             for code in rng.sample(lower, len(lower)):
                 t.step(code, rng)
-        t.settle(rounds=8)
+        t.settle(rounds=16)
         city = t.servers["500000"].store
         expected = set()
         for d in LAYOUT:
