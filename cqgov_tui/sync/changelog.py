@@ -10,12 +10,10 @@ import base64
 import json
 from dataclasses import dataclass
 
-from ..domain.entities import AuditEntry, Directive, Event, Receipt
-from ..domain.schema import column_names
-from ..errors import BadInput
 from ..ids import uuid7
 from ..scope import change_visible
 from ..store import Store
+from ..store.changes import change_rows, delete_changes_through, snapshot_rows
 from .wire import Change, WireError
 
 MAX_SCAN = 20_000  # rows looked at per request, so a narrow scope cannot make one pull unbounded
@@ -58,12 +56,7 @@ def read_changes(store: Store, after: int, limit: int, scope_code: str, exclude_
     scanned = 0
     chunk = max(limit, 256)
     while len(out) < limit and pos < head and scanned < MAX_SCAN:
-        with store.lock:
-            rows = store.conn.execute(
-                "SELECT seq, changed_at, entity, key, op, data, origin, scope FROM changes "
-                "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                [pos, head, chunk],
-            ).fetchall()
+        rows = change_rows(store, pos, head, chunk)
         if not rows:
             break
         for seq, at, entity, key, op, data, origin, scope in rows:
@@ -83,8 +76,7 @@ def compact(store: Store, keep_after_seq: int) -> int:
         cut = min(int(keep_after_seq), head - 1)
         if cut <= floor(store):
             return 0
-        dropped = store.conn.execute("SELECT count(*) FROM changes WHERE seq <= ?", [cut]).fetchone()[0]
-        store.conn.execute("DELETE FROM changes WHERE seq <= ?", [cut])
+        dropped = delete_changes_through(store, cut)
         store.set_meta(FLOOR_KEY, str(cut))
     return dropped
 
@@ -101,12 +93,6 @@ def new_epoch(store: Store) -> str:
 
 # Entities in snapshot order, each with its table reads. Audit comes last: it is the bulk.
 _SNAPSHOT_ORDER = ("event", "directive", "receipt", "audit")
-_EVENT_COLS = column_names(Event)
-_DIRECTIVE_COLS = column_names(Directive)
-_RECEIPT_COLS = column_names(Receipt)
-_AUDIT_COLS = column_names(AuditEntry)
-# The node a directive or receipt last came from, as the change log remembers it (this node if compacted away).
-_LAST_ORIGIN = "SELECT key, arg_max(origin, seq) AS origin FROM changes WHERE entity = ? GROUP BY key"
 
 
 def snapshot_token(epoch: str, seq: int, entity_index: int = 0, after: str = "") -> str:
@@ -168,7 +154,7 @@ def _page(store: Store, entity: str, after: str, scope_code: str, want: int) -> 
     out: list[Change] = []
     chunk = max(want, 256)
     while True:
-        rows = _select(store, entity, after, chunk)
+        rows = snapshot_rows(store, entity, after, chunk)
         if not rows:
             return out, after, True
         for key, scope, origin, data in rows:
@@ -179,51 +165,3 @@ def _page(store: Store, entity: str, after: str, scope_code: str, want: int) -> 
                     return out, after, False
         if len(rows) < chunk:
             return out, after, True
-
-
-def _select(store: Store, entity: str, after: str, chunk: int) -> list[tuple[str, str, str, dict]]:
-    conn = store.conn
-    if entity == "event":
-        rows = conn.execute(
-            f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE id > ? ORDER BY id LIMIT ?", [after, chunk]
-        ).fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(_EVENT_COLS, r))
-            out.append((d["id"], d["grid_code"] or d["street_code"] or d["district_code"], d["origin_node"], d))
-        return out
-    if entity == "directive":
-        rows = conn.execute(
-            f"SELECT coalesce(o.origin, ?), {', '.join('d.' + c for c in _DIRECTIVE_COLS)} FROM directives d "
-            f"LEFT JOIN ({_LAST_ORIGIN}) o ON o.key = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?",
-            [store.node, "directive", after, chunk],
-        ).fetchall()
-        return [(d["id"], ",".join(d["targets"]), r[0], d) for r, d in ((r, dict(zip(_DIRECTIVE_COLS, r[1:]))) for r in rows)]
-    if entity == "receipt":
-        rows = conn.execute(
-            f"SELECT coalesce(o.origin, ?), {', '.join('r.' + c for c in _RECEIPT_COLS)} FROM receipts r "
-            f"LEFT JOIN ({_LAST_ORIGIN}) o ON o.key = r.directive_id || '/' || r.jurisdiction_code "
-            "WHERE r.directive_id || '/' || r.jurisdiction_code > ? "
-            "ORDER BY r.directive_id || '/' || r.jurisdiction_code LIMIT ?",
-            [store.node, "receipt", after, chunk],
-        ).fetchall()
-        return [(f"{d['directive_id']}/{d['jurisdiction_code']}", d["jurisdiction_code"], r[0], d)
-                for r, d in ((r, dict(zip(_RECEIPT_COLS, r[1:]))) for r in rows)]
-    if entity == "audit":
-        # Own chain and entries received from other nodes, keyed node/seq (zero-padded so text order is seq order).
-        cols = ", ".join(f"a.{c}" for c in _AUDIT_COLS)
-        rows = conn.execute(
-            f"""SELECT k, sc, {', '.join(_AUDIT_COLS)} FROM (
-                  SELECT a.node || '/' || lpad(CAST(a.seq AS VARCHAR), 19, '0') AS k,
-                         coalesce(e.grid_code, e.street_code, e.district_code, ?) AS sc, {cols}
-                  FROM (SELECT * FROM audit_log UNION ALL SELECT * FROM audit_remote) a
-                  LEFT JOIN events e ON e.id = a.event_id)
-                WHERE k > ? ORDER BY k LIMIT ?""",
-            [store.code, after, chunk],
-        ).fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(_AUDIT_COLS, r[2:]))
-            out.append((r[0], r[1], d["node"], d))
-        return out
-    raise BadInput(f"unknown snapshot entity {entity!r}")
