@@ -8,8 +8,8 @@ permission are queued here and written to the audit log by ``flush_denials``
 in a transaction of their own once the request is done.
 
 Types: ``report``, ``act``, ``supervise``, ``directive.send``, ``receipt``,
-and, from a lower tier's server only, ``federate.event`` and
-``federate.receipt``.
+``sensor.reading`` (at a district or street server), and, from a lower
+tier's server only, ``federate.event`` and ``federate.receipt``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ from typing import Any, Callable
 from ..domain.entities import Event, Receipt, Role, Status, Tier, User
 from ..engine import directives
 from ..engine.lifecycle import rule_for
+from ..engine.sensors import Rejection, SensorMonitor
 from ..errors import BadInput, CqgovError, PermissionDenied
 from ..scope import CITY_CODE, covers
 from .auth import Principal, require_visible
 
 MAX_TEXT = 4000
+MAX_READINGS = 500  # per sensor.reading command: a bounded transaction, well inside the batch's byte limit
 _EVENT_FIELDS = {f.name: f for f in fields(Event)}
 _RECEIPT_FIELDS = {f.name for f in fields(Receipt)}
 
@@ -165,6 +167,7 @@ class CommandHandler:
         self.engine = engine
         self.store = engine.store
         self.registry = engine.registry
+        self.sensors = SensorMonitor(engine)
         self._denials: collections.deque = collections.deque(maxlen=10_000)
         self._denial_lock = threading.Lock()
         self.on_applied = on_applied  # e.g. wakes the federation pump
@@ -174,6 +177,7 @@ class CommandHandler:
             "supervise": self._supervise,
             "directive.send": self._directive_send,
             "receipt": self._receipt,
+            "sensor.reading": self._sensor_reading,
             "federate.event": self._federate_event,
             "federate.receipt": self._federate_receipt,
         }
@@ -298,6 +302,59 @@ class CommandHandler:
         r = directives.advance(self.store, _str(body, "directive", required=True, max_len=64), code,
                                _str(body, "state", required=True, max_len=16), actor)
         return {"directive_id": r.directive_id, "code": r.jurisdiction_code, "state": r.state}
+
+    # ---- sensors
+
+    def _sensor_reading(self, actor: User, body: dict) -> dict:
+        """Readings of sensors in the caller's jurisdiction → alarm episodes (``SensorMonitor.ingest``).
+
+        Readings are local telemetry: they stay in this server's store (never in
+        the change log); the events they open federate up like any other. So the
+        city ingests none, and a sensor whose running alarm another server owns
+        is refused here (its readings belong there). A sensor outside the
+        caller's jurisdiction refuses the whole command before anything is
+        written; other bad readings are refused one by one and the rest applied.
+        """
+        if self.store.tier is Tier.CITY:
+            raise BadInput("the city server ingests no readings: send them to the district or street server "
+                           "that owns the sensor's location (the events they open reach the city)")
+        readings = body.get("readings")
+        if not isinstance(readings, list) or not readings:
+            raise BadInput("field 'readings' must be a non-empty list of [sensor_code, measured_at, value]")
+        if len(readings) > MAX_READINGS:
+            raise BadInput(f"field 'readings' has {len(readings)} readings; at most {MAX_READINGS} per command")
+        catalogue = self.engine.catalogue
+        located: dict[int, str] = {}  # index → sensor code, for readings naming a known sensor
+        for i, reading in enumerate(readings):
+            code = reading[0] if isinstance(reading, list) and reading and isinstance(reading[0], str) else None
+            sensor = catalogue.sensors.get(code.strip()) if code else None
+            point = catalogue.risk_points.get(sensor.risk_point_code) if sensor else None
+            if point is None:
+                continue  # the monitor gives the reason
+            if not covers(actor.scope_code, point.grid_code):
+                raise PermissionDenied(f"sensor {sensor.code} (grid {point.grid_code}) is outside "
+                                       f"{actor.user}'s jurisdiction {actor.scope_code}")
+            located[i] = sensor.code
+        running = self.store.sensor_alarm_events(sorted(set(located.values())))
+        elsewhere = {code: e.origin_node for code, e in running.items() if e.origin_node != self.store.node}
+        refused = [Rejection(i, code, f"{code}: its running alarm {running[code].number} is owned by "
+                                      f"{elsewhere[code]}; send its readings there")
+                   for i, code in located.items() if code in elsewhere]
+        kept = [i for i in range(len(readings)) if not (i in located and located[i] in elsewhere)]
+        result = self.sensors.ingest([readings[i] for i in kept])
+        refused += [Rejection(kept[r.index], r.sensor_code, r.reason) for r in result.rejected]
+        refused.sort(key=lambda r: r.index)
+        if not result.stored:
+            # Nothing applied (so nothing written): the command itself is refused, first reasons given.
+            more = f" (+{len(refused) - 2} more)" if len(refused) > 2 else ""
+            raise BadInput(f"no reading applied: {'; '.join(str(r) for r in refused[:2])}{more}")
+        opened = [e for e in (self.store.get_event(i) for i in result.opened) if e is not None]
+        return {"stored": result.stored, "opened": result.opened, "cleared": result.cleared,
+                "attached": result.attached, "raised": result.raised,
+                # plans may have moved a new event on already; callers walking the loop need where it stands
+                "opened_events": [{"event_id": e.id, "number": e.number, "status": e.status, "colour": e.colour}
+                                  for e in opened],
+                "rejected": [{"index": r.index, "sensor": r.sensor_code, "reason": r.reason} for r in refused]}
 
     # ---- federation (from the lower tier's server)
 

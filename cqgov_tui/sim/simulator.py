@@ -1,10 +1,20 @@
-"""Event simulator: citizen reports, grid-worker patrols and sensor alarms with a city's daily rhythm.
+"""Event simulator: citizen reports, grid-worker patrols and sensor readings with a city's daily rhythm.
 
 Categories and places come from the catalogue and the geo registry; time
 comes from an injectable clock. Each tick draws a Poisson number of new
 events (the base rate scaled by the hour of day), and walks some earlier
 events one step along the closed loop, the way a street's staff would —
 so the stores fill with events at every stage, some of them overdue.
+
+Sensors are not reported as events: a bounded sample of the catalogue's
+sensors inside each target sends readings (``sensor.reading``) every few
+simulated seconds, near a quiet baseline. The sensor share of the new
+events starts *alarm episodes* instead: a sampled sensor's readings rise
+over its threshold, stay there for a few minutes and fall back under its
+``clear_below``, so the server opens one event per episode and clears it.
+Staff walk a sensor event to the scene but dispose of it only once its
+alarm has cleared (closing it while the sensor still alarms would make the
+server open a fresh event for the same hazard).
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ from dataclasses import dataclass, field
 
 from ..catalogue import Catalogue
 from ..clock import Clock, local
-from ..domain.entities import Source
+from ..domain.entities import Sensor, Source
 from ..ids import uuid7
+from ..scope import CITY_CODE, covers
 
 # Hourly activity relative to the day's mean (Chongqing: quiet 01–06, morning and evening peaks).
 RHYTHM = (0.35, 0.25, 0.2, 0.18, 0.2, 0.3, 0.55, 0.95, 1.35, 1.55, 1.5, 1.35,
@@ -32,6 +43,16 @@ GRID = {"garbage": 5, "illegal_construction": 4, "street_vending": 4, "manhole_c
         "dust": 2, "open_burning": 1, "construction_waste_dump": 2, "muck_spill": 2, "crowd_gathering": 0.5,
         "road_collapse": 0.5, "water_main_burst": 0.5}
 SOURCE_MIX = ((Source.CITIZEN.value, 0.5), (Source.GRID.value, 0.35), (Source.SENSOR.value, 0.15))
+# Sensor readings: how many sensors each target feeds, how often each reads, and the episodes' shape.
+SENSORS_PER_TARGET = 50
+READING_EVERY_S = 5.0
+EPISODE_S = (150.0, 420.0)  # whole episode: rise, a few minutes over threshold, fall back under clear_below
+COOLDOWN_S = (600.0, 1800.0)  # a sensor rests this long after an episode before another can start
+READINGS_PER_COMMAND = 500  # the server's bound per sensor.reading command
+# A sensor far behind the clock (a stalled feed) skips ahead rather than sending a burst of old readings.
+MAX_BACKLOG_READINGS = 10
+# Loop steps that wait for a sensor event's alarm to clear (the hazard must be gone to dispose of it).
+_AFTER_CLEAR = frozenset({"dispose", "feedback", "close"})
 # The next loop step the street's staff take from each state (plans may already have done some).
 NEXT_ACTION = {"reported": "verify", "verified": "dispatch", "assessed": "dispatch", "escalated": "dispatch",
                "dispatched": "accept", "accepted": "arrive", "on_scene": "dispose", "disposed": "feedback",
@@ -60,12 +81,68 @@ class Target:
 @dataclass
 class SimStats:
     generated: int = 0
-    accepted: int = 0
+    accepted: int = 0  # events reported, including those sensor readings opened
     rejected: int = 0
     actions: int = 0
     failures: int = 0
-    by_source: dict = field(default_factory=dict)
+    by_source: dict = field(default_factory=dict)  # new events drawn per source (sensor: alarm episodes started)
     reasons: dict = field(default_factory=dict)
+    sensors: int = 0  # sensors sending readings
+    readings: int = 0  # readings the servers stored
+    readings_refused: int = 0
+    alarms_opened: int = 0
+    alarms_cleared: int = 0
+
+
+@dataclass
+class SensorTrack:
+    """One simulated sensor: a noisy baseline, and now and then an alarm episode."""
+
+    sensor: Sensor
+    target: int
+    baseline: float
+    noise: float  # standard deviation of a reading around its level
+    next_at: float  # time of its next reading
+    episode: tuple[float, float, float] | None = None  # (start, duration, peak)
+    rest_until: float = 0.0  # no new episode before this
+
+    def idle(self, t: float) -> bool:
+        return self.episode is None and t >= self.rest_until
+
+    def level(self, t: float) -> float:
+        """Noise-free value at ``t``: the baseline, or the episode's rise, plateau over threshold and fall."""
+        if self.episode is None:
+            return self.baseline
+        start, duration, peak = self.episode
+        p = (t - start) / duration
+        if p < 0.15:
+            shape = max(0.0, p / 0.15)
+        elif p < 0.75:
+            shape = 1.0
+        else:
+            shape = max(0.0, (1.0 - p) / 0.25)
+        return self.baseline + (peak - self.baseline) * shape
+
+    def reading(self, t: float, rng: random.Random) -> float:
+        s = self.sensor
+        value = self.level(t) + rng.gauss(0.0, self.noise)
+        if self.episode is None:
+            # Quiet readings stay under clear_below, so only episodes open (and clear) alarms.
+            value = min(value, s.clear_below - self.noise * 0.5)
+        elif self.level(t) >= s.threshold:
+            value = max(value, s.threshold)  # over threshold means over: noise never splits a plateau
+        if s.clear_below > 0:  # concentrations, depths and levels of this kind cannot go negative
+            value = max(0.0, value)
+        return round(value, 3)
+
+
+def track_for(sensor: Sensor, target: int, t: float, every: float, rng: random.Random) -> SensorTrack:
+    """A sensor's quiet level: under ``clear_below`` by a share of its hysteresis gap, never negative."""
+    gap = max(sensor.threshold - sensor.clear_below, abs(sensor.clear_below) * 0.5, 1e-3)
+    baseline = sensor.clear_below - gap * rng.uniform(0.2, 0.6)
+    if sensor.clear_below > 0:
+        baseline = max(baseline, sensor.clear_below * 0.2)
+    return SensorTrack(sensor, target, baseline, gap * 0.04, t + rng.uniform(0.0, every))
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -83,9 +160,13 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 class Simulator:
     def __init__(self, targets: list[Target], catalogue: Catalogue, registry, clock: Clock, rate: float,
-                 seed: int | None = None, progress: float = 0.6):
+                 seed: int | None = None, progress: float = 0.6, *, sensors_per_target: int = SENSORS_PER_TARGET,
+                 reading_every: float = READING_EVERY_S, episode_s: tuple[float, float] = EPISODE_S,
+                 cooldown_s: tuple[float, float] = COOLDOWN_S, source_mix=SOURCE_MIX):
         if rate < 0:
             raise ValueError("rate must be non-negative")
+        if reading_every <= 0 or not 0 < episode_s[0] <= episode_s[1] or sensors_per_target < 0:
+            raise ValueError("reading_every and episode lengths must be positive, sensors_per_target non-negative")
         self.targets = targets
         self.catalogue = catalogue
         self.registry = registry
@@ -97,11 +178,16 @@ class Simulator:
         self._open: list[tuple[int, str, str]] = []  # (target index, event id, status as last answered)
         self._stop = threading.Event()
         self._carry = 0.0
-        sensor_cats = {}
-        for kind in catalogue.sensor_kinds.values():
-            if kind.category_code in catalogue.categories:
-                sensor_cats[kind.code] = kind
-        self.sensor_kinds = list(sensor_cats.values())
+        self.source_mix = tuple(source_mix)
+        self.reading_every = reading_every
+        self.episode_s = episode_s
+        self.cooldown_s = cooldown_s
+        self._alarming: set[str] = set()  # sensor events whose alarm has not cleared yet
+        self.tracks = self._sample_sensors(sensors_per_target)
+        self._idle_by_target: dict[int, list[SensorTrack]] = {}
+        for track in self.tracks:
+            self._idle_by_target.setdefault(track.target, []).append(track)
+        self.stats.sensors = len(self.tracks)
         self._weights = {
             Source.CITIZEN.value: self._weighted(CITIZEN),
             Source.GRID.value: self._weighted(GRID),
@@ -114,42 +200,96 @@ class Simulator:
             return codes, [1.0] * len(codes)
         return codes, [float(table[c]) for c in codes]
 
+    # ---- sensors
+
+    def _sample_sensors(self, per_target: int) -> list[SensorTrack]:
+        """Up to ``per_target`` sensors inside each target; a sensor feeds only the most specific target
+        holding it (its street's server rather than its district's), and the city ingests none."""
+        owner: dict[str, int] = {}
+        points = self.catalogue.risk_points
+        for code in sorted(self.catalogue.sensors):
+            point = points.get(self.catalogue.sensors[code].risk_point_code)
+            if point is None:
+                continue
+            best = None
+            for ti, target in enumerate(self.targets):
+                if target.code != CITY_CODE and covers(target.code, point.grid_code):
+                    if best is None or len(target.code) > len(self.targets[best].code):
+                        best = ti
+            if best is not None:
+                owner[code] = best
+        now = self.clock.now()
+        tracks = []
+        for ti in range(len(self.targets)):
+            mine = [code for code, t in owner.items() if t == ti]
+            chosen = sorted(self.rng.sample(mine, min(per_target, len(mine))))
+            tracks += [track_for(self.catalogue.sensors[c], ti, now, self.reading_every, self.rng) for c in chosen]
+        return tracks
+
+    def start_episode(self, target_index: int) -> SensorTrack | None:
+        """Start an alarm episode on an idle sensor of the target (None when it has no idle sensor)."""
+        now = self.clock.now()
+        idle = [t for t in self._idle_by_target.get(target_index, ()) if t.idle(now)]
+        if not idle:
+            return None
+        track = self.rng.choice(idle)
+        s = track.sensor
+        gap = max(s.threshold - s.clear_below, 1e-3)
+        track.episode = (now, self.rng.uniform(*self.episode_s), s.threshold + gap * self.rng.uniform(0.3, 1.5))
+        return track
+
+    def _readings(self) -> list[dict]:
+        """Every reading due by now, as sensor.reading commands per target (episodes end here too)."""
+        now, every, rng = self.clock.now(), self.reading_every, self.rng
+        due: dict[int, list[list]] = {}
+        for track in self.tracks:
+            if now - track.next_at > every * MAX_BACKLOG_READINGS:
+                track.next_at = now - every * rng.random()
+            while track.next_at <= now:
+                at = track.next_at
+                if track.episode is not None and at >= track.episode[0] + track.episode[1]:
+                    track.episode = None
+                    track.rest_until = at + rng.uniform(*self.cooldown_s)
+                due.setdefault(track.target, []).append([track.sensor.code, round(at, 3), track.reading(at, rng)])
+                track.next_at = at + every * rng.uniform(0.9, 1.1)
+        cmds = []
+        for ti, rows in due.items():
+            for i in range(0, len(rows), READINGS_PER_COMMAND):
+                cmds.append({"id": uuid7(int(now * 1000)), "type": "sensor.reading",
+                             "body": {"readings": rows[i:i + READINGS_PER_COMMAND]}, "_target": ti})
+        return cmds
+
     # ---- drawing events
 
-    def draw(self, target_index: int) -> dict:
-        """One realistic report command (envelope) for a target."""
+    def draw(self, target_index: int) -> dict | None:
+        """One realistic report command (envelope) for a target, or None when it starts a sensor episode."""
         rng = self.rng
         target = self.targets[target_index]
         r, acc, source = rng.random(), 0.0, Source.CITIZEN.value
-        for name, share in SOURCE_MIX:
+        for name, share in self.source_mix:
             acc += share
             if r < acc:
                 source = name
                 break
+        if source == Source.SENSOR.value:
+            if self.start_episode(target_index) is not None:
+                self.stats.by_source[source] = self.stats.by_source.get(source, 0) + 1
+                return None
+            source = Source.GRID.value  # no idle sensor here: a patrol finds something instead
         lon, lat = self.registry.random_point(target.code, rng)
         body = {"lon": round(lon, 6), "lat": round(lat, 6), "source": source, "event_id": uuid7(int(self.clock.now() * 1000))}
-        if source == Source.SENSOR.value and self.sensor_kinds:
-            kind = rng.choice(self.sensor_kinds)
-            value = kind.threshold * (1.0 + rng.random() * 0.8)
-            cat = self.catalogue.categories[kind.category_code]
-            body.update(category=cat.code, title=f"{kind.name}超限", reporter=f"sensor-{kind.code}",
-                        text=f"{kind.name} {value:.2f}{kind.unit} ≥ 阈值 {kind.threshold:g}{kind.unit}")
-        else:
-            if source == Source.SENSOR.value:
-                source = Source.GRID.value
-                body["source"] = source
-            codes, weights = self._weights[source]
-            code = rng.choices(codes, weights)[0]
-            cat = self.catalogue.categories[code]
-            who = "市民" if source == Source.CITIZEN.value else "网格员"
-            body.update(category=code, title=cat.name, reporter=f"{source}-{rng.randrange(1, 500):03d}",
-                        text=f"{who}报告: {cat.name}")
-            # Most events keep the category's colour; a few are judged more or less serious on the spot.
-            roll = rng.random()
-            if roll < 0.08:
-                body["colour"] = "orange"
-            elif roll < 0.1:
-                body["colour"] = "red"
+        codes, weights = self._weights[source]
+        code = rng.choices(codes, weights)[0]
+        cat = self.catalogue.categories[code]
+        who = "市民" if source == Source.CITIZEN.value else "网格员"
+        body.update(category=code, title=cat.name, reporter=f"{source}-{rng.randrange(1, 500):03d}",
+                    text=f"{who}报告: {cat.name}")
+        # Most events keep the category's colour; a few are judged more or less serious on the spot.
+        roll = rng.random()
+        if roll < 0.08:
+            body["colour"] = "orange"
+        elif roll < 0.1:
+            body["colour"] = "red"
         self.stats.by_source[source] = self.stats.by_source.get(source, 0) + 1
         return {"id": uuid7(int(self.clock.now() * 1000)), "type": "report", "body": body, "_target": target_index}
 
@@ -161,6 +301,9 @@ class Simulator:
             action = NEXT_ACTION.get(status)
             if action is None:
                 continue  # closed, merged or rejected: nothing more to do
+            if action in _AFTER_CLEAR and event_id in self._alarming:
+                keep.append(item)  # the crew is there; the hazard is not gone yet
+                continue
             if self.rng.random() < self.progress:
                 body = {"event": event_id, "action": action, "note": "模拟处置"}
                 out.append({"id": uuid7(int(self.clock.now() * 1000)), "type": "act", "body": body, "_target": ti})
@@ -176,8 +319,8 @@ class Simulator:
         mean = self.rate * dt * rhythm(self.clock.now()) + self._carry
         n = _poisson(self.rng, mean)
         self._carry = 0.0
-        cmds = [self.draw(self.rng.randrange(len(self.targets))) for _ in range(n)]
-        return self._actions() + cmds
+        drawn = [self.draw(self.rng.randrange(len(self.targets))) for _ in range(n)]
+        return self._actions() + [c for c in drawn if c is not None] + self._readings()
 
     def send(self, cmds: list[dict]) -> None:
         by_target: dict[int, list[dict]] = {}
@@ -198,7 +341,9 @@ class Simulator:
                     if isinstance(x, dict):
                         results[x.get("id")] = x.get("result") or {}
             for c in batch:
-                if c["id"] in results:
+                if c["type"] == "sensor.reading":
+                    self._readings_answered(ti, c, results.get(c["id"]))
+                elif c["id"] in results:
                     status = results[c["id"]].get("status", "reported")
                     if c["type"] == "report":
                         self.stats.accepted += 1
@@ -212,6 +357,27 @@ class Simulator:
                 reason = str(x.get("reason", "?"))[:60] if isinstance(x, dict) else "?"
                 self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
         self.stats.generated += sum(1 for c in cmds if c["type"] == "report")
+
+    def _readings_answered(self, ti: int, command: dict, result: dict | None) -> None:
+        """Count a sensor.reading command's outcome; its opened events join the staff's work."""
+        if result is None:  # refused as a whole; the reason is counted with the other refusals
+            self.stats.readings_refused += len(command["body"]["readings"])
+            return
+        self.stats.readings += int(result.get("stored") or 0)
+        refused = result.get("rejected") or []
+        self.stats.readings_refused += len(refused)
+        for r in refused:
+            reason = str(r.get("reason", "?") if isinstance(r, dict) else r)[:60]
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+        status = {e.get("event_id"): e.get("status") for e in result.get("opened_events") or [] if isinstance(e, dict)}
+        for event_id in result.get("opened") or []:
+            self.stats.accepted += 1
+            self.stats.alarms_opened += 1
+            self._alarming.add(event_id)
+            self._open.append((ti, event_id, status.get(event_id) or "reported"))
+        for event_id in result.get("cleared") or []:
+            self.stats.alarms_cleared += 1
+            self._alarming.discard(event_id)
 
     def tick(self, dt: float) -> int:
         cmds = self.plan_tick(dt)
