@@ -65,7 +65,8 @@ class ConsoleApp(App):
     BINDINGS = app_bindings()  # ids let ``keys.toml`` remap them through ``set_keymap``
 
     def __init__(self, backend, lang: str | None = None, low_bandwidth: bool = False, high_contrast: bool = False,
-                 keys_path: Path | None = None, state_path: Path | None = None, tick_s: float | None = None):
+                 keys_path: Path | None = None, state_path: Path | None = None, tick_s: float | None = None,
+                 feed: ConsoleFeed | None = None, first_frame=None):
         super().__init__()
         self.backend = backend
         self.t = Strings(default_lang(lang))
@@ -73,7 +74,9 @@ class ConsoleApp(App):
         self.low_bandwidth = low_bandwidth
         self.high_contrast = high_contrast or os.environ.get("CQGOV_HIGH_CONTRAST") == "1"
         self.animate = os.environ.get("TEXTUAL_ANIMATIONS", "").lower() != "none" and not low_bandwidth
-        self.feed = ConsoleFeed(backend, limit=100 if low_bandwidth else 300)
+        self.feed = feed or ConsoleFeed(backend, limit=100 if low_bandwidth else 300)
+        # A light frame polled by the launcher while Textual was importing: drawn in the first paint.
+        self._first_frame = first_frame
         self.overrides, self.keys_error = load_overrides(keys_path)
         self.action_keys = {a: self.overrides.get(a, k) for a, k in ACTION_KEYS.items()}
         self.state_path = state_path
@@ -84,14 +87,20 @@ class ConsoleApp(App):
 
     # ------------------------------------------------------------ start and stop
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         app_overrides = {k: v for k, v in self.overrides.items() if k not in ACTION_KEYS}
         if app_overrides:
             self.set_keymap(app_overrides)
         if self.high_contrast:
             self.add_class("high-contrast")
-        self.push_screen(self._centre())
-        self.refresh_data(light=True)
+        if self._first_frame is not None:
+            # Panes mounted, then filled before the first paint: the first frame is drawn once, full.
+            await self.push_screen(self._centre())
+            frame, self._first_frame = self._first_frame, None
+            self.on_frame_ready(FrameReady(frame))
+        else:
+            self.push_screen(self._centre())
+            self.refresh_data(light=True)
         try:
             self.backend.start()
         except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
@@ -223,19 +232,16 @@ class ConsoleApp(App):
             self.feed.invalidate()
             return
         if first:
-            self._first_frame_drawn()
-            # The rest follows the first frame: colours and counts, the board, the map's shapes.
-            self.refresh_data()
-            self.refresh_board(force=True)
-            if rmap.registry is None:
-                self._load_resources()
+            # The rest waits until the first frame is painted: names and the map's shapes, colours and
+            # counts, the board — each on its worker.
+            self.call_after_refresh(self._after_first_frame)
         self._first = False
         if self.last_error:
             self.last_error = ""
             status.say("")
         self._auto_low_bandwidth(f.link.slow)
 
-    @work(thread=True, group="preload", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="preload", exit_on_error=False)
     def _load_resources(self) -> None:
         try:
             self.backend.preload()
@@ -245,24 +251,27 @@ class ConsoleApp(App):
         self.call_from_thread(self._attach_registry)
 
     def _attach_registry(self) -> None:
+        # Names replace the codes the first rows carried: the next poll reloads the queue.
+        self.feed.invalidate()
         centre = self._centre_screen()
         if centre is not None:
             centre.query_one(RegionMap).attach(self.backend.registry)
-            self.refresh_data()
+        self.refresh_data()
 
-    def _first_frame_drawn(self) -> None:
+    def _after_first_frame(self) -> None:
         """Benchmarks set CQGOV_TUI_FIRST_FRAME to learn when the first full frame is on screen."""
         path = os.environ.get("CQGOV_TUI_FIRST_FRAME")
-        if not path:
-            return
-
-        def record() -> None:
+        if path:
             import time
 
             Path(path).write_text(repr(time.time()), encoding="utf-8")
             self.exit()
-
-        self.call_after_refresh(record)
+            return
+        centre = self._centre_screen()
+        if centre is not None and centre.query_one(RegionMap).registry is None:
+            self._load_resources()
+        self.refresh_data()
+        self.refresh_board(force=True)
 
     def _auto_low_bandwidth(self, slow: bool) -> None:
         want = self.low_bandwidth_forced or slow

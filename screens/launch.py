@@ -1,9 +1,12 @@
 """Open the console. ``cqgov tui`` reaches this module by name (``importlib``) and ``cqgov demo``
 through the ``cqgov.console`` entry point, so the core never imports the UI statically.
 
-Start-up order matters for the first frame: the store opens and the catalogue
-and registry start loading on a thread *before* Textual is imported, so the
-two overlap.
+Start-up order matters for the first frame: the store opens and the first
+(light) queue poll runs on a thread while Textual is imported — DuckDB's
+import, connect and query release the GIL for much of their time, so the two
+overlap — and the app paints its panes already filled. The catalogue and registry are *not* loaded
+before the first frame: the app loads them on a worker once the queue is on
+screen (loading them earlier only competes for the GIL with the first frame).
 """
 
 from __future__ import annotations
@@ -16,18 +19,28 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
                 backend=None, role: str | None = None, sample: bool = False) -> int:
     """Open the console on a tier server (``server_url``, ``token``; ``db_path`` is then the replica)
     or a local store (``db_path``). Returns an exit code."""
-    if backend is None:
-        from cqgov_tui.console.session import open_backend
+    # Imported here, before the thread starts, so the two threads never import the same modules.
+    from cqgov_tui.console.feed import ConsoleFeed
+    from cqgov_tui.console.session import open_backend
 
-        backend = open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample)
-    threading.Thread(target=_preload, args=(backend,), name="cqgov-preload", daemon=True).start()
+    def open_and_poll():
+        b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample)
+        feed = ConsoleFeed(b, limit=100 if low_bandwidth else 300)
+        try:
+            first = feed.poll(None, light=True)
+        except Exception:  # the app polls again and shows the error in its status bar
+            first = None
+        return b, feed, first
 
+    opening = _Opening(open_and_poll)
     from .app import ConsoleApp
     from .keymap import config_path
 
+    backend, feed, first = opening.result()
+
     state_path = config_path().parent / "console-state.json"
-    app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth,
-                     high_contrast=high_contrast, state_path=state_path)
+    app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth, high_contrast=high_contrast,
+                     state_path=state_path, feed=feed, first_frame=first)
     try:
         app.run()
     finally:
@@ -47,11 +60,26 @@ def backend_idle(backend) -> bool:
     return not any(t.is_alive() for t in threads)
 
 
-def _preload(backend) -> None:
-    try:
-        backend.preload()
-    except Exception:  # the app loads again on demand and shows the error there
-        pass
+class _Opening:
+    """A call on a thread; ``result()`` waits for it and raises what it raised (one-line errors)."""
+
+    def __init__(self, fn):
+        self._value = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="cqgov-open", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def launch(**options) -> int:

@@ -64,6 +64,9 @@ class Backend(abc.ABC):
         self._registry = registry
         self._load_lock = threading.Lock()
         self.names = Names(lambda: self.catalogue, lambda: self.registry)
+        # Names from whatever is already in memory, never loading: codes until the catalogue and
+        # registry arrive. The console's first frame uses these so it never waits for a load.
+        self.loaded_names = Names(lambda: self._catalogue, lambda: self._registry)
 
     @property
     def catalogue(self):

@@ -8,6 +8,8 @@ arriving between two polls are coalesced into one frame.
 
 The first poll is ``light``: the queue and the link only, so the first frame
 is on screen before the map colours and directive counts are computed. The
+queue never waits for the catalogue and registry: rows show codes until they
+are loaded (the console then invalidates the feed and names replace codes). The
 runway board is slow on a big store and has its own call (``board``), run on
 its own worker and timer.
 """
@@ -76,7 +78,10 @@ class ConsoleFeed:
                                    or data.get("district_code") or "")
         queue = fill = directives = None
         if moved or self._flt_seen != self.flt:
-            queue = tuple(load_queue(b.store, b.names, self.flt, self.limit))
+            # Until the catalogue and registry are loaded (in the background) rows carry codes, and
+            # the console invalidates the feed when they arrive; a poll never waits for them.
+            names = b.names if b.loaded else b.loaded_names
+            queue = tuple(load_queue(b.store, names, self.flt, self.limit))
             self._flt_seen = self.flt
         if light:
             # The next full poll must fill the panes skipped here.

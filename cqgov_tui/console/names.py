@@ -44,13 +44,13 @@ class Names:
         hit = self._place_cache.get(code)
         if hit is not None:
             return hit
-        name = code
         registry = self.registry
-        if registry is not None:
-            try:
-                name = plain(registry.get(code).name)
-            except Exception:  # unknown code in a replica: show the code itself
-                name = code
+        if registry is None:  # not loaded yet: the code now, the name once it is (so nothing is cached)
+            return code
+        try:
+            name = plain(registry.get(code).name)
+        except Exception:  # unknown code in a replica: show the code itself
+            name = code
         self._place_cache[code] = name
         return name
 
