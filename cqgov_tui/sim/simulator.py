@@ -115,8 +115,8 @@ class SensorTrack:
             return self.baseline
         start, duration, peak = self.episode
         p = (t - start) / duration
-        if p < 0.15:
-            shape = max(0.0, p / 0.15)
+        if p < 0.05:  # gas and water build up over seconds to tens of seconds
+            shape = max(0.0, p / 0.05)
         elif p < 0.75:
             shape = 1.0
         else:
