@@ -7,7 +7,6 @@ without its log row or a log row without its effect.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import json
@@ -18,30 +17,19 @@ from typing import Any, Iterable, Iterator
 import duckdb
 
 from ..clock import Clock, SystemClock, local
-from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, TERMINAL, Tier
-from ..domain.schema import arrow_schema, column_names, from_row, to_row
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, Tier
+from ..domain.schema import arrow_schema, column_names, to_row
 from ..errors import BadInput, StoreCorrupt, StoreError
 from ..ids import uuid7
 from . import audit as audit_chain
 from .connection import connect
+from .engine_queries import EngineQueries
 from .migrations import LATEST, applied, migrate
+from .rows import (COLOUR_RANK, EVENT_COLUMNS, EVENT_PLACEHOLDERS, EVENT_SELECT, QUEUE_COLUMNS, QueueRow,
+                   TERMINAL_VALUES, event_from_row, event_scope)
+from .server_queries import ServerQueries
 
-EVENT_COLUMNS = column_names(Event)
-# What the live queue shows per row: a projection of Event, so the console's
-# main query reads a third of the columns (the long text stays on disk).
-QUEUE_COLUMNS = (
-    "id", "number", "district_code", "street_code", "grid_code", "category_code", "colour", "status", "title",
-    "assignee", "due_at", "reported_at", "updated_at", "escalation_level", "supervised_by", "inhibited_by",
-    "duplicate_of", "parent_id", "source", "version",
-)
-QueueRow = collections.namedtuple("QueueRow", QUEUE_COLUMNS)
-_EVENT_SELECT = ", ".join(EVENT_COLUMNS)
-_EVENT_PLACEHOLDERS = ", ".join("?" for _ in EVENT_COLUMNS)
-_COLOUR_RANK = "CASE colour WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 WHEN 'blue' THEN 3 ELSE 4 END"
-_TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
-
-
-class Store:
+class Store(ServerQueries, EngineQueries):
     """One DuckDB file owned by this process."""
 
     def __init__(self, path: str, conn: duckdb.DuckDBPyConnection, clock: Clock | None = None):
@@ -208,10 +196,10 @@ class Store:
                 raise BadInput(f"event {event.id} already exists")
             row = to_row(event)
             values = [row[c] for c in EVENT_COLUMNS]
-            self.conn.execute(f"INSERT INTO events VALUES ({_EVENT_PLACEHOLDERS})", values)
+            self.conn.execute(f"INSERT INTO events VALUES ({EVENT_PLACEHOLDERS})", values)
             if Status(event.status).is_open:
-                self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", values)
-            self.log_change("event", event.id, "create", row, origin, _event_scope(event))
+                self.conn.execute(f"INSERT INTO event_queue VALUES ({EVENT_PLACEHOLDERS})", values)
+            self.log_change("event", event.id, "create", row, origin, event_scope(event))
         return event
 
     def update_event(self, event: Event, changed: Iterable[str], origin: str | None = None) -> Event:
@@ -231,7 +219,7 @@ class Store:
             row = to_row(event)
             self._sync_queue(event, row, cols)
             self.log_change("event", event.id, "update", {"id": event.id, **{c: row[c] for c in cols}}, origin,
-                            _event_scope(event))
+                            event_scope(event))
         return event
 
     def _sync_queue(self, event: Event, row: dict, cols: list[str]) -> None:
@@ -244,8 +232,8 @@ class Store:
             f"UPDATE event_queue SET {sets} WHERE id = ? RETURNING id", [row[c] for c in cols] + [event.id]
         ).fetchall()
         if not hit:  # reopened (a replica catching up), so it joins the queue whole
-            full = self.conn.execute(f"SELECT {_EVENT_SELECT} FROM events WHERE id = ?", [event.id]).fetchone()
-            self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", list(full))
+            full = self.conn.execute(f"SELECT {EVENT_SELECT} FROM events WHERE id = ?", [event.id]).fetchone()
+            self.conn.execute(f"INSERT INTO event_queue VALUES ({EVENT_PLACEHOLDERS})", list(full))
 
     def update_events(self, updates: list[tuple[Event, list[str]]], origin: str | None = None) -> list[Event]:
         """Batch ``update_event`` for sweeps: one UPDATE per distinct set of changed columns.
@@ -273,7 +261,6 @@ class Store:
                 try:
                     sets = ", ".join(f"{c} = u.{c}" for c in allcols)
                     self.conn.execute(f"UPDATE events SET {sets} FROM _upd u WHERE events.id = u.id")
-                    open_ids = [e.id for e in events if Status(e.status).is_open]
                     closed_ids = [e.id for e in events if not Status(e.status).is_open]
                     self.conn.execute(f"UPDATE event_queue SET {sets} FROM _upd u WHERE event_queue.id = u.id")
                     if closed_ids:
@@ -282,37 +269,37 @@ class Store:
                     self.conn.unregister("_upd")
                 for e, r in zip(events, rows):
                     log.append(("event", e.id, "update", {"id": e.id, **{c: r[c] for c in allcols}}, origin,
-                                _event_scope(e)))
+                                event_scope(e)))
                 out.extend(events)
             self._log_changes(log)
         return out
 
     def get_event(self, event_id: str) -> Event | None:
         with self.lock:
-            cur = self.conn.execute(f"SELECT {_EVENT_SELECT} FROM events WHERE id = ?", [event_id])
+            cur = self.conn.execute(f"SELECT {EVENT_SELECT} FROM events WHERE id = ?", [event_id])
             row = cur.fetchone()
-        return _event(row) if row else None
+        return event_from_row(row) if row else None
 
     def resolve_event(self, ref: str) -> Event:
         """Find an event by id, id prefix (≥ 8 chars) or human number."""
         ref = (ref or "").strip()
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM events WHERE id = ? OR number = ? OR (length(?) >= 8 AND starts_with(id, ?)) LIMIT 2",
+                f"SELECT {EVENT_SELECT} FROM events WHERE id = ? OR number = ? OR (length(?) >= 8 AND starts_with(id, ?)) LIMIT 2",
                 [ref, ref, ref, ref],
             ).fetchall()
         if not rows:
             raise BadInput(f"no event {ref!r}")
         if len(rows) > 1:
             raise BadInput(f"event reference {ref!r} is ambiguous; give more of the id")
-        return _event(rows[0])
+        return event_from_row(rows[0])
 
     def queue(self, *, include_closed: bool = False, limit: int = 200, offset: int = 0, **filters) -> list[Event]:
         """The console's main query with full rows: open events by colour, then by deadline."""
-        sql, params = self._queue_sql(_EVENT_SELECT, include_closed, filters)
+        sql, params = self._queue_sql(EVENT_SELECT, include_closed, filters)
         with self.lock:
             rows = self.conn.execute(sql, params + [limit, offset]).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def queue_rows(self, *, include_closed: bool = False, limit: int = 200, offset: int = 0, **filters) -> list[QueueRow]:
         """Same order and filters as ``queue`` but only the list columns (the console's hot path)."""
@@ -349,14 +336,14 @@ class Store:
         sql = (
             f"SELECT {select} FROM {table}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {_COLOUR_RANK}, due_at NULLS LAST, reported_at LIMIT ? OFFSET ?"
+            + f" ORDER BY {COLOUR_RANK}, due_at NULLS LAST, reported_at LIMIT ? OFFSET ?"
         )
         return sql, params
 
     def open_events(self) -> list[Event]:
         with self.lock:
-            rows = self.conn.execute(f"SELECT {_EVENT_SELECT} FROM event_queue").fetchall()
-        return [_event(r) for r in rows]
+            rows = self.conn.execute(f"SELECT {EVENT_SELECT} FROM event_queue").fetchall()
+        return [event_from_row(r) for r in rows]
 
     def colour_counts(self, level: str = "district", include_closed: bool = False) -> dict[str, dict[str, int]]:
         """Open events per jurisdiction and colour (the map's fill and the hot list)."""
@@ -376,19 +363,19 @@ class Store:
     def overdue_events(self, now: float) -> list[Event]:
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE due_at < ? ORDER BY due_at", [now]
+                f"SELECT {EVENT_SELECT} FROM event_queue WHERE due_at < ? ORDER BY due_at", [now]
             ).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def nearby_open(self, category: str, since: float, lon: float, lat: float, dlon: float, dlat: float) -> list[Event]:
         """Open events of a category reported since ``since`` inside a lon/lat box (dedup candidates)."""
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE category_code = ? AND reported_at >= ? "
+                f"SELECT {EVENT_SELECT} FROM event_queue WHERE category_code = ? AND reported_at >= ? "
                 "AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ? ORDER BY reported_at",
                 [category, since, lon - dlon, lon + dlon, lat - dlat, lat + dlat],
             ).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def open_in_district(self, district: str, categories: Iterable[str]) -> list[Event]:
         cats = list(categories)
@@ -396,18 +383,18 @@ class Store:
             return []
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM event_queue WHERE district_code = ? AND category_code IN "
+                f"SELECT {EVENT_SELECT} FROM event_queue WHERE district_code = ? AND category_code IN "
                 f"({', '.join('?' for _ in cats)}) ORDER BY reported_at",
                 [district, *cats],
             ).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def children_of(self, parent_id: str) -> list[Event]:
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT {_EVENT_SELECT} FROM events WHERE parent_id = ? ORDER BY reported_at", [parent_id]
+                f"SELECT {EVENT_SELECT} FROM events WHERE parent_id = ? ORDER BY reported_at", [parent_id]
             ).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def count_events(self, open_only: bool = False) -> int:
         with self.lock:
@@ -415,20 +402,20 @@ class Store:
 
     def events_where(self, clause: str = "", params: list | None = None, limit: int | None = None) -> list[Event]:
         """For core modules needing a filtered scan; ``clause`` is built only from column names."""
-        sql = f"SELECT {_EVENT_SELECT} FROM events" + (f" WHERE {clause}" if clause else "")
+        sql = f"SELECT {EVENT_SELECT} FROM events" + (f" WHERE {clause}" if clause else "")
         sql += " ORDER BY reported_at" + (f" LIMIT {int(limit)}" if limit else "")
         with self.lock:
             rows = self.conn.execute(sql, params or []).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def bulk_load_events(self, table) -> int:
         """Load an Arrow table of event rows (benchmarks, snapshots); no per-row change log."""
         with self.tx():
             self._register("_bulk_events", table)
             try:
-                self.conn.execute(f"INSERT INTO events SELECT {_EVENT_SELECT} FROM _bulk_events")
+                self.conn.execute(f"INSERT INTO events SELECT {EVENT_SELECT} FROM _bulk_events")
                 self.conn.execute(
-                    f"INSERT INTO event_queue SELECT {_EVENT_SELECT} FROM _bulk_events WHERE status NOT IN {_TERMINAL_VALUES}"
+                    f"INSERT INTO event_queue SELECT {EVENT_SELECT} FROM _bulk_events WHERE status NOT IN {TERMINAL_VALUES}"
                 )
             finally:
                 self.conn.unregister("_bulk_events")
@@ -578,14 +565,6 @@ class Store:
         return [Receipt(**dict(zip(cols, r))) for r in rows]
 
 
-def _event_scope(event: Event) -> str:
-    return event.grid_code or event.street_code or event.district_code
-
-
-def _event(row) -> Event:
-    return Event(**dict(zip(EVENT_COLUMNS, row)))
-
-
 def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node: str | None = None) -> Store:
     """Create a new store (fails if the file exists) with a fresh epoch."""
     import os
@@ -644,416 +623,3 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
     except BaseException:
         conn.close()
         raise
-
-
-# ---- server support
-# Methods the tier server and federation need; appended here so every SQL
-# statement stays in the store.
-
-
-def _upsert_event_copy(self: Store, event: Event, origin: str | None = None) -> tuple[bool, Event | None]:
-    """Keep a copy of an event owned by another tier: written only when ``event.version`` is newer.
-
-    Unlike ``update_event`` the version is the owner's, not bumped here, so a
-    copy re-sent any number of times (or echoed back) is written at most once.
-    Returns (written, previous row or None).
-    """
-    with self.tx():
-        current = self.get_event(event.id)
-        if current is not None and current.version >= event.version:
-            return False, current
-        row = to_row(event)
-        values = [row[c] for c in EVENT_COLUMNS]
-        if current is None:
-            self.conn.execute(f"INSERT INTO events VALUES ({_EVENT_PLACEHOLDERS})", values)
-        else:
-            sets = ", ".join(f"{c} = ?" for c in EVENT_COLUMNS if c != "id")
-            self.conn.execute(f"UPDATE events SET {sets} WHERE id = ?",
-                              [row[c] for c in EVENT_COLUMNS if c != "id"] + [event.id])
-            self.conn.execute("DELETE FROM event_queue WHERE id = ?", [event.id])
-        if Status(event.status).is_open:
-            self.conn.execute(f"INSERT INTO event_queue VALUES ({_EVENT_PLACEHOLDERS})", values)
-        self.log_change("event", event.id, "create" if current is None else "update", row, origin, _event_scope(event))
-    return True, current
-
-
-def _event_counts_by(self: Store, column: str, origin_tier: str | None = None) -> dict[str, int]:
-    """Events per district/street/origin node (demo summaries)."""
-    if column not in ("district_code", "street_code", "origin_node", "origin_tier"):
-        raise BadInput(f"cannot count events by {column!r}")
-    sql = f"SELECT {column}, count(*) FROM events"
-    params: list = []
-    if origin_tier:
-        sql += " WHERE origin_tier = ?"
-        params.append(origin_tier)
-    with self.lock:
-        rows = self.conn.execute(sql + " GROUP BY ALL", params).fetchall()
-    return {str(k): int(n) for k, n in rows}
-
-
-def _event_ids(self: Store) -> list[str]:
-    with self.lock:
-        return [r[0] for r in self.conn.execute("SELECT id FROM events ORDER BY id").fetchall()]
-
-
-def _count_rows(self: Store, table_name: str) -> int:
-    if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue"):
-        raise BadInput(f"unknown table {table_name!r}")
-    with self.lock:
-        return self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchone()[0]
-
-
-def _duplicate_event_ids(self: Store) -> int:
-    """Rows sharing an id would break the primary key; counted for the demo's own check."""
-    with self.lock:
-        return self.conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchone()[0]
-
-
-
-def _owned_overdue_events(self: Store, now: float) -> list[Event]:
-    """Open events past their deadline that this node owns (not copies federated from below)."""
-    with self.lock:
-        rows = self.conn.execute(
-            f"SELECT {_EVENT_SELECT} FROM event_queue WHERE due_at < ? AND origin_node = ? ORDER BY due_at",
-            [now, self.node]).fetchall()
-    return [_event(r) for r in rows]
-
-
-
-def _get_receipt(self: Store, directive_id: str, jurisdiction_code: str) -> Receipt | None:
-    """One recipient's receipt by its key (a directive to all streets has 1,031 of them)."""
-    cols = column_names(Receipt)
-    with self.lock:
-        row = self.conn.execute(
-            f"SELECT {', '.join(cols)} FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
-            [directive_id, jurisdiction_code]).fetchall()
-    return Receipt(**dict(zip(cols, row[0]))) if row else None
-
-
-
-def _applied_commands(self: Store, ids: list[str]) -> dict[str, tuple[str, str, str]]:
-    """Command id → (body hash, outcome, reply JSON) for the ids already applied (idempotency)."""
-    if not ids:
-        return {}
-    with self.lock:
-        rows = self.conn.execute(
-            "SELECT id, body_hash, outcome, reply FROM applied_commands WHERE list_contains(?, id)", [list(ids)]
-        ).fetchall()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-
-def _record_commands(self: Store, records: list[tuple[str, str, str, str, str]], actor: str) -> None:
-    """Record (id, body hash, type, outcome, reply JSON) of applied commands, in the caller's transaction."""
-    self._require_tx()
-    if not records:
-        return
-    cols = list(zip(*records))
-    now = self.clock.now()
-    self.conn.execute(
-        "INSERT INTO applied_commands SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?, ?",
-        [list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]), actor, now])
-
-
-def _write_mark(self: Store) -> tuple[int, int | None]:
-    """Where this store's writes stand (change-log head, audit tail): equal marks, nothing written between."""
-    with self.lock:
-        return self.head(), self._audit_tail[0] if self._audit_tail is not None else None
-
-
-
-def _update_receipt(self: Store, receipt: Receipt, origin: str | None = None) -> None:
-    """Overwrite a receipt known to exist (an UPDATE in place is cheaper than INSERT OR REPLACE)."""
-    row = to_row(receipt)
-    cols = [c for c in row if c not in ("directive_id", "jurisdiction_code")]
-    with self.tx():
-        self.conn.execute(
-            f"UPDATE receipts SET {', '.join(f'{c} = ?' for c in cols)} WHERE directive_id = ? AND jurisdiction_code = ?",
-            [row[c] for c in cols] + [receipt.directive_id, receipt.jurisdiction_code])
-        self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin,
-                        receipt.jurisdiction_code)
-
-
-
-def _insert_receipt(self: Store, receipt: Receipt, origin: str | None = None) -> None:
-    """Write a receipt known to be new (a plain INSERT; INSERT OR REPLACE costs twice as much)."""
-    row = to_row(receipt)
-    with self.tx():
-        self.conn.execute(f"INSERT INTO receipts VALUES ({', '.join('?' for _ in row)})", list(row.values()))
-        self.log_change("receipt", f"{receipt.directive_id}/{receipt.jurisdiction_code}", "upsert", row, origin,
-                        receipt.jurisdiction_code)
-
-
-Store.upsert_event_copy = _upsert_event_copy
-Store.insert_receipt = _insert_receipt
-Store.update_receipt = _update_receipt
-Store.applied_commands = _applied_commands
-Store.record_commands = _record_commands
-Store.write_mark = _write_mark
-Store.get_receipt = _get_receipt
-Store.owned_overdue_events = _owned_overdue_events
-Store.event_counts_by = _event_counts_by
-Store.event_ids = _event_ids
-Store.count_rows = _count_rows
-Store.duplicate_event_ids = _duplicate_event_ids
-
-
-# ---- engine support (sensors, runways, reviews)
-# Queries for engine.sensors, engine.runways and engine.review. Readings and
-# indicator history are local telemetry and derived figures, not replicated
-# entities: they stay out of the change log (the events a reading opens are
-# logged like any other).
-
-_SENSOR_SOURCE = "sensor"
-_ALARM_CLEAR = "alarm_clear"
-# Local and replicated audit entries read as one stream.
-_AUDIT_ALL = (
-    "(SELECT seq, acted_at, event_id, action, from_status, to_status, actor, role, tier, node, note, prev_hash, hash "
-    "FROM audit_log UNION ALL SELECT seq, acted_at, event_id, action, from_status, to_status, actor, role, tier, node, "
-    "note, prev_hash, hash FROM audit_remote)"
-)
-
-
-def _in_list(values) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _insert_readings(self: Store, rows: list[tuple[str, float, float]]) -> int:
-    """Append readings (sensor_code, measured_at, value) in one statement; caller validated them."""
-    self._require_tx()
-    if not rows:
-        return 0
-    codes, times, values = (list(c) for c in zip(*rows))
-    # List parameters, not a registered Arrow view: registering fails while an earlier
-    # statement of this transaction still holds its (unfetched) result.
-    self.conn.execute("INSERT INTO sensor_readings SELECT unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), "
-                      "unnest(?::DOUBLE[])", [codes, times, values])
-    return len(rows)
-
-
-def _latest_readings(self: Store, codes: Iterable[str] | None = None, until: float | None = None
-                     ) -> dict[str, tuple[float, float]]:
-    """Sensor code → (measured_at, value) of its latest reading (at or before ``until``)."""
-    where, params = [], []
-    codes = None if codes is None else list(codes)
-    if codes is not None:
-        if not codes:
-            return {}
-        where.append(f"sensor_code IN ({_in_list(codes)})")
-        params.extend(codes)
-    if until is not None:
-        where.append("measured_at <= ?")
-        params.append(until)
-    sql = ("SELECT sensor_code, max(measured_at), arg_max(value, measured_at) FROM sensor_readings"
-           + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY sensor_code")
-    with self.lock:
-        rows = self.conn.execute(sql, params).fetchall()
-    return {c: (t, v) for c, t, v in rows}
-
-
-def _readings_of(self: Store, sensor_code: str, since: float, until: float) -> list[tuple[float, float]]:
-    with self.lock:
-        return [tuple(r) for r in self.conn.execute(
-            "SELECT measured_at, value FROM sensor_readings WHERE sensor_code = ? AND measured_at BETWEEN ? AND ? "
-            "ORDER BY measured_at", [sensor_code, since, until]).fetchall()]
-
-
-def _sensor_alarm_events(self: Store, codes: Iterable[str]) -> dict[str, Event]:
-    """Sensor code → the event of its alarm episode still running (latest sensor event with no clear entry)."""
-    codes = list(codes)
-    if not codes:
-        return {}
-    sql = (
-        f"SELECT {_EVENT_SELECT} FROM (SELECT *, row_number() OVER (PARTITION BY reporter ORDER BY reported_at DESC, id DESC) rn "
-        f"FROM events WHERE source = ? AND reporter IN ({_in_list(codes)})) WHERE rn = 1 "
-        f"AND id NOT IN (SELECT event_id FROM {_AUDIT_ALL} WHERE action = ?)"
-    )
-    with self.lock:
-        rows = self.conn.execute(sql, [_SENSOR_SOURCE, *codes, _ALARM_CLEAR]).fetchall()
-    return {e.reporter: e for e in (_event(r) for r in rows)}
-
-
-def _category_event_counts(self: Store, scope_code: str, now: float, window_s: float = 86400.0
-                           ) -> dict[str, dict[str, int]]:
-    """Per category, within a scope: open, overdue (open past their stage deadline),
-    reported in the window and closed in the window — two grouped scans."""
-    from ..scope import sql_filter
-
-    where, params = sql_filter(scope_code)
-    since = now - window_s
-    out: dict[str, dict[str, int]] = {}
-    with self.lock:
-        rows = self.conn.execute(
-            f"SELECT category_code, count(*), count(*) FILTER (WHERE due_at < ?) FROM event_queue "
-            f"WHERE {where} AND reported_at <= ? GROUP BY category_code", [now, *params, now]).fetchall()
-        for cat, n_open, n_over in rows:
-            out.setdefault(cat, {}).update(open=int(n_open), overdue=int(n_over))
-        rows = self.conn.execute(
-            "SELECT category_code, count(*) FILTER (WHERE reported_at BETWEEN ? AND ?), "
-            "count(*) FILTER (WHERE closed_at BETWEEN ? AND ? AND status IN ('closed', 'reviewed')) FROM events "
-            f"WHERE {where} AND (reported_at BETWEEN ? AND ? OR closed_at BETWEEN ? AND ?) GROUP BY category_code",
-            [since, now, since, now, *params, since, now, since, now]).fetchall()
-    for cat, n_rep, n_closed in rows:
-        out.setdefault(cat, {}).update(reported=int(n_rep), closed=int(n_closed))
-    for counts in out.values():
-        for key in ("open", "overdue", "reported", "closed"):
-            counts.setdefault(key, 0)
-    return out
-
-
-def _first_response_stats(self: Store, scope_code: str, now: float, first_position: dict[str, int],
-                          positions: dict[str, int], window_s: float = 86400.0) -> dict[str, tuple[float, int]]:
-    """Per category: (sum of minutes from report to the first SLA milestone, events) over events
-    whose first milestone was reached within the window.
-
-    ``first_position`` maps an SLA profile to the loop position of its first
-    milestone; ``positions`` maps each status to its loop position. The
-    milestone is reached at the earliest audit entry moving the event to a
-    status at or past that position (local or replicated audit alike).
-    """
-    from ..scope import sql_filter
-
-    if not first_position:
-        return {}
-    where, params = sql_filter(scope_code)
-    if where != "TRUE":  # the fragment names one column of ``events``; qualify it for the join
-        where = "e." + where
-    pos_case = "CASE a.to_status " + " ".join("WHEN ? THEN ?" for _ in positions) + " ELSE -1 END"
-    pos_params = [x for kv in positions.items() for x in kv]
-    first_case = "CASE e.sla_profile " + " ".join("WHEN ? THEN ?" for _ in first_position) + " ELSE 1000 END"
-    first_params = [x for kv in first_position.items() for x in kv]
-    since = now - window_s
-    # Only events with some milestone entry inside the window can qualify; the min over all their
-    # entries then decides whether the first milestone itself fell in the window.
-    sql = f"""
-        WITH a AS (SELECT event_id, acted_at, to_status FROM {_AUDIT_ALL} WHERE to_status IS NOT NULL AND acted_at <= ?),
-        recent AS (SELECT DISTINCT event_id FROM a WHERE acted_at >= ?),
-        reached AS (
-            SELECT e.category_code AS cat, e.reported_at AS rep, min(a.acted_at) AS t
-            FROM a JOIN events e ON e.id = a.event_id
-            WHERE a.event_id IN (SELECT event_id FROM recent) AND {where} AND {pos_case} >= {first_case}
-            GROUP BY e.id, e.category_code, e.reported_at)
-        SELECT cat, sum((t - rep) / 60.0), count(*) FROM reached WHERE t >= ? GROUP BY cat"""
-    with self.lock:
-        rows = self.conn.execute(sql, [now, since, *params, *pos_params, *first_params, since]).fetchall()
-    return {cat: (float(s), int(n)) for cat, s, n in rows}
-
-
-def _indicator_last_recorded(self: Store, scope_code: str) -> dict[str, float]:
-    with self.lock:
-        rows = self.conn.execute(
-            "SELECT indicator_code, max(measured_at) FROM indicator_history WHERE scope_code = ? GROUP BY 1",
-            [scope_code]).fetchall()
-    return {c: t for c, t in rows}
-
-
-def _append_indicator_history(self: Store, scope_code: str, measured_at: float,
-                              rows: list[tuple[str, float, str]]) -> int:
-    """Record (indicator_code, value, colour) points at ``measured_at`` for a scope, in one statement."""
-    if not rows:
-        return 0
-    codes, values, colours = (list(c) for c in zip(*rows))
-    with self.tx():
-        self.conn.execute(
-            "INSERT OR REPLACE INTO indicator_history SELECT unnest(?::VARCHAR[]), ?, ?, unnest(?::DOUBLE[]), "
-            "unnest(?::VARCHAR[])", [codes, scope_code, measured_at, values, colours])
-    return len(rows)
-
-
-def _indicator_series(self: Store, scope_code: str, points: int, until: float) -> dict[str, list[tuple[float, float]]]:
-    """Indicator code → its last ``points`` recorded (measured_at, value), oldest first."""
-    with self.lock:
-        rows = self.conn.execute(
-            "SELECT indicator_code, measured_at, value FROM (SELECT *, row_number() OVER "
-            "(PARTITION BY indicator_code ORDER BY measured_at DESC) AS rn FROM indicator_history "
-            "WHERE scope_code = ? AND measured_at <= ?) WHERE rn <= ? ORDER BY indicator_code, measured_at",
-            [scope_code, until, points]).fetchall()
-    out: dict[str, list[tuple[float, float]]] = {}
-    for code, t, v in rows:
-        out.setdefault(code, []).append((t, v))
-    return out
-
-
-def _indicator_red_intervals(self: Store, scope_code: str, since: float, until: float
-                             ) -> dict[str, list[tuple[float, float]]]:
-    """Indicator code → intervals within [since, until] it spent red: a recorded colour holds
-    until the next point, the last one until ``until``."""
-    with self.lock:
-        rows = self.conn.execute(
-            "SELECT indicator_code, greatest(measured_at, ?), least(nxt, ?) FROM ("
-            "SELECT indicator_code, measured_at, colour, lead(measured_at, 1, ?) OVER "
-            "(PARTITION BY indicator_code ORDER BY measured_at) AS nxt FROM indicator_history "
-            "WHERE scope_code = ? AND measured_at <= ?) WHERE colour = 'red' AND nxt > ? "
-            "ORDER BY indicator_code, measured_at",
-            [since, until, until, scope_code, until, since]).fetchall()
-    out: dict[str, list[tuple[float, float]]] = {}
-    for code, a, b in rows:
-        if b > a:
-            out.setdefault(code, []).append((a, b))
-    return out
-
-
-def _event_audit(self: Store, event_id: str) -> list[AuditEntry]:
-    """An event's audit entries from this node and replicated ones, in time order."""
-    cols = column_names(AuditEntry)
-    with self.lock:
-        rows = self.conn.execute(
-            f"SELECT {', '.join(cols)} FROM {_AUDIT_ALL} WHERE event_id = ? ORDER BY acted_at, node, seq",
-            [event_id]).fetchall()
-    return [AuditEntry(**dict(zip(cols, r))) for r in rows]
-
-
-def _related_events(self: Store, event: Event, window_s: float = 3600.0, box_deg: float = 0.01,
-                    limit: int = 50) -> list[Event]:
-    """Events linked to ``event`` (merged into it, duplicates, 多跨 parent/children/siblings, inhibited
-    by it, the events it points at) and same-category events within ±window_s in a lon/lat box."""
-    links = ["merged_into = ?", "duplicate_of = ?", "parent_id = ?", "inhibited_by = ?"]
-    params: list = [event.id] * 4
-    for ref in (event.merged_into, event.duplicate_of, event.parent_id, event.inhibited_by):
-        if ref:
-            links.append("id = ?")
-            params.append(ref)
-    if event.parent_id:
-        links.append("parent_id = ?")
-        params.append(event.parent_id)
-    near = "(category_code = ? AND reported_at BETWEEN ? AND ?"
-    params += [event.category_code, event.reported_at - window_s, event.reported_at + window_s]
-    if event.lon is not None and event.lat is not None:
-        near += " AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?)"
-        params += [event.lon - box_deg, event.lon + box_deg, event.lat - box_deg, event.lat + box_deg]
-    else:
-        near += " AND district_code = ? AND street_code IS NOT DISTINCT FROM ?)"
-        params += [event.district_code, event.street_code]
-    links.append(near)
-    sql = (f"SELECT {_EVENT_SELECT} FROM events WHERE id <> ? AND ({' OR '.join(links)}) "
-           f"ORDER BY reported_at LIMIT {int(limit)}")
-    with self.lock:
-        rows = self.conn.execute(sql, [event.id, *params]).fetchall()
-    return [_event(r) for r in rows]
-
-
-def _bulk_load_remote_audit(self: Store, table) -> int:
-    """Load an Arrow table of audit rows as entries replicated from other nodes (benchmarks)."""
-    cols = column_names(AuditEntry)
-    with self.tx():
-        self._register("_bulk_audit", table)
-        try:
-            self.conn.execute(f"INSERT INTO audit_remote SELECT {', '.join(cols)} FROM _bulk_audit")
-        finally:
-            self.conn.unregister("_bulk_audit")
-    return table.num_rows
-
-
-Store.insert_readings = _insert_readings
-Store.latest_readings = _latest_readings
-Store.readings_of = _readings_of
-Store.sensor_alarm_events = _sensor_alarm_events
-Store.category_event_counts = _category_event_counts
-Store.first_response_stats = _first_response_stats
-Store.indicator_last_recorded = _indicator_last_recorded
-Store.append_indicator_history = _append_indicator_history
-Store.indicator_series = _indicator_series
-Store.indicator_red_intervals = _indicator_red_intervals
-Store.event_audit = _event_audit
-Store.related_events = _related_events
-Store.bulk_load_remote_audit = _bulk_load_remote_audit
