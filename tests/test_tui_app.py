@@ -64,6 +64,7 @@ def make_app(backend, tmp_path, **kw) -> ConsoleApp:
 
 
 async def settle(app, pilot) -> None:
+    """Until no worker runs after a repaint (at most three rounds: a finished worker may start another)."""
     from textual.worker import WorkerCancelled
 
     for _ in range(3):
@@ -72,6 +73,8 @@ async def settle(app, pilot) -> None:
         except WorkerCancelled:  # an exclusive refresh replaced by a newer one
             pass
         await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            return
 
 
 @run_async
@@ -256,7 +259,7 @@ async def test_field_text_is_shown_literally(backend, tmp_path):
         await settle(app, pilot)
         events = app.screen.query_one(EventQueue)
         cells = events.table.get_row(evil.id)
-        title = cells[3].plain
+        title = cells[events.cols.index("title")].plain
         assert "[bold]x[/bold]" in title and "\x1b" not in title and "␛[2J" in title
         app.push_screen(EventDetailScreen(backend, evil.id, app.t))
         await pilot.pause()
@@ -335,3 +338,65 @@ async def test_role_without_field_actions_sees_only_its_own(sample_file, tmp_pat
             assert store.get_event(row.id).status == row.status.value
     finally:
         store.close()
+
+
+@run_async
+async def test_footer_labels_follow_the_language(backend, tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        labels = {k.description for k in app.screen.query(FooterKey)}
+        assert {"退出", "帮助", "筛选", "起草政令"} <= labels, labels
+        assert not labels & {"quit", "help", "filter", "compose", "Quit"}
+        await pilot.press("f8")
+        await settle(app, pilot)
+        assert {"Quit", "Help", "Filter"} <= {k.description for k in app.screen.query(FooterKey)}
+
+
+@run_async
+async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(backend, tmp_path):
+    from dataclasses import replace
+
+    from rich.cells import cell_len
+
+    from screens.widgets.event_queue import HOT_SECONDS
+
+    app = make_app(backend, tmp_path, lang="en")
+    app.tick_s = 3600  # no background poll: this test feeds the table itself
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        events = app.screen.query_one(EventQueue)
+        table = events.table
+        due = next(r for r in events.rows[:10] if r.due_at is not None)
+        before_left = table.get_row(due.id)[events.cols.index("left")].plain
+        rendered = table.renders
+        events.tick(events.now + 61)  # a minute later: countdowns move, rows do not change
+        await pilot.pause()
+        assert table.get_row(due.id)[events.cols.index("left")].plain != before_left
+        assert table.renders == rendered
+        # one visible row changes: only its strip is rendered again (highlighted as new)
+        rows = list(events.rows)
+        rows[1] = replace(rows[1], version=rows[1].version + 1, title="改名之后 renamed")
+        events.apply(rows, frozenset({rows[1].id}), events.now)
+        await pilot.pause()
+        assert table.renders == rendered + 1 and table.hot.get(rows[1].id)
+        events.tick(events.now + HOT_SECONDS + 1)  # the highlight ends: that row once more
+        await pilot.pause()
+        assert table.renders == rendered + 2 and rows[1].id not in table.hot
+        # CJK and ASCII titles keep the columns aligned: every line fills the width, numbers line up
+        lines = [table.render_line(y) for y in range(1, 6)]
+        assert len({line.cell_length for line in lines}) == 1
+        starts = set()
+        for line, row in zip(lines, events.rows):
+            text = line.text
+            starts.add(cell_len(text[:text.index(row.number)]))
+        assert len(starts) == 1
+        # keyboard: down moves the cursor, Enter opens the row under it
+        table.focus()
+        await pilot.press("home", "down")
+        assert table.cursor_row == 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, EventDetailScreen) and app.screen.event_id == events.rows[1].id

@@ -192,3 +192,39 @@ def test_board_normalises_engine_shapes_and_draws_sparklines():
 def test_names_fall_back_to_codes():
     n = Names()
     assert n.category("c99") == "c99" and n.place("500999") == "500999"
+
+
+class _Outbox:
+    def __init__(self, ids):
+        self.rows = [type("Row", (), {"id": i})() for i in ids]
+
+    def rejections(self, limit=20):
+        return self.rows[:limit]
+
+    def dismiss(self, cid):
+        self.rows = [r for r in self.rows if r.id != cid]
+        return True
+
+
+class _Client:
+    wait = 0.1
+
+    def __init__(self, ids):
+        self.outbox = _Outbox(ids)
+
+    def status(self):
+        return {"state": "live", "recent_rejections": [{"id": r.id, "reason": f"why {r.id}"} for r in self.outbox.rows]}
+
+
+def test_refusals_from_earlier_sessions_stay_hidden_and_dismiss_clears_the_rest():
+    from cqgov_tui.console.backend import RemoteBackend
+
+    client = _Client(["old"])
+    user = User("ops", "ops", Role.ADMIN, Tier.CITY, "500000")
+    backend = RemoteBackend(None, client, "http://127.0.0.1:1", clock=SimClock(START), user=user)
+    assert backend.status().rejections == ()  # refused in an earlier session: not this one's news
+    client.outbox.rows.insert(0, type("Row", (), {"id": "new"})())
+    assert [r.reason for r in backend.status().rejections] == ["why new"]
+    assert backend.dismiss_rejections() == 1
+    assert backend.status().rejections == () and [r.id for r in client.outbox.rows] == ["old"]
+

@@ -77,9 +77,10 @@ class City:
         self.store.close()
 
 
-@pytest.fixture
-def city(tmp_path):
-    c = City(tmp_path)
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    """One server for the module (tests use different events, each console its own replica)."""
+    c = City(tmp_path_factory.mktemp("city"))
     yield c
     c.close()
 
@@ -133,6 +134,11 @@ async def test_event_walked_to_closed_through_the_outbox_and_a_refusal_shows_the
         assert actions[-7:] == ["verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close"]
         assert {a.actor for a in city.store.audit_entries(city.own.id)[-7:]} == {"console"}
         await until(pilot, lambda: app.backend.status().outbox == 0, "an empty outbox")
+        # The replica's timeline and stage clocks come from the server's (replicated) audit entries.
+        await until(pilot, lambda: (detail.reload() or True) and
+                    [e.action for e in detail.detail.timeline][-7:] == actions[-7:], "the replicated timeline")
+        assert detail.detail.stages and all(st.reached_at is not None for st in detail.detail.stages)
+        assert "close" in str(detail.query_one("#detail-timeline").render())
 
         await pilot.press("escape")
         app.open_event(city.foreign.id)
@@ -144,13 +150,18 @@ async def test_event_walked_to_closed_through_the_outbox_and_a_refusal_shows_the
         assert city.status_of(city.foreign.id) == "reported"
         await until(pilot, lambda: app.backend.store.get_event(city.foreign.id).status == "reported",
                     "the local effect undone")
+        await until(pilot, lambda: "refused" in str(bar.render()) or "被拒" in str(bar.render()),
+                    "the refusal in the status bar")
+        await pilot.press("ctrl+l")  # read: dismissed, and gone from the status bar
+        await pilot.pause()
+        assert "被拒" not in str(bar.render()) and not app.backend.status().rejections
 
 
 @run_async
 async def test_directive_composed_sent_and_receipts_arrive(city, console):
     app = console
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: city.own.id in queue_ids(app), "the first sync")
+        await until(pilot, lambda: city.foreign.id in queue_ids(app), "the first sync")
         await pilot.press("c")
         await pilot.pause()
         assert isinstance(app.screen, ComposeScreen)
@@ -160,8 +171,9 @@ async def test_directive_composed_sent_and_receipts_arrive(city, console):
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, ReceiptsScreen), "the receipts screen")
         receipts = app.screen
-        await until(pilot, lambda: len(city.store.directives()) == 1, "the directive at the server")
-        directive = city.store.directives()[0]
+        await until(pilot, lambda: any(d.id == receipts.directive_id for d in city.store.directives()),
+                    "the directive at the server")
+        directive = next(d for d in city.store.directives() if d.id == receipts.directive_id)
         assert directive.id == receipts.directive_id and directive.title == "防汛巡查"
         assert sorted(directive.targets) == ["500108001", "500108002"]
 
