@@ -232,6 +232,9 @@ class CommandHandler:
     # ---- the closed loop
 
     def _report(self, actor: User, body: dict) -> dict:
+        if body.get("source") == "sensor":
+            # Sensor alarms open from readings only, so a client cannot fake (or mask) a sensor's episode.
+            raise BadInput("sensor events open from readings: send them as sensor.reading")
         lon, lat = _num(body, "lon"), _num(body, "lat")
         if (lon is None) != (lat is None):
             raise BadInput("give both lon and lat, or a code")

@@ -174,6 +174,8 @@ class DemoRun:
             "servers": len(self.hierarchy.nodes),
             "simulator": {"reported": sim.accepted, "refused": sim.rejected, "undelivered": sim.failures,
                           "loop_actions": sim.actions, "by_source": sim.by_source, "directive_answers": self.answers,
+                          "sensors": sim.sensors, "readings": sim.readings, "readings_refused": sim.readings_refused,
+                          "alarms_opened": sim.alarms_opened, "alarms_cleared": sim.alarms_cleared,
                           "refusals": dict(sorted(sim.reasons.items(), key=lambda kv: -kv[1])[:5])},
             "tiers": tiers, "directives": statuses, "checks": checks,
         }

@@ -53,7 +53,8 @@ class ServerQueries:
             return [r[0] for r in self.conn.execute("SELECT id FROM events ORDER BY id").fetchall()]
 
     def count_rows(self, table_name: str) -> int:
-        if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue"):
+        if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue",
+                              "sensor_readings"):
             raise BadInput(f"unknown table {table_name!r}")
         with self.lock:
             return self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchone()[0]
