@@ -217,3 +217,14 @@ def test_the_simulator_feeds_readings_and_episodes_open_sensor_events(tmp_path, 
                 assert "alarm_clear" in actions[:actions.index("dispose")]
         assert disposed >= 1
         assert s.store.latest_readings(sorted(codes)).keys() == codes
+
+
+def test_a_report_cannot_pose_as_a_sensor_alarm(tmp_path, catalogue):
+    sensor = _sensors_in(catalogue, STREET)[0]
+    with Serving(tmp_path) as s:
+        head = s.store.head()
+        reply = s.remote.commands([envelope("report", {
+            "category": "septic_methane", "code": STREET, "source": "sensor", "reporter": sensor.code})])
+        assert reply["accepted"] == [] and "sensor.reading" in reply["rejected"][0]["reason"]
+        assert s.store.head() == head and s.events() == []
+        assert s.store.sensor_alarm_events([sensor.code]) == {}
