@@ -13,7 +13,7 @@ import pytest
 from cqgov_tui.clock import SimClock
 from cqgov_tui.domain import schema
 from cqgov_tui.domain.entities import Directive, Receipt
-from cqgov_tui.errors import BadInput, StoreCorrupt, StoreError, StoreLocked, StoreMissing
+from cqgov_tui.errors import BadInput, StoreCorrupt, StoreError, StoreMissing
 from cqgov_tui.store import init_store, open_store
 from cqgov_tui.store.connection import connect
 from cqgov_tui.store.migrations import LATEST, migrate

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from cqgov_tui.clock import SimClock
 from cqgov_tui.domain.entities import Event

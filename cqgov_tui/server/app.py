@@ -25,7 +25,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..clock import Clock, SystemClock
+from ..clock import Clock
 from ..domain.entities import Tier, User
 from ..engine import Engine, directives
 from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, UnknownCode

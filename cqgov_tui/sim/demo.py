@@ -80,11 +80,14 @@ class DemoRun:
                         self.answers += 1
 
     def send_directive(self, targets: list[str], text: str, deadline_s: float = 900.0, priority: str = "high") -> dict:
-        city = self.remotes[self.hierarchy.city.node]
-        result = Remote(self.hierarchy.city.url, self.city_token).command("directive.send", {
-            "targets": targets, "text": text, "deadline_at": self.clock.now() + deadline_s, "priority": priority,
-            "require_ack": True,
-        })
+        duty = Remote(self.hierarchy.city.url, self.city_token)  # sent as the city's duty officer, not as staff
+        try:
+            result = duty.command("directive.send", {
+                "targets": targets, "text": text, "deadline_at": self.clock.now() + deadline_s, "priority": priority,
+                "require_ack": True,
+            })
+        finally:
+            duty.close()
         self.directive_ids.append(result["directive_id"])
         return result
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 

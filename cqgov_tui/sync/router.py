@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import CqgovError
