@@ -94,11 +94,7 @@ def addressed_to(directive: Directive, code: str) -> bool:
 
 
 def _number(store, now: float) -> str:
-    day = local(now).strftime("%Y%m%d")
-    with store.tx():
-        key = f"directive_serial:{day}"
-        n = int(store.meta(key, "0")) + 1
-        store.set_meta(key, str(n))
+    day, n = store.next_serial("directive_serial", now)
     return f"ZL-{store.code[-4:]}-{day}-{n:04d}"
 
 

@@ -112,13 +112,18 @@ class Store(ServerQueries, EngineQueries):
         with self.tx():
             self.conn.execute("INSERT OR REPLACE INTO store_meta VALUES (?, ?)", [key, value])
 
-    def next_number(self, now: float) -> str:
-        """Human event number: <code tail>-<local date>-<daily serial>."""
+    def next_serial(self, kind: str, now: float) -> tuple[str, int]:
+        """The next daily serial of ``kind`` (events, directives…): (local date YYYYMMDD, n from 1)."""
         day = local(now).strftime("%Y%m%d")
         with self.tx():
-            key = f"serial:{day}"
+            key = f"{kind}:{day}"
             n = int(self.meta(key, "0")) + 1
             self.set_meta(key, str(n))
+        return day, n
+
+    def next_number(self, now: float) -> str:
+        """Human event number: <code tail>-<local date>-<daily serial>."""
+        day, n = self.next_serial("serial", now)
         return f"{self.code[-4:]}-{day}-{n:05d}"
 
     def schema_version(self) -> int:
