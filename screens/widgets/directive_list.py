@@ -31,7 +31,7 @@ class DirectiveList(DataTable):
 
     def on_mount(self) -> None:
         for key, label, width in (("pri", "", 4), ("number", "", 12), ("title", "", None),
-                                  ("bar", "", 8), ("progress", self.t("directives.progress"), 16),
+                                  ("bar", "", 8), ("progress", self.t("directives.progress"), 19),
                                   ("deadline", "", 9), ("overdue", "", 10)):
             self.add_column(label, key=key, width=width)
 
