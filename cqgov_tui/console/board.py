@@ -87,15 +87,11 @@ def normalise(node) -> BoardNode:
 
 
 def load_board(store, catalogue, now: float, scope_code: str) -> tuple[BoardNode, ...]:
-    """The sectors, or () while the runway engine is not available."""
-    try:
-        from ..engine import runways
-    except ImportError:
-        return ()
-    compute = getattr(runways, "compute_board", None)
-    if compute is None:
-        return ()
-    board = compute(store, catalogue, now, scope_code)
+    """The sectors, recording history in the console's own store (throttled by the engine) so
+    sparklines and time in red build up over a shift; history is local, never replicated."""
+    from ..engine.runways import compute_board
+
+    board = compute_board(store, catalogue, now, scope_code, record=True)
     sectors = _get(board, "sectors", default=board)
     if isinstance(sectors, dict):
         sectors = sectors.values()
