@@ -115,7 +115,7 @@ class ConsoleApp(App):
 
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
         except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass
+            pass  # loops without signal support (Windows, nested test loops): SIGHUP is not saved there
 
     def _centre(self) -> CommandCentre:
         return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
