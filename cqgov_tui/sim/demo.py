@@ -55,8 +55,12 @@ class DemoRun:
         h = self.hierarchy
         targets = [Target(n.url, "", n.code, self.remotes[n.node]) for n in h.of_tier("street")]
         self.sim = Simulator(targets, load_catalogue(), self.registry, self.clock, self.rate, seed=self.seed)
-        self._spawn(lambda: self.sim.run(None, tick=0.25), "simulator")
+        self._spawn(self._feed, "simulator")
         self._spawn(self._answer_loop, "street-staff")
+
+    def _feed(self) -> None:
+        self.sim.opening()
+        self.sim.run(None, tick=0.25)
 
     def _spawn(self, fn, name: str) -> None:
         t = threading.Thread(target=fn, name=name, daemon=True)

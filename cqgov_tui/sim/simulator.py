@@ -293,6 +293,19 @@ class Simulator:
         self.stats.by_source[source] = self.stats.by_source.get(source, 0) + 1
         return {"id": uuid7(int(self.clock.now() * 1000)), "type": "report", "body": body, "_target": target_index}
 
+    def opening(self, colour: str = "orange") -> int:
+        """One report the upper tiers must see from every target (the shift's hot list), whatever the
+        hour's rhythm: a demo shows the street → district → city path from its first seconds."""
+        cmds = []
+        for ti in range(len(self.targets)):
+            cmd = None
+            while cmd is None:  # draw() may start a sensor episode instead; keep drawing for a report
+                cmd = self.draw(ti)
+            cmd["body"]["colour"] = colour
+            cmds.append(cmd)
+        self.send(cmds)
+        return len(cmds)
+
     def _actions(self) -> list[dict]:
         """Move some open events one step along the loop."""
         out, keep = [], []
