@@ -24,7 +24,8 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
     from cqgov_tui.console.session import open_backend
 
     def open_and_poll():
-        b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample)
+        b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample,
+                                    low_bandwidth=low_bandwidth)
         feed = ConsoleFeed(b, limit=100 if low_bandwidth else 300)
         try:
             first = feed.poll(None, light=True)

@@ -28,7 +28,8 @@ def replica_path(server_url: str) -> str:
 
 
 def open_backend(server_url: str | None = None, token: str | None = None, db_path: str | None = None,
-                 clock: Clock | None = None, role: str | None = None, sample: bool = False) -> Backend:
+                 clock: Clock | None = None, role: str | None = None, sample: bool = False,
+                 low_bandwidth: bool = False) -> Backend:
     from ..store import init_store, open_store
 
     clock = clock or SystemClock()
@@ -48,8 +49,10 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
         # The user goes to the client too: its local effects check the same role the server will.
         # Short long-polls: changes still arrive at once, and quitting never waits long for a pull.
         # A short backoff cap: a person watching "offline" should see "live" soon after the server returns.
+        # On a weak link, smaller pages: each request finishes (and its cursor commits) before a drop.
+        pages = {"limit": 100, "snapshot_limit": 500} if low_bandwidth else {}
         client = SyncClient(store, server_url, token, clock, user=who, wait=CONSOLE_POLL_S,
-                            backoff_cap=CONSOLE_BACKOFF_CAP_S)
+                            backoff_cap=CONSOLE_BACKOFF_CAP_S, **pages)
         return RemoteBackend(store, client, server_url, token, clock, user=who)
     if db_path:
         if not os.path.exists(db_path):
