@@ -107,7 +107,7 @@ def bench_ingest(quick: bool) -> list[dict]:
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(post, batches))
         served = time.perf_counter() - t0
-    events = store.events_where()
+    events = store.all_events()
     store.close()
 
     # Raw ceiling: the same event rows, batch by batch, upserted straight into a DuckDB table.

@@ -46,7 +46,7 @@ def test_headless_demo_federates_two_districts_into_the_city(tmp_path):
     city = open_store(os.path.join(data, "city-500000.duckdb"), read_only=True)
     try:
         by_district = {}
-        for e in city.events_where():
+        for e in city.all_events():
             by_district.setdefault(e.district_code, []).append(e.id)
         assert city.duplicate_event_ids() == 0
     finally:

@@ -234,10 +234,10 @@ def test_partitions_lose_and_duplicate_nothing(tmp_path, seed):
         city = t.servers["500000"].store
         expected = set()
         for d in LAYOUT:
-            for e in t.servers[d].store.events_where():
+            for e in t.servers[d].store.all_events():
                 if city_must_see(t.servers[d].store, e):
                     expected.add((e.id, e.version))
-        at_city = {(e.id, e.version) for e in city.events_where()}
+        at_city = {(e.id, e.version) for e in city.all_events()}
         lost = expected - at_city
         detail = []
         for event_id, version in sorted(lost):
@@ -284,7 +284,7 @@ def test_district_resync_keeps_what_its_streets_sent_and_drops_only_the_citys_ro
     tiers.settle()
     district = tiers.servers["500108"].store
     assert {red, yellow, from_city} <= set(district.event_ids())
-    events_before = {(e.id, e.version) for e in district.events_where()}
+    events_before = {(e.id, e.version) for e in district.all_events()}
     receipts_before = {(r.jurisdiction_code, r.state) for r in district.receipts(d_id)}
     assert receipts_before == {(s, "acknowledged") for s in streets}
 
@@ -301,7 +301,7 @@ def test_district_resync_keeps_what_its_streets_sent_and_drops_only_the_citys_ro
     changelog.new_epoch(tiers.servers["500000"].store)
     tiers.settle()
     assert tiers.clients["500108"].resyncs >= 1
-    assert {(e.id, e.version) for e in district.events_where()} == events_before
+    assert {(e.id, e.version) for e in district.all_events()} == events_before
     assert district.get_directive(d_id) is not None
     assert {(r.jurisdiction_code, r.state) for r in district.receipts(d_id)} == receipts_before
     # and the loop goes on afterwards: a later street transition still reaches the city

@@ -102,7 +102,7 @@ class EventLifecycle(RuleBasedStateMachine):
         eid = self.ids[i % len(self.ids)]
         before = self.store.get_event(eid)
         head, n_audit = self.store.head(), len(self.store.audit_entries())
-        snapshot = {e.id: e for e in self.store.events_where()}
+        snapshot = {e.id: e for e in self.store.all_events()}
         actor = self._user(role, tier, _scope(tier, before, outside))
         target_id = self.ids[into % len(self.ids)]
         try:
@@ -111,7 +111,7 @@ class EventLifecycle(RuleBasedStateMachine):
             self.refused += 1
             assert self.store.head() == head
             assert len(self.store.audit_entries()) == n_audit
-            assert {e.id: e for e in self.store.events_where()} == snapshot
+            assert {e.id: e for e in self.store.all_events()} == snapshot
             return
         self.accepted += 1
         r = lifecycle.rule_for(action)
@@ -134,13 +134,13 @@ class EventLifecycle(RuleBasedStateMachine):
     @rule(minutes=st.sampled_from([0.5, 1, 3, 10, 60, 1440]))
     def sweep(self, minutes):
         n_audit = len(self.store.audit_entries())
-        statuses = {e.id: e.status for e in self.store.events_where()}
+        statuses = {e.id: e.status for e in self.store.all_events()}
         self.clock.advance(minutes * 60)
         result = self.engine.sweep()
         new = self.store.audit_entries()[n_audit:]
         assert sorted(a.event_id for a in new) == sorted(result.escalated)
         assert all(a.action == "supervise" and a.from_status == a.to_status for a in new)
-        assert {e.id: e.status for e in self.store.events_where()} == statuses
+        assert {e.id: e.status for e in self.store.all_events()} == statuses
 
     @precondition(lambda self: hasattr(self, "store"))
     @invariant()
@@ -148,7 +148,7 @@ class EventLifecycle(RuleBasedStateMachine):
         by_event = {}
         for a in self.store.audit_entries():
             by_event.setdefault(a.event_id, []).append(a)
-        for e in self.store.events_where():
+        for e in self.store.all_events():
             assert Status(e.status) in _REACHABLE
             assert (e.closed_at is not None) == (not Status(e.status).is_open)
             assert (e.due_at is None) or Status(e.status).is_open

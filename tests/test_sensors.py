@@ -55,7 +55,7 @@ def _feed(monitor, clock, code, values, step=60.0):
 
 
 def _sensor_events(store, code):
-    return store.events_where("source = 'sensor' AND reporter = ?", [code])
+    return store.all_events(source="sensor", reporter=code)
 
 
 def _actions(store, event_id):

@@ -98,10 +98,10 @@ def test_scope_every_pulled_row_is_inside_the_callers_subtree(city, tmp_path):
         client.pull_until_caught_up()
         host.engine.report(category="garbage", title="新事件", code=user.scope_code if len(user.scope_code) > 6 else "500103001")
         client.pull_until_caught_up()
-        events = rep.events_where()
+        events = rep.all_events()
         assert events, token
         assert all(covers(user.scope_code, e.grid_code or e.street_code or e.district_code) for e in events)
-        n_in_scope = sum(1 for e in store.events_where()
+        n_in_scope = sum(1 for e in store.all_events()
                          if covers(user.scope_code, e.grid_code or e.street_code or e.district_code))
         assert len(events) == n_in_scope
         directives = {d.id for d in rep.directives()}
@@ -224,7 +224,7 @@ def test_report_appears_locally_then_the_servers_row_replaces_it(city, tmp_path)
     client = SyncClient(rep, server.url, backoff_base=0.01)
     client.pull_until_caught_up()
     client.enqueue("report", report_body(random.Random(3), 99))
-    local = [e for e in rep.events_where() if e.number == "待同步"]
+    local = [e for e in rep.all_events() if e.number == "待同步"]
     assert len(local) == 1
     assert client.push_until_drained().accepted == 1
     client.pull_until_caught_up()
@@ -244,8 +244,8 @@ def test_district_replica_re_serves_to_its_streets_without_echo(city, tmp_path):
         street = init_store(str(tmp_path / "street.duckdb"), "street", "500108001", node="street-500108001")
         down = SyncClient(street, dserver.url, backoff_base=0.01)
         down.pull_until_caught_up()
-        expected = [e for e in store.events_where() if covers("500108001", e.grid_code or e.street_code)]
-        assert sorted(e.id for e in street.events_where()) == sorted(e.id for e in expected)
+        expected = [e for e in store.all_events() if covers("500108001", e.grid_code or e.street_code)]
+        assert sorted(e.id for e in street.all_events()) == sorted(e.id for e in expected)
         assert {ch["origin"] for ch in street.changes_after(0, 10_000)} == {"city-500000"}  # origin preserved
         # the city pulling from the district gets nothing back that came from the city
         r = httpx.get(dserver.url + "/v1/changes", params={"cursor": f"{district.epoch}:0", "node": "city-500000"})

@@ -118,7 +118,3 @@ def to_row(obj) -> dict[str, Any]:
         row[c.name] = v
     return row
 
-
-def from_row(cls, row: dict[str, Any]):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in row.items() if k in names})

@@ -233,7 +233,7 @@ class DemoRun:
             by_district = {d: n for d, n in city.event_counts_by("district_code").items()}
             city_ids_by_district = {}
             for d in by_district:
-                city_ids_by_district[d] = {e.id for e in city.events_where("district_code = ?", [d])}
+                city_ids_by_district[d] = {e.id for e in city.all_events(district=d)}
             duplicates = city.duplicate_event_ids()
         finally:
             city.close()

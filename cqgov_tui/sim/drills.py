@@ -663,7 +663,7 @@ def _first_reached(trail, status: Status) -> float | None:
 
 def _report(run: _Run) -> dict:
     store = run.engine.store
-    events = store.events_where()
+    events = store.all_events()
     audit = store.audit_entries()
     verdict = store.verify_audit()
     by_event: dict[str, list] = {}

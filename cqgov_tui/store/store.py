@@ -189,10 +189,6 @@ class Store(ServerQueries, EngineQueries):
             for r in rows
         ]
 
-    def oldest_change(self) -> int:
-        with self.lock:
-            return self.conn.execute("SELECT coalesce(min(seq), 0) FROM changes").fetchone()[0]
-
     # ------------------------------------------------------------ events
 
     def insert_event(self, event: Event, origin: str | None = None) -> Event:
@@ -405,12 +401,17 @@ class Store(ServerQueries, EngineQueries):
         with self.lock:
             return self.conn.execute(f"SELECT count(*) FROM {'event_queue' if open_only else 'events'}").fetchone()[0]
 
-    def events_where(self, clause: str = "", params: list | None = None, limit: int | None = None) -> list[Event]:
-        """For core modules needing a filtered scan; ``clause`` is built only from column names."""
-        sql = f"SELECT {EVENT_SELECT} FROM events" + (f" WHERE {clause}" if clause else "")
-        sql += " ORDER BY reported_at" + (f" LIMIT {int(limit)}" if limit else "")
+    def all_events(self, *, district: str | None = None, source: str | None = None,
+                   reporter: str | None = None) -> list[Event]:
+        """Every event (open or not) in report order, optionally by district, source and reporter."""
+        where, params = [], []
+        for column, value in (("district_code", district), ("source", source), ("reporter", reporter)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT {EVENT_SELECT} FROM events" + (f" WHERE {' AND '.join(where)}" if where else "")
         with self.lock:
-            rows = self.conn.execute(sql, params or []).fetchall()
+            rows = self.conn.execute(sql + " ORDER BY reported_at", params).fetchall()
         return [event_from_row(r) for r in rows]
 
     def bulk_load_events(self, table) -> int:
