@@ -19,3 +19,23 @@ def make_event(**over) -> Event:
     )
     base.update(over)
     return Event(**base)
+
+
+SAMPLE_START = 1_795_000_000.0  # the sample city's clock (console tests and snapshots)
+
+
+def sample_backend(sample_file: str, tmp_path, now: float, role=None):
+    """A LocalBackend on a private copy of the sample city, its clock at ``now`` (caller closes ``.store``)."""
+    import shutil
+
+    from cqgov_tui.clock import SimClock
+    from cqgov_tui.console.backend import LocalBackend
+    from cqgov_tui.console.sample import sample_user
+    from cqgov_tui.store import open_store
+
+    path = str(tmp_path / "store.duckdb")
+    shutil.copy(sample_file, path)
+    clock = SimClock(now)
+    store = open_store(path, clock)
+    user = sample_user(role) if role is not None else sample_user()
+    return LocalBackend(store, user=user, clock=clock, sweep=False)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
 
 import pytest
 
-from cqgov_tui.clock import SimClock
 from cqgov_tui.console.backend import LinkStatus, LocalBackend
-from cqgov_tui.console.sample import build_sample_store, sample_user
+from cqgov_tui.console.sample import sample_user
 from cqgov_tui.domain.entities import Role
-from cqgov_tui.store import open_store
 from screens.app import ConsoleApp
 from screens.i18n import Strings, all_keys
 from screens.keymap import load_overrides
@@ -26,7 +23,9 @@ from screens.widgets.event_queue import EventQueue
 from screens.widgets.region_map import RegionMap
 from screens.widgets.status_bar import StatusBar
 
-START = 1_795_000_000.0
+from factories import SAMPLE_START, sample_backend
+
+START = SAMPLE_START
 
 
 def run_async(fn):
@@ -39,23 +38,11 @@ def run_async(fn):
     return wrapper
 
 
-@pytest.fixture(scope="module")
-def sample_file(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tui") / "sample.duckdb")
-    store, _ = build_sample_store(SimClock(START), path=path, extra=8)
-    store.close()
-    return path
-
-
 @pytest.fixture
 def backend(sample_file, tmp_path):
-    path = str(tmp_path / "store.duckdb")
-    shutil.copy(sample_file, path)
-    clock = SimClock(START + 3600)
-    store = open_store(path, clock)
-    b = LocalBackend(store, user=sample_user(), clock=clock, sweep=False)
+    b = sample_backend(sample_file, tmp_path, START + 3600)
     yield b
-    store.close()
+    b.store.close()
 
 
 def make_app(backend, tmp_path, **kw) -> ConsoleApp:
@@ -319,12 +306,9 @@ async def test_keys_are_remappable_from_the_user_file(backend, tmp_path):
 
 @run_async
 async def test_role_without_field_actions_sees_only_its_own(sample_file, tmp_path):
-    path = str(tmp_path / "s.duckdb")
-    shutil.copy(sample_file, path)
-    clock = SimClock(START)
-    store = open_store(path, clock)
+    b = sample_backend(sample_file, tmp_path, START, role=Role.AUDITOR)
+    store = b.store
     try:
-        b = LocalBackend(store, user=sample_user(Role.AUDITOR), clock=clock, sweep=False)
         app = make_app(b, tmp_path)
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(app, pilot)

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from cqgov_tui.clock import SimClock
-from cqgov_tui.console.backend import LocalBackend
-from cqgov_tui.console.sample import build_sample_store, sample_user
-from cqgov_tui.store import open_store
 from screens.app import ConsoleApp
 
-START = 1_795_000_000.0
+from factories import SAMPLE_START, sample_backend
 
-
-@pytest.fixture(scope="module")
-def sample_file(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("snap") / "sample.duckdb")
-    store, _ = build_sample_store(SimClock(START), path=path, extra=8)
-    store.close()
-    return path
+START = SAMPLE_START
 
 
 @pytest.fixture
 def app(sample_file, tmp_path):
-    path = str(tmp_path / "store.duckdb")
-    shutil.copy(sample_file, path)
-    clock = SimClock(START + 600)
-    store = open_store(path, clock)
-    backend = LocalBackend(store, user=sample_user(), clock=clock, sweep=False)
+    backend = sample_backend(sample_file, tmp_path, START + 600)
+    store = backend.store
     # A long tick keeps the refresh worker from racing the snapshot; the first frame is drawn on mount.
     yield ConsoleApp(backend, tick_s=3600, keys_path=tmp_path / "none.toml")
     store.close()
