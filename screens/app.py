@@ -110,12 +110,13 @@ class ConsoleApp(App):
         self._timer = self.set_interval(self.tick_s, self._tick)
         self._clock = self.set_interval(1.0, self._second)
         self._board_timer = self.set_interval(self.feed.board_every_s, self.refresh_board)
-        try:
-            import asyncio
+        if hasattr(signal, "SIGHUP"):  # POSIX only; Windows has no hang-up to save state on
+            try:
+                import asyncio
 
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # loops without signal support (Windows, nested test loops): SIGHUP is not saved there
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
+            except (RuntimeError, ValueError, AttributeError):
+                pass  # not the main thread's loop (some test runners): hang-ups are not caught there
 
     def _centre(self) -> CommandCentre:
         return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
