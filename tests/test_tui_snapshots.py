@@ -47,3 +47,14 @@ def test_map_pane_80x24(app, snap_compare):
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
+
+
+def test_command_centre_160x50_in_colour(sample_file, tmp_path, monkeypatch, snap_compare):
+    # The five warning colours themselves, not only their NO_COLOR glyphs (the suite runs with NO_COLOR).
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    backend = sample_backend(sample_file, tmp_path, START + 600)
+    try:
+        app = ConsoleApp(backend, tick_s=3600, keys_path=tmp_path / "none.toml")
+        assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)
+    finally:
+        backend.store.close()
