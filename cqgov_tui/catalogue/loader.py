@@ -64,6 +64,7 @@ from ..domain.entities import (
     Category,
     Department,
     Indicator,
+    LOOP,
     Role,
     Runway,
     Sector,
@@ -84,10 +85,6 @@ except AttributeError:  # pragma: no cover - pure-Python PyYAML
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACE = re.compile(r"^50\d*$")
-_LOOP = (
-    Status.REPORTED, Status.VERIFIED, Status.ASSESSED, Status.DISPATCHED, Status.ACCEPTED,
-    Status.ON_SCENE, Status.DISPOSED, Status.FEEDBACK, Status.CLOSED, Status.REVIEWED,
-)
 _SCOPES = ("grid", "district")
 # Sub-task target in open_multi meaning "every street of the event's district" (engine.multi).
 MULTI_STREETS = "streets"
@@ -326,15 +323,15 @@ def _load_sla(doc: _Doc) -> dict[str, SlaProfile]:
                 milestone = Status(name)
             except ValueError:
                 milestone = None
-            if milestone is None or milestone not in _LOOP[1:]:
+            if milestone is None or milestone not in LOOP[1:]:
                 raise doc.error(mnode, f"milestone {name!r} is not a status of the loop "
-                                       f"({', '.join(s.value for s in _LOOP[1:])})")
+                                       f"({', '.join(s.value for s in LOOP[1:])})")
             minutes = doc.number(s["minutes"][1], "minutes")
             if minutes <= 0:
                 raise doc.error(s["minutes"][1], f"minutes must be positive, got {minutes:g}")
             if stages:
                 prev = stages[-1]
-                if _LOOP.index(milestone) <= _LOOP.index(prev.milestone):
+                if LOOP.index(milestone) <= LOOP.index(prev.milestone):
                     raise doc.error(mnode, f"milestone {milestone.value!r} comes after {prev.milestone.value!r} "
                                            f"in profile {code!r}: stages must follow the loop order")
                 if minutes <= prev.minutes:

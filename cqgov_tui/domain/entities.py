@@ -87,6 +87,11 @@ class Status(str, enum.Enum):
 
 
 TERMINAL = frozenset({Status.CLOSED, Status.REVIEWED, Status.MERGED, Status.REJECTED})
+# The closed loop in order; SLA milestones and rule checks count positions along it.
+LOOP: tuple[Status, ...] = (
+    Status.REPORTED, Status.VERIFIED, Status.ASSESSED, Status.DISPATCHED, Status.ACCEPTED,
+    Status.ON_SCENE, Status.DISPOSED, Status.FEEDBACK, Status.CLOSED, Status.REVIEWED,
+)
 _STATUS_ZH = {
     Status.REPORTED: "已上报",
     Status.VERIFIED: "已核实",

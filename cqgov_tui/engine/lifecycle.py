@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..domain.entities import Role, Status, Tier
+from ..domain.entities import LOOP, Role, Status, Tier
 from ..errors import IllegalTransition, PermissionDenied
 
 S = Status
@@ -16,11 +16,6 @@ R = Role
 ALL_TIERS = frozenset(Tier)
 OPEN_STATES = frozenset(s for s in Status if s.is_open)
 
-# Position in the closed loop; used to decide which SLA milestones are reached.
-LOOP: tuple[Status, ...] = (
-    S.REPORTED, S.VERIFIED, S.ASSESSED, S.DISPATCHED, S.ACCEPTED,
-    S.ON_SCENE, S.DISPOSED, S.FEEDBACK, S.CLOSED, S.REVIEWED,
-)
 # Taken over by the upper tier before dispatch: its clock restarts at "verified".
 _POSITION = {s: i for i, s in enumerate(LOOP)} | {S.ESCALATED: 1}
 
