@@ -110,13 +110,39 @@ class ConsoleApp(App):
         self._timer = self.set_interval(self.tick_s, self._tick)
         self._clock = self.set_interval(1.0, self._second)
         self._board_timer = self.set_interval(self.feed.board_every_s, self.refresh_board)
-        if hasattr(signal, "SIGHUP"):  # POSIX only; Windows has no hang-up to save state on
-            try:
-                import asyncio
+        self._catch_hangup()
 
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
-            except (RuntimeError, ValueError, AttributeError):
-                pass  # not the main thread's loop (some test runners): hang-ups are not caught there
+    def get_driver_class(self):
+        driver_class = super().get_driver_class()
+        if driver_class.__name__ == "LinuxDriver":  # not when $TEXTUAL_DRIVER names another one
+            from .terminal_driver import TerminalDriver
+
+            return TerminalDriver
+        return driver_class
+
+    def _catch_hangup(self) -> None:
+        """SIGHUP: stop drawing at once, then save state and leave through the event loop.
+
+        A plain ``signal.signal`` handler, not ``loop.add_signal_handler``: Python runs pending
+        handlers in signal-number order, so this runs before the driver sees the SIGCONT that comes
+        with every hang-up, while the loop callback would run after it.
+        """
+        if not hasattr(signal, "SIGHUP"):  # POSIX only; Windows has no hang-up to save state on
+            return
+        import asyncio
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread (some test runners run the app elsewhere)
+        loop = asyncio.get_running_loop()
+
+        def on_sighup(_signum, _frame) -> None:
+            hang_up = getattr(self._driver, "hang_up", None)
+            if hang_up is not None:
+                hang_up()
+            loop.call_soon_threadsafe(self._on_hangup)
+
+        self._previous_sighup = signal.signal(signal.SIGHUP, on_sighup)
 
     def _centre(self) -> CommandCentre:
         return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
@@ -127,6 +153,8 @@ class ConsoleApp(App):
         self.exit(return_code=EXIT_HANGUP)
 
     def on_unmount(self) -> None:
+        if hasattr(self, "_previous_sighup"):
+            signal.signal(signal.SIGHUP, self._previous_sighup or signal.SIG_DFL)
         self.backend.stop()
 
     def save_state(self) -> None:

@@ -100,8 +100,8 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         raise KeyboardInterrupt
 
     # A closed terminal (SIGHUP) stops everything like SIGTERM does. While the console runs its own
-    # handler saves its state first; asyncio puts the default back when the console's loop closes,
-    # so the demo's handler is set again afterwards.
+    # handler saves its state first, and it puts this one back when it closes (set again below
+    # all the same, for a console that did not).
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if not as_json:
