@@ -39,14 +39,14 @@ def change_visible(scope_code: str, entity: str, scope_field: str) -> bool:
     Events, audit entries and receipts carry the jurisdiction they belong to and
     are visible inside the caller's subtree. A directive carries its targets
     (comma-separated): it is visible to every jurisdiction inside a target's
-    subtree and to every caller whose subtree holds a target. Targets that are
-    not jurisdiction codes (departments, roles) do not narrow visibility: the
-    serving tier already holds only its own subtree.
+    subtree and to every caller whose subtree holds a target. Its audience
+    targets (``dept:…``, ``role:…``) say who answers inside those
+    jurisdictions and play no part in visibility: every directive names at
+    least one jurisdiction.
     """
     if entity == "directive":
-        targets = [t for t in (scope_field or "").split(",") if t]
-        for t in targets:
-            if not t.isdigit() or covers(scope_code, t) or covers(t, scope_code):
+        for t in (scope_field or "").split(","):
+            if t.isdigit() and (covers(scope_code, t) or covers(t, scope_code)):
                 return True
         return False
     return covers(scope_code, scope_field)

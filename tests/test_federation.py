@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from cqgov_tui.clock import SimClock
+from cqgov_tui.geo.registry import get_registry
 from cqgov_tui.server.app import TierServer, create_app
 from cqgov_tui.server.auth import TokenAuthority
 from cqgov_tui.server.federation import city_must_see
@@ -80,15 +81,16 @@ class Tiers:
         self.apps[code] = create_app(server, start_background=False)
         assert server.prime()  # what the lifespan does before the server accepts its lower tier
 
-    def token(self, code: str, role: str = "admin") -> str:
+    def token(self, code: str, role: str = "admin", department: str | None = None) -> str:
         tier = self.servers[code].store.tier.value
-        return self.authority.issue(user=f"u-{code}", role=role, tier=tier, scope=code, now=self.clock.now(), ttl=1e7)
+        return self.authority.issue(user=f"u-{code}", role=role, tier=tier, scope=code, now=self.clock.now(), ttl=1e7,
+                                    department=department)
 
-    def command(self, code: str, ctype: str, body: dict, role: str = "admin") -> dict:
+    def command(self, code: str, ctype: str, body: dict, role: str = "admin", department: str | None = None) -> dict:
         http = TestClient(self.apps[code])  # not entered: no lifespan, so background threads stay off
         r = http.post("/v1/commands", json={"commands": [{"id": f"cmd-{random.getrandbits(64):x}", "type": ctype,
                                                           "body": body}]},
-                      headers={"Authorization": f"Bearer {self.token(code, role)}"})
+                      headers={"Authorization": f"Bearer {self.token(code, role, department)}"})
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -201,6 +203,51 @@ def test_directive_from_the_city_reaches_every_street_and_receipts_come_back(tie
     city_receipts = {r.jurisdiction_code: r for r in tiers.servers["500000"].store.receipts(d_id)}
     assert all(city_receipts[s].delivered_at <= city_receipts[s].read_at <= city_receipts[s].acknowledged_at
                for s in streets)
+
+
+def test_a_directive_to_departments_and_roles_reaches_their_streets_and_only_they_answer(tiers):
+    # 城管 and the grid workers of 500108's streets: typed the way a dispatcher types them.
+    sent = tiers.command("500000", "directive.send", {"targets": ["500108", "城管", "网格员"], "text": "渣土车夜查",
+                                                      "deadline": "2h"}, role="duty_officer")
+    result = sent["accepted"][0]["result"]
+    assert result["targets"] == ["500108", "dept:cgj", "role:grid_worker"]
+    assert result["recipients"] == len(get_registry().children("500108"))  # every street of the district
+    d_id = result["directive_id"]
+    tiers.settle()
+    assert [r.state for r in tiers.servers["500108001"].store.receipts(d_id)] == ["delivered"]
+    assert tiers.servers["500112001"].store.get_directive(d_id) is None  # the audience does not widen the reach
+    assert tiers.servers["500112"].store.get_directive(d_id) is None
+
+    refused = tiers.command("500108001", "receipt", {"directive": d_id, "state": "acknowledged"}, role="dispatcher")
+    assert not refused["accepted"] and "addressed to 城管 · 网格员" in refused["rejected"][0]["reason"]
+    other_dept = tiers.command("500108001", "receipt", {"directive": d_id, "state": "read"}, role="department",
+                               department="yjj")
+    assert not other_dept["accepted"]
+    assert [r.state for r in tiers.servers["500108001"].store.receipts(d_id)] == ["delivered"]  # refusals changed nothing
+
+    assert tiers.command("500108001", "receipt", {"directive": d_id, "state": "acknowledged"}, role="grid_worker")["accepted"]
+    assert tiers.command("500108002", "receipt", {"directive": d_id, "state": "acknowledged"}, role="department",
+                         department="cgj")["accepted"]
+    tiers.settle()
+    http = TestClient(tiers.apps["500000"])
+    status = http.get(f"/v1/directives/{d_id}", headers={"Authorization": f"Bearer {tiers.token('500000')}"}).json()
+    assert status["audience"] == {"departments": ["cgj"], "roles": ["grid_worker"]}
+    assert status["counts"]["acknowledged"] == 2
+
+
+@pytest.mark.parametrize("targets, says", [
+    (["城管"], None),
+    (["500108", "交警大队"], "unknown target '交警大队'"),
+    (["500108", "role:emperor"], "unknown role"),
+    (["500108", "dept:nope"], "unknown department 'nope'"),
+])
+def test_bad_directive_audiences_are_refused_with_a_reason(tiers, targets, says):
+    reply = tiers.command("500108", "directive.send", {"targets": targets, "text": "x", "deadline": "1h"},
+                          role="duty_officer")
+    if targets == ["城管"]:  # a district addressing its own departments: every street of the district
+        assert reply["accepted"] and reply["accepted"][0]["result"]["targets"] == ["500108", "dept:cgj"]
+        return
+    assert not reply["accepted"] and says in reply["rejected"][0]["reason"], reply
 
 
 ROUNDS = 10  # partitioned rounds per seed; each reports at ~40 % of the streets and cuts ~35 % of the links

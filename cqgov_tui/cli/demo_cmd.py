@@ -10,6 +10,7 @@ summary per tier. Exit status 0 means those checks passed.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import signal
@@ -103,6 +104,8 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
     # handler saves its state first, and it puts this one back when it closes (set again below
     # all the same, for a console that did not).
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: every thread's stack to stderr, for a demo that seems stuck
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         if not as_json:
             click.echo(f"starting {len(run.hierarchy.nodes)} tier servers in {data_dir} …", err=True)

@@ -27,7 +27,10 @@ def directive() -> None:
 @directive.command("send")
 @server_option
 @token_option
-@click.option("--to", "targets", required=True, help="Comma-separated jurisdiction codes below the sending tier.")
+@click.option("--to", "targets", required=True,
+              help="Comma-separated targets: jurisdiction codes below the sending tier, and optionally who must "
+                   "answer there — departments (cgj or 城管) and roles (grid_worker or 网格员). With only "
+                   "departments or roles, all of the sender's jurisdiction.")
 @click.option("--deadline", required=True, help="30m, 2h, 1d, or a local time YYYY-MM-DD HH:MM.")
 @click.option("--text", required=True, help="The directive's text.")
 @click.option("--title", default="", help="Short title (default: the start of the text).")
@@ -39,7 +42,8 @@ def send(server, token, targets, deadline, text, title, priority, no_ack, as_jso
     """Send a directive; prints its id and number."""
     with _remote(server, token) as remote:
         result = remote.command("directive.send", {
-            "targets": [t.strip() for t in targets.split(",") if t.strip()], "deadline": deadline, "text": text,
+            "targets": [t.strip() for t in targets.replace("，", ",").split(",") if t.strip()], "deadline": deadline,
+            "text": text,
             "title": title, "priority": priority, "require_ack": not no_ack,
         })
     if as_json:

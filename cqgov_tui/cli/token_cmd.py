@@ -41,21 +41,40 @@ def token() -> None:
 @click.option("--scope", required=True, help="Jurisdiction code the user may see and act in (500000 for all).")
 @click.option("--ttl", default="12h", show_default=True, help="Lifetime: 30m, 12h, 7d or seconds.")
 @click.option("--peer", is_flag=True, help="A lower tier's server (may send federate.* commands).")
+@click.option("--department", default=None,
+              help="A department user's department (cgj, 城管 …): answers directives addressed to it.")
 @json_option
 @handle_errors
-def create(secret_file, user, name, role, tier, scope, ttl, peer, as_json) -> None:
+def create(secret_file, user, name, role, tier, scope, ttl, peer, department, as_json) -> None:
     """Create a token; prints it (or JSON with its claims)."""
     from ..clock import SystemClock
     from ..geo.registry import get_registry
     from ..server.auth import TokenAuthority, load_secret
 
     get_registry().get(scope)  # an unknown scope is refused here, not at first use
+    if department is not None:
+        department = _department(department, role)
     now = SystemClock().now()
     lifetime = parse_ttl(ttl)
     authority = TokenAuthority(load_secret(secret_file, create=False))
-    value = authority.issue(user=user, name=name, role=role, tier=tier, scope=scope, now=now, ttl=lifetime, peer=peer)
+    value = authority.issue(user=user, name=name, role=role, tier=tier, scope=scope, now=now, ttl=lifetime, peer=peer,
+                            department=department)
     if as_json:
         emit_json({"token": value, "user": user, "role": role, "tier": tier, "scope": scope,
-                   "expires_at": now + lifetime, "peer": peer})
+                   "expires_at": now + lifetime, "peer": peer, "department": department})
     else:
         click.echo(value)
+
+
+def _department(text: str, role: str) -> str:
+    """A catalogue department code from a code or a name (cgj, 城管); only department users carry one."""
+    from ..catalogue.loader import load_catalogue
+    from ..engine import audience
+    from ..errors import BadInput
+
+    if role != Role.DEPARTMENT.value:
+        raise BadInput(f"--department is for department users (--role department), not {role}")
+    target = audience.normalise(text, load_catalogue().departments)
+    if not target.startswith(audience.DEPT):
+        raise BadInput(f"unknown department {text!r}")
+    return target[len(audience.DEPT):]

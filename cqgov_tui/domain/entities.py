@@ -275,6 +275,7 @@ class User:
     role: Role
     tier: Tier
     scope_code: str  # the jurisdiction subtree this user may see and act in
+    department: str | None = None  # a department user's own department code (cgj, yjj …), for directive audiences
 
 
 # ---------------------------------------------------------------- stored

@@ -25,6 +25,7 @@ from ..domain.entities import Directive, Receipt, ReceiptState, Role, Tier, User
 from ..errors import BadInput, IllegalTransition, PermissionDenied, UnknownCode
 from ..ids import uuid7
 from ..scope import CITY_CODE, covers
+from . import audience
 
 ORDER = (ReceiptState.PENDING, ReceiptState.DELIVERED, ReceiptState.READ, ReceiptState.ACKNOWLEDGED,
          ReceiptState.EXECUTED)
@@ -54,29 +55,45 @@ def normalise_priority(priority: str) -> str:
     return p
 
 
-def validate_targets(registry, sender: User, store_code: str, targets: list[str]) -> list[str]:
-    """Known codes, strictly below the sending tier, inside the sender's subtree and this store's."""
+def validate_targets(registry, sender: User, store_code: str, targets: list[str], departments=None) -> list[str]:
+    """Known codes, strictly below the sending tier (or the sender's own jurisdiction, meaning all of it),
+    inside the sender's subtree and this store's; plus an optional audience (``audience.py``).
+
+    Returned in stored form: jurisdictions first, then ``dept:…`` and ``role:…``. An audience with no
+    jurisdiction is addressed across the sender's own jurisdiction.
+    """
     if not targets:
         raise BadInput("a directive needs at least one target jurisdiction")
     if len(targets) > MAX_TARGETS:
         raise BadInput(f"too many targets ({len(targets)} > {MAX_TARGETS})")
-    out: list[str] = []
+    if departments is None:
+        from ..catalogue.loader import load_catalogue
+
+        departments = load_catalogue().departments
+    normal = [audience.normalise(raw, departments) for raw in targets]
+    codes = audience.jurisdictions_of(normal)
     own = _tier_level(sender.tier)
-    for raw in targets:
-        code = str(raw).strip()
+    if not codes:
+        if own >= _tier_level(Tier.STREET):
+            raise BadInput("a street has no lower jurisdiction to direct: name the streets or grids' street")
+        codes = [sender.scope_code]
+    out: list[str] = []
+    for code in codes:
         j = registry.get(code)  # UnknownCode for anything not in the registry
         if j.level.value == "grid":
             raise BadInput(f"{code}: directives go to streets, districts or the city, not to grids")
-        if _level(j.code) <= own and j.code != CITY_CODE:
+        below = _level(j.code) > own or j.code == CITY_CODE
+        if not below and not (j.code == sender.scope_code and own < _tier_level(Tier.STREET)):
             raise BadInput(f"{code} ({j.name}) is not below the {Tier(sender.tier).value} tier")
         if not covers(sender.scope_code, j.code) or not covers(store_code, j.code):
             raise PermissionDenied(f"{sender.user} may not direct {code} ({j.name}): outside {sender.scope_code}")
         out.append(j.code)
+    out += [t for t in normal if not audience.is_jurisdiction(t)]
     return list(dict.fromkeys(out))
 
 
 def recipients(registry, targets: list[str]) -> list[str]:
-    """The streets a directive must reach, sorted."""
+    """The streets a directive must reach, sorted (the audience does not change which streets)."""
     found: set[str] = set()
     for code in targets:
         if code == CITY_CODE:
@@ -104,7 +121,8 @@ def _audit(store, directive_id: str, action: str, actor: User, note: str, at: fl
 
 
 def send(store, registry, *, actor: User, targets: list[str], text: str, deadline_at: float, title: str = "",
-         priority: str = "normal", require_ack: bool = True, directive_id: str | None = None) -> Directive:
+         priority: str = "normal", require_ack: bool = True, directive_id: str | None = None,
+         departments=None) -> Directive:
     """Create a directive at this tier; it travels down by sync and federation."""
     if actor.role not in (Role.DUTY_OFFICER, Role.DISPATCHER, Role.ADMIN):
         raise PermissionDenied(f"a {Role(actor.role).value} may not send directives")
@@ -113,7 +131,7 @@ def send(store, registry, *, actor: User, targets: list[str], text: str, deadlin
         raise BadInput("a directive needs text")
     if len(text) > MAX_TEXT:
         raise BadInput(f"directive text is too long ({len(text)} > {MAX_TEXT} characters)")
-    codes = validate_targets(registry, actor, store.code, list(targets))
+    codes = validate_targets(registry, actor, store.code, list(targets), departments)
     now = store.clock.now()
     try:
         deadline = float(deadline_at)
@@ -246,6 +264,11 @@ def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Re
             raise UnknownCode(f"no directive {directive_ref!r}")
         if code not in set(_street_scope(d, code)):
             raise BadInput(f"directive {d.number} is not addressed to {code}")
+        who = audience.audience_of(d.targets)
+        if not who.admits(actor):
+            held = f"{Role(actor.role).value}" + (f" of {actor.department}" if actor.department else "")
+            raise PermissionDenied(f"directive {d.number} is addressed to {who.describe()}; "
+                                   f"{actor.user} ({held}) may not answer it")
         now = store.clock.now()
         current = _receipt(store, d.id, code) or Receipt(d.id, code, ReceiptState.PENDING.value, None, None, None, None,
                                                        None, 0, 0)
@@ -275,6 +298,7 @@ def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -
     if d is None:
         raise UnknownCode(f"no directive {directive_ref!r}")
     expected = [c for c in recipients(registry, d.targets) if covers(viewer_scope, c)]
+    who = audience.audience_of(d.targets)
     receipts = {r.jurisdiction_code: r for r in store.receipts(d.id) if covers(viewer_scope, r.jurisdiction_code)}
     counts, missing = {}, {}
     for s in ORDER[1:]:
@@ -283,7 +307,8 @@ def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -
         missing[s.value] = sorted(set(expected) - set(have))
     return {
         "id": d.id, "number": d.number, "title": d.title, "text": d.text, "priority": d.priority,
-        "origin": f"{d.origin_tier}:{d.origin_code}", "targets": d.targets, "require_ack": d.require_ack,
+        "origin": f"{d.origin_tier}:{d.origin_code}", "targets": d.targets,
+        "audience": {"departments": list(who.departments), "roles": list(who.roles)}, "require_ack": d.require_ack,
         "created_at": d.created_at, "deadline_at": d.deadline_at, "version": d.version,
         "expected": len(expected), "counts": counts, "missing": missing,
         "complete": not missing[ReceiptState.ACKNOWLEDGED.value if d.require_ack else ReceiptState.DELIVERED.value],

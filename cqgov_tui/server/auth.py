@@ -1,7 +1,7 @@
 """Tokens and scoping for tier servers.
 
 A token is ``<payload>.<signature>``: the payload is base64url of compact
-JSON (user, name, role, tier, scope, issued, expiry, peer flag), the
+JSON (user, name, role, tier, scope, issued, expiry, peer flag, department), the
 signature is base64url HMAC-SHA256 of the payload under the server's secret.
 No third-party JWT library: the format is small enough to own and check.
 
@@ -41,7 +41,7 @@ class Principal(User):
 
     @classmethod
     def of(cls, user: User, expires_at: float = float("inf"), peer: bool = False) -> "Principal":
-        return cls(user.user, user.name, user.role, user.tier, user.scope_code, expires_at, peer)
+        return cls(user.user, user.name, user.role, user.tier, user.scope_code, user.department, expires_at, peer)
 
 
 def _b64(data: bytes) -> str:
@@ -87,7 +87,7 @@ class TokenAuthority:
         return _b64(hmac.new(self._secret, payload.encode(), hashlib.sha256).digest())
 
     def issue(self, *, user: str, role: str, tier: str, scope: str, now: float, ttl: float,
-              name: str | None = None, peer: bool = False) -> str:
+              name: str | None = None, peer: bool = False, department: str | None = None) -> str:
         try:
             role_v, tier_v = Role(role).value, Tier(tier).value
         except ValueError as exc:
@@ -100,6 +100,8 @@ class TokenAuthority:
                 "exp": round(now + ttl, 3)}
         if peer:
             body["p"] = 1
+        if department:
+            body["d"] = str(department)
         payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
         return f"{payload}.{self._sign(payload)}"
 
@@ -114,7 +116,8 @@ class TokenAuthority:
         try:
             body = json.loads(_unb64(payload))
             principal = Principal(str(body["u"]), str(body.get("n", body["u"])), Role(body["r"]), Tier(body["t"]),
-                                  str(body["s"]), float(body["exp"]), bool(body.get("p")))
+                                  str(body["s"]), str(body["d"]) if body.get("d") else None, float(body["exp"]),
+                                  bool(body.get("p")))
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
             raise AuthError("malformed token payload") from None
         if principal.expires_at <= now:

@@ -41,8 +41,9 @@ def effective_user(user: User, store) -> User:
     if covers(user.scope_code, store.code):
         narrowed = store.code if store.tier is not Tier.CITY else CITY_CODE
         if isinstance(user, Principal):
-            return Principal(user.user, user.name, user.role, user.tier, narrowed, user.expires_at, user.peer)
-        return User(user.user, user.name, user.role, user.tier, narrowed)
+            return Principal(user.user, user.name, user.role, user.tier, narrowed, user.department, user.expires_at,
+                             user.peer)
+        return User(user.user, user.name, user.role, user.tier, narrowed, user.department)
     raise PermissionDenied(f"{user.user} (scope {user.scope_code}) has no access to the {store.tier.value} server {store.code}")
 
 
@@ -296,7 +297,8 @@ class CommandHandler:
         d = directives.send(self.store, self.registry, actor=actor, targets=targets,
                             text=_str(body, "text", required=True), title=_str(body, "title", default="", max_len=200),
                             priority=_str(body, "priority", default="normal", max_len=16), deadline_at=deadline,
-                            require_ack=require_ack, directive_id=_str(body, "directive_id", max_len=64))
+                            require_ack=require_ack, directive_id=_str(body, "directive_id", max_len=64),
+                            departments=self.engine.catalogue.departments)
         return {"directive_id": d.id, "number": d.number, "targets": d.targets,
                 "recipients": len(directives.recipients(self.registry, d.targets))}
 
