@@ -16,10 +16,18 @@ from cqgov_tui.store import open_store
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _as_foreground_job() -> None:
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that (so does this test
+    # when its runner was started with `&`). The demo keeps an ignored SIGINT ignored, as Unix
+    # programs do; a terminal's foreground job, which this test plays, has it at its default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cqgov(*args, **kw):
     env = {**os.environ, "PYTHONPATH": ROOT}
     return subprocess.Popen([sys.executable, "-m", "cqgov_tui", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_as_foreground_job,
+                            **kw)
 
 
 def _servers_of(data_dir: str) -> list[str]:

@@ -254,7 +254,7 @@ def token_user(token: str | None, fallback: User) -> User:
 
         return User(str(pick("u", "user", fallback.user)), str(pick("n", "name", fallback.name)),
                     Role(pick("r", "role", fallback.role)), Tier(pick("t", "tier", fallback.tier)),
-                    str(pick("s", "scope", fallback.scope_code)))
+                    str(pick("s", "scope", fallback.scope_code)), pick("d", "department", None))
     except (ValueError, binascii.Error, TypeError, AttributeError):
         return fallback
 
