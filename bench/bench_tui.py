@@ -102,7 +102,6 @@ def bare_textual(repeats: int) -> float:
 
 def changes_500(path: str, repeats: int) -> tuple[float, float, float, int]:
     """(apply 500 changed rows, DataTable rebuild of them, line-table full redraw, rows rendered per apply)."""
-    from rich.text import Text
     from textual.screen import Screen
     from textual.widgets import DataTable
 

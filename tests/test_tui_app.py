@@ -8,6 +8,7 @@ import functools
 
 import pytest
 
+from cqgov_tui.engine.directives import recipients
 from cqgov_tui.console.backend import LinkStatus, LocalBackend
 from cqgov_tui.console.sample import sample_user
 from cqgov_tui.domain.entities import Role
@@ -192,16 +193,33 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         tree.focus()
         await pilot.press("down", "space", "down", "space")
         assert len(tree.picked) == 2
+        # Who answers there: the first entry (网格员) and 城管, picked from the list with the keyboard.
+        who = app.screen.query_one("#compose-audience")
+        who.focus()
+        await pilot.press("space")
+        for _ in range(5):  # roles (4), then 治理中心, then 城管
+            await pilot.press("down")
+        await pilot.press("space")
+        assert sorted(who.selected) == ["dept:cgj", "role:grid_worker"]
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         assert len(backend.store.directives()) == before + 1
         assert isinstance(app.screen, ReceiptsScreen)
         directive = backend.store.directives()[0]
-        assert directive.title == "防汛巡查" and sorted(directive.targets) == sorted(tree.picked)
+        assert directive.title == "防汛巡查"
+        assert directive.targets == sorted(tree.picked) + ["dept:cgj", "role:grid_worker"]
+        streets = recipients(backend.registry, directive.targets)
+        head = app.screen.query_one("#receipts-head")
+        assert f"0/0/0 · {len(streets)}" in str(head.render()) and "由谁办理: 城管 · 网格员" in str(head.render())
         # A receipt arriving shows up without leaving the screen.
-        backend.receipt(directive.id, directive.targets[0], "acknowledged")
+        backend.receipt(directive.id, streets[0], "acknowledged")
         app.screen.reload()
-        assert "2/1/1/0" in str(app.screen.query_one("#receipts-head").render())
+        assert f"{len(streets)}/1/1/0" in str(head.render())
+        # Answering from the keyboard, for the selected street: x = executed.
+        await pilot.press("x")
+        await settle(app, pilot)
+        assert f"{len(streets)}/1/1/1" in str(head.render())
+        assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
 
 
 @run_async

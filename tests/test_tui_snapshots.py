@@ -58,3 +58,32 @@ def test_command_centre_160x50_in_colour(sample_file, tmp_path, monkeypatch, sna
         assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)
     finally:
         backend.store.close()
+
+
+@pytest.mark.parametrize("size", [(160, 50), (80, 24)], ids=["160x50", "80x24"])
+def test_compose_directive(app, snap_compare, size):
+    # Compose with a title typed, two districts and 网格员 picked: targets, audience list and text fit.
+    async def before(pilot):
+        await _settle(pilot)
+        await pilot.press("c")
+        await _settle(pilot)
+        await pilot.press(*"防汛巡查")
+        pilot.app.screen.query_one("#compose-tree").focus()
+        await pilot.press("down", "space", "down", "space")
+        pilot.app.screen.query_one("#compose-audience").focus()
+        await pilot.press("space")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+def test_directive_receipts_160x50(app, snap_compare):
+    # The sample's second directive: to two districts' 城管 and 网格员, part-acknowledged.
+    async def before(pilot):
+        await _settle(pilot)
+        await pilot.press("4")
+        await _settle(pilot)
+        await pilot.press("down", "enter")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(160, 50), run_before=before)

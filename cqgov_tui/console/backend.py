@@ -17,10 +17,11 @@ import threading
 from dataclasses import dataclass
 
 from ..clock import Clock
-from ..domain.entities import Directive, Receipt, ReceiptState, Role, Tier, User
+from ..domain.entities import Directive, Role, Tier, User
 from ..errors import CqgovError
 from ..ids import uuid7
 from ..scope import CITY_CODE
+from ..engine import directives
 from .directives import DirectiveDraft
 from .names import Names
 
@@ -182,55 +183,31 @@ class LocalBackend(Backend):
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
         try:
-            draft.validate()
+            directive = local_directive(self.store, self.registry, self.catalogue, self.user, draft.validate())
         except CqgovError as exc:
             return Outcome(False, str(exc))
-        directive = local_directive(self.store, self.user, draft, self.clock.now())
         return Outcome(True, directive.number, directive.id, ref=directive.id)
 
     def receipt(self, directive_id, jurisdiction_code, state) -> Outcome:
         try:
-            return _local_receipt(self.store, self.user, directive_id, jurisdiction_code, state, self.clock.now())
+            r = directives.advance(self.store, directive_id, jurisdiction_code, state, self.user)
         except CqgovError as exc:
             return Outcome(False, str(exc))
+        return Outcome(True, f"{r.jurisdiction_code} {r.state}")
 
     def status(self) -> LinkStatus:
         return LinkStatus(mode="local", server=self.store.path)
 
 
-def local_directive(store, user: User, draft: DirectiveDraft, now: float) -> Directive:
-    """Record a directive and one delivered receipt per target in a store this process owns."""
-    with store.tx():
-        serial = int(store.meta("directive_serial", "0")) + 1
-        store.set_meta("directive_serial", str(serial))
-        directive = Directive(
-            id=uuid7(int(now * 1000)), number=f"ZL-{store.code[-4:]}-{serial:04d}", origin_tier=store.tier.value,
-            origin_code=store.code, title=draft.title.strip(), text=draft.text, priority=draft.priority,
-            targets=list(draft.targets), require_ack=draft.require_ack,
-            deadline_at=now + draft.deadline_minutes * 60.0, created_at=now, created_by=user.user, version=1,
-        )
-        store.put_directive(directive)
-        for target in draft.targets:
-            store.put_receipt(Receipt(directive.id, target, ReceiptState.DELIVERED.value, now, None, None, None, None, 0, 1))
+def local_directive(store, registry, catalogue, user: User, draft: DirectiveDraft) -> Directive:
+    """Send through the engine on a store this process owns, and deliver at once: there is no lower
+    tier here to carry it down, so every recipient street's receipt is delivered now."""
+    now = store.clock.now()
+    directive = directives.send(store, registry, actor=user, targets=list(draft.targets), text=draft.text or draft.title,
+                                title=draft.title, priority=draft.priority, require_ack=draft.require_ack,
+                                deadline_at=now + draft.deadline_minutes * 60.0, departments=catalogue.departments)
+    directives.deliver_to_all(store, registry, directive, user)
     return directive
-
-
-_STATE_FIELD = {"delivered": "delivered_at", "read": "read_at", "acknowledged": "acknowledged_at", "executed": "executed_at"}
-
-
-def _local_receipt(store, user, directive_id, code, state, now) -> Outcome:
-    from dataclasses import replace
-
-    from ..errors import BadInput
-
-    if state not in _STATE_FIELD:
-        raise BadInput(f"unknown receipt state {state!r}")
-    current = next((r for r in store.receipts(directive_id) if r.jurisdiction_code == code), None)
-    if current is None:
-        raise BadInput(f"no receipt of {code} for directive {directive_id}")
-    updated = replace(current, state=state, actor=user.user, version=current.version + 1, **{_STATE_FIELD[state]: now})
-    store.put_receipt(updated)
-    return Outcome(True, f"{code} {state}")
 
 
 def default_user(store) -> User:

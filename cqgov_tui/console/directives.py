@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain.entities import Directive, Receipt, ReceiptState
+from ..engine import audience
 from ..errors import BadInput
 from ..textsafe import plain
 
@@ -84,6 +85,28 @@ def receipt_rows(store, directive_id: str, now: float, names) -> list[ReceiptRow
         out.append(ReceiptRow(rc.jurisdiction_code, names.place(rc.jurisdiction_code), rc.state, at,
                               receipt_overdue(directive, rc, now)))
     return out
+
+
+@dataclass(frozen=True)
+class AudienceChoice:
+    """One department or role a directive can be addressed to, as compose offers it."""
+
+    value: str  # the stored target: role:grid_worker, dept:cgj
+    zh: str
+    en: str
+
+
+def audience_choices(departments) -> list[AudienceChoice]:
+    """Roles first (网格员 …), then the catalogue's departments by their short names."""
+    roles = [AudienceChoice(audience.ROLE + r.value, r.zh, r.value.replace("_", " "))
+             for r in audience.ADDRESSABLE_ROLES]
+    depts = [AudienceChoice(audience.DEPT + code, d.short, f"{d.short} ({code})") for code, d in departments.items()]
+    return roles + depts
+
+
+def audience_text(directive: Directive, department_names) -> str:
+    """Who answers, for a header line (empty when everyone at the recipients may)."""
+    return audience.audience_of(directive.targets).describe(department_names)
 
 
 @dataclass(frozen=True)

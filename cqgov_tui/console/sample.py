@@ -40,6 +40,7 @@ def build_sample_store(clock: Clock | None = None, path: str = ":memory:", catal
     """A city store with a few dozen events in every state of the loop, and two directives."""
     from ..engine import Engine
     from ..store import init_store
+    from ..engine import directives as directive_engine
     from .backend import local_directive
 
     clock = clock or SimClock()
@@ -68,14 +69,16 @@ def build_sample_store(clock: Clock | None = None, path: str = ":memory:", catal
             clock.advance(15)
     if directives:
         districts = sorted(reg.districts)[:6]
-        local_directive(store, user, DirectiveDraft("防汛四级应急响应", "各区县立即开展积水点巡查", tuple(districts),
-                                                    "urgent", 30, True), clock.now())
-        d2 = local_directive(store, user, DirectiveDraft("高层建筑消防检查", "本周内完成辖区高层消防隐患排查",
-                                                         tuple(districts[:3]), "normal", 240, True), clock.now())
-        from .backend import _local_receipt
-
-        _local_receipt(store, user, d2.id, districts[0], "acknowledged", clock.now())
-        _local_receipt(store, user, d2.id, districts[1], "read", clock.now())
+        local_directive(store, reg, cat, user, DirectiveDraft("防汛四级应急响应", "各区县立即开展积水点巡查",
+                                                              tuple(districts), "urgent", 30, True))
+        d2 = local_directive(store, reg, cat, user, DirectiveDraft("高层建筑消防检查", "本周内完成辖区高层消防隐患排查",
+                                                                   tuple(districts[:2]) + ("城管", "网格员"), "normal",
+                                                                   240, True))
+        streets_of_d2 = directive_engine.recipients(reg, d2.targets)
+        for code in streets_of_d2[:5]:
+            directive_engine.advance(store, d2.id, code, "acknowledged", user)
+        for code in streets_of_d2[5:8]:
+            directive_engine.advance(store, d2.id, code, "read", user)
     return store, engine
 
 

@@ -252,10 +252,27 @@ def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
     return out
 
 
+def deliver_to_all(store, registry, directive: Directive, actor: User) -> int:
+    """Where no lower tier carries a directive (a console on its own store): every recipient's
+    receipt is delivered now. Returns how many were."""
+    now = store.clock.now()
+    n = 0
+    with store.tx():
+        for code in recipients(registry, directive.targets):
+            if _receipt(store, directive.id, code) is None:
+                store.put_receipt(Receipt(directive.id, code, ReceiptState.DELIVERED.value, now, None, None, None,
+                                          actor.user, 0, 1))
+                n += 1
+        _audit(store, directive.id, "directive.delivered", actor, f"{directive.number} delivered to {n} streets", at=now)
+    return n
+
+
 def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Receipt:
     """Move one recipient's receipt forward (read, acknowledged, executed); steps skipped are stamped too."""
     if state not in RANK or state == ReceiptState.PENDING.value:
         raise BadInput(f"unknown receipt state {state!r} (expected delivered, read, acknowledged or executed)")
+    if not (len(code) == 9 and code.isdigit()):
+        raise BadInput(f"receipts are answered per street: {code!r} is not a street code")
     if not covers(actor.scope_code, code):
         raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}")
     with store.tx():

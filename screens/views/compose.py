@@ -1,5 +1,6 @@
-"""Compose a directive (政令一键智达): targets from the jurisdiction tree (plus department/role
-codes), priority, deadline, require-ack, title and text; ctrl+s sends."""
+"""Compose a directive (政令一键智达): targets from the jurisdiction tree, who must answer there
+(departments and roles, picked from a list or typed), priority, deadline, require-ack, title and
+text; ctrl+s sends."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Checkbox, Input, Label, Select, TextArea, Tree
+from textual.widgets import Checkbox, Input, Label, Select, SelectionList, TextArea, Tree
 
-from cqgov_tui.console.directives import PRIORITIES, DirectiveDraft
+from cqgov_tui.console.directives import PRIORITIES, DirectiveDraft, audience_choices
 from cqgov_tui.scope import CITY_CODE
 
 from ..widgets.status_bar import StatusBar
@@ -75,6 +76,11 @@ class ComposeScreen(Screen):
                 yield Label(t("compose.targets"))
                 yield TargetTree(self.backend.registry, root, t, id="compose-tree")
                 yield Label(t("compose.picked", n=0), id="compose-picked")
+                yield Label(t("compose.audience"))
+                zh = t.lang == "zh"
+                yield SelectionList[str](*[(c.zh if zh else c.en, c.value) for c in
+                                           audience_choices(self.backend.catalogue.departments)],
+                                         id="compose-audience")
             with Vertical(id="compose-right"):
                 yield Label(t("compose.subject"))
                 yield Input(id="compose-title")
@@ -95,7 +101,7 @@ class ComposeScreen(Screen):
         self.query_one(StatusBar).set_state(link=self.backend.status(), now=self.backend.clock.now())
 
     def draft(self) -> DirectiveDraft:
-        picked = sorted(self.query_one(TargetTree).picked)
+        picked = sorted(self.query_one(TargetTree).picked) + sorted(self.query_one(SelectionList).selected)
         extra = [x.strip() for x in self.query_one("#compose-extra", Input).value.replace("，", ",").split(",") if x.strip()]
         try:
             minutes = float(self.query_one("#compose-deadline", Input).value or "60")
