@@ -117,7 +117,9 @@ def test_change_visible_rules():
     assert change_visible("500108001", "directive", "500108")  # inside a target's subtree
     assert change_visible("500000", "directive", "500108001")  # the issuer above sees it
     assert not change_visible("500103", "directive", "500108")
-    assert change_visible("500103", "directive", "dept:城管")
+    # An audience says who answers inside the jurisdictions; it never widens who sees the directive.
+    assert not change_visible("500103", "directive", "500108,dept:cgj,role:grid_worker")
+    assert change_visible("500108002", "directive", "500108,dept:cgj,role:grid_worker")
     assert change_visible("500108", "event", "500108001002")
     assert not change_visible("500108001", "event", "500108002001")
     assert not change_visible("500108", "audit", "")
