@@ -92,6 +92,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "compose.picked": ("已选 {n} 个", "{n} picked"),
     "priority.urgent": ("特急", "urgent"), "priority.high": ("加急", "high"), "priority.normal": ("平急", "normal"),
     "receipts.title": ("回执 {n}", "Receipts {n}"),
+    "help.receipts": ("回执", "Receipts"),
     "receipts.audience": ("由谁办理: {who}", "Who answers: {who}"),
     "receipts.keys": ("r 已读  a 确认  x 已执行 (所选对象)", "r read  a acknowledge  x executed (selected row)"),
     "receipts.answered": ("{code} {state}", "{code} {state}"),

@@ -231,7 +231,7 @@ async def test_help_lists_every_binding(backend, tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("Static").render())
-        for label in ("Quit", "Filter", "Compose directive", "Events pane", "verify", "close"):
+        for label in ("Quit", "Filter", "Compose directive", "Events pane", "verify", "close", "r  a  x  Esc"):
             assert label in text
         await pilot.press("escape")
         assert isinstance(app.screen, CommandCentre)

@@ -31,7 +31,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{t.key(bid)}\n")
         text.append("\n")
         for label, keys in (("pane.events", "Enter  /  Esc"), ("pane.map", "←↑→↓ hjkl  Enter  Backspace"),
-                            ("pane.runways", "Enter  Backspace"), ("pane.directives", "Enter  c")):
+                            ("pane.runways", "Enter  Backspace"), ("pane.directives", "Enter  c"),
+                            ("help.receipts", "r  a  x  Esc")):
             text.append(f"  {t(label):<10}", style="bold")
             text.append(f"{keys}\n")
         text.append(f"\n{t('detail.actions')}\n", style="bold")
