@@ -75,7 +75,7 @@ def validate_targets(registry, sender: User, store_code: str, targets: list[str]
     own = _tier_level(sender.tier)
     if not codes:
         if own >= _tier_level(Tier.STREET):
-            raise BadInput("a street has no lower jurisdiction to direct: name the streets or grids' street")
+            raise BadInput("a street has no lower jurisdiction to direct")
         codes = [sender.scope_code]
     out: list[str] = []
     for code in codes:
