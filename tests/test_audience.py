@@ -52,3 +52,21 @@ def test_a_department_travels_in_the_token():
     assert authority.verify(token, now=1).department == "cgj"
     plain = authority.issue(user="li", role="grid_worker", tier="street", scope="500108001", now=0, ttl=60)
     assert authority.verify(plain, now=1).department is None
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_WORDS = st.sampled_from(["cgj", "城管", "网格员", "role:grid_worker", "dept:yjj", "500108", "role:", "dept:", ":"])
+
+
+@given(st.one_of(st.text(max_size=20), _WORDS, st.builds(lambda a, b: a + b, _WORDS, st.text(max_size=4))))
+def test_any_text_is_a_stored_target_or_one_clear_refusal(text):
+    try:
+        stored = audience.normalise(text, DEPTS)
+    except UnknownCode as exc:
+        assert "\n" not in str(exc)
+        return
+    # A stored target reads back as itself, and splits into exactly one of the three kinds.
+    assert audience.normalise(stored, DEPTS) == stored
+    kinds = [audience.is_jurisdiction(stored), stored.startswith(audience.DEPT), stored.startswith(audience.ROLE)]
+    assert kinds.count(True) == 1

@@ -57,7 +57,7 @@ def short_names() -> dict[str, str]:
 
 
 def is_jurisdiction(target: str) -> bool:
-    return target.isdigit()
+    return target.isascii() and target.isdigit()  # 500108, not "²" (str.isdigit accepts any digit)
 
 
 def audience_of(targets) -> Audience:
