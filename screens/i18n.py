@@ -37,6 +37,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "directives.empty": ("暂无政令", "No directives"),
     "directives.progress": ("送达/已读/确认/执行", "deliv/read/ack/exec"),
     "directives.overdue": ("逾期未确认 {n}", "{n} overdue"),
+    "directives.not_mine": ("(非本岗)", "(not yours)"),
     "directives.hint": ("c 起草政令  Enter 查看回执", "c compose  Enter receipts"),
     "status.tier": ("层级", "tier"),
     "status.server": ("服务", "server"),

@@ -228,3 +228,23 @@ def test_refusals_from_earlier_sessions_stay_hidden_and_dismiss_clears_the_rest(
     assert backend.dismiss_rejections() == 1
     assert backend.status().rejections == () and [r.id for r in client.outbox.rows] == ["old"]
 
+
+
+def test_directive_rows_say_whether_the_viewer_is_among_those_who_answer(sample_file):
+    from cqgov_tui.console.directives import load_directives
+    from cqgov_tui.store import open_store
+
+    store = open_store(sample_file, read_only=True)
+    try:
+        def mine(role: Role, department: str | None = None) -> dict[str, bool]:
+            viewer = User("u", "u", role, Tier.STREET, "500101001", department)
+            return {r.title: r.for_viewer for r in load_directives(store, store.clock.now(), viewer=viewer)}
+
+        # The sample's 防汛 directive is for everyone at its streets; 高层消防 for 城管 and 网格员 only.
+        assert mine(Role.GRID_WORKER) == {"防汛四级应急响应": True, "高层建筑消防检查": True}
+        assert mine(Role.DEPARTMENT, "cgj")["高层建筑消防检查"]
+        assert not mine(Role.DEPARTMENT, "yjj")["高层建筑消防检查"]
+        assert mine(Role.DISPATCHER) == {"防汛四级应急响应": True, "高层建筑消防检查": False}
+        assert all(r.for_viewer for r in load_directives(store, store.clock.now()))  # no viewer: no marks
+    finally:
+        store.close()

@@ -43,7 +43,7 @@ class DirectiveRow:
     reached: tuple[int, int, int, int]  # at least delivered, read, acknowledged, executed
     overdue: int  # receipts not acknowledged by the deadline (require-ack only)
     version: int
-
+    for_viewer: bool = True  # False: addressed to other departments/roles than the console's user
     def progress_text(self) -> str:
         d, r, a, e = self.reached
         return f"{d}/{r}/{a}/{e} of {self.total}"
@@ -55,7 +55,7 @@ def receipt_overdue(directive: Directive, receipt: Receipt, now: float) -> bool:
     return _RANK.get(receipt.state, 0) < _RANK[ReceiptState.ACKNOWLEDGED.value]
 
 
-def directive_row(directive: Directive, receipts: list[Receipt], now: float) -> DirectiveRow:
+def directive_row(directive: Directive, receipts: list[Receipt], now: float, viewer=None) -> DirectiveRow:
     reached = [0, 0, 0, 0]
     overdue = 0
     for rc in receipts:
@@ -68,11 +68,13 @@ def directive_row(directive: Directive, receipts: list[Receipt], now: float) -> 
         priority=directive.priority, targets=tuple(directive.targets), require_ack=directive.require_ack,
         deadline_at=directive.deadline_at, created_at=directive.created_at, total=len(receipts),
         reached=tuple(reached), overdue=overdue, version=directive.version,
+        for_viewer=viewer is None or audience.audience_of(directive.targets).admits(viewer),
     )
 
 
-def load_directives(store, now: float, limit: int = 50) -> list[DirectiveRow]:
-    return [directive_row(d, store.receipts(d.id), now) for d in store.directives(limit=limit)]
+def load_directives(store, now: float, limit: int = 50, viewer=None) -> list[DirectiveRow]:
+    """Recent directives; with ``viewer``, each row says whether that user is among those who answer."""
+    return [directive_row(d, store.receipts(d.id), now, viewer) for d in store.directives(limit=limit)]
 
 
 def receipt_rows(store, directive_id: str, now: float, names) -> list[ReceiptRow]:

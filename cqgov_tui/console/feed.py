@@ -93,7 +93,7 @@ class ConsoleFeed:
                 self._map_level = map_level
             # Receipt deadlines pass without any write, so the pane refreshes on a slow timer too.
             if moved or now - self._dir_at >= 10.0:
-                directives = tuple(load_directives(b.store, now))
+                directives = tuple(load_directives(b.store, now, viewer=b.user))
                 self._dir_at = now
         self._head = head
         return Frame(head, now, queue, fill, directives, None, link, frozenset(changed), tuple(new_red))

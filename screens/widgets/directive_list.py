@@ -41,7 +41,8 @@ class DirectiveList(DataTable):
         left = d.deadline_at - self.now
         dl, rd, ak, ex = d.reached
         return [
-            Text(pri, style=pri_style), Text(d.number), Text(d.title),
+            Text(pri, style=pri_style), Text(d.number),
+            Text(d.title) if d.for_viewer else Text(f"{d.title} {self.t('directives.not_mine')}", style=theme.DIM),
             Text(progress_bar(ak if d.require_ack else dl, d.total)),
             Text(f"{dl}/{rd}/{ak}/{ex}·{d.total}"),
             Text(fmt_duration(left), style=theme.OVERDUE if left < 0 else ""),
