@@ -229,6 +229,22 @@ def _receipt(store, directive_id: str, code: str) -> Receipt | None:
     return store.get_receipt(directive_id, code)
 
 
+def _pending(directive_id: str, code: str) -> Receipt:
+    """A recipient's receipt before anything reached it (not stored until something happens to it)."""
+    return Receipt(directive_id, code, ReceiptState.PENDING.value, None, None, None, None, None, 0, 0)
+
+
+def _deliver(store, d: Directive, code: str, now: float, actor: User) -> Receipt | None:
+    """Mark ``code``'s receipt delivered now, unless it already was; the new receipt, or None."""
+    current = _receipt(store, d.id, code)
+    if current is not None and RANK[current.state] >= RANK[ReceiptState.DELIVERED.value]:
+        return None
+    base = current or _pending(d.id, code)
+    r = replace(base, state=ReceiptState.DELIVERED.value, delivered_at=now, actor=actor.user, version=base.version + 1)
+    store.put_receipt(r)
+    return r
+
+
 def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
     """At a street: every directive addressed here without a delivered receipt gets one, now."""
     if store.tier is not Tier.STREET:
@@ -240,15 +256,10 @@ def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
         for d in store.directives(limit=10_000):
             if not addressed_to(d, store.code):
                 continue
-            current = _receipt(store, d.id, store.code)
-            if current is not None and RANK[current.state] >= RANK[ReceiptState.DELIVERED.value]:
-                continue
-            base = current or Receipt(d.id, store.code, ReceiptState.PENDING.value, None, None, None, None, None, 0, 0)
-            r = replace(base, state=ReceiptState.DELIVERED.value, delivered_at=now, actor=actor.user,
-                        version=base.version + 1)
-            store.put_receipt(r)
-            _audit(store, d.id, "directive.delivered", actor, f"{d.number} delivered to {store.code}", at=now)
-            out.append(r)
+            r = _deliver(store, d, store.code, now, actor)
+            if r is not None:
+                _audit(store, d.id, "directive.delivered", actor, f"{d.number} delivered to {store.code}", at=now)
+                out.append(r)
     return out
 
 
@@ -256,13 +267,9 @@ def deliver_to_all(store, registry, directive: Directive, actor: User) -> int:
     """Where no lower tier carries a directive (a console on its own store): every recipient's
     receipt is delivered now. Returns how many were."""
     now = store.clock.now()
-    n = 0
     with store.tx():
-        for code in recipients(registry, directive.targets):
-            if _receipt(store, directive.id, code) is None:
-                store.put_receipt(Receipt(directive.id, code, ReceiptState.DELIVERED.value, now, None, None, None,
-                                          actor.user, 0, 1))
-                n += 1
+        n = sum(_deliver(store, directive, code, now, actor) is not None
+                for code in recipients(registry, directive.targets))
         _audit(store, directive.id, "directive.delivered", actor, f"{directive.number} delivered to {n} streets", at=now)
     return n
 
@@ -271,7 +278,7 @@ def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Re
     """Move one recipient's receipt forward (read, acknowledged, executed); steps skipped are stamped too."""
     if state not in RANK or state == ReceiptState.PENDING.value:
         raise BadInput(f"unknown receipt state {state!r} (expected delivered, read, acknowledged or executed)")
-    if not (len(code) == 9 and code.isdigit()):
+    if not (code.isdigit() and _level(code) == _tier_level(Tier.STREET)):
         raise BadInput(f"receipts are answered per street: {code!r} is not a street code")
     if not covers(actor.scope_code, code):
         raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}")
@@ -287,8 +294,7 @@ def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Re
             raise PermissionDenied(f"directive {d.number} is addressed to {who.describe()}; "
                                    f"{actor.user} ({held}) may not answer it")
         now = store.clock.now()
-        current = _receipt(store, d.id, code) or Receipt(d.id, code, ReceiptState.PENDING.value, None, None, None, None,
-                                                       None, 0, 0)
+        current = _receipt(store, d.id, code) or _pending(d.id, code)
         if RANK[current.state] >= RANK[state]:
             raise IllegalTransition(f"receipt of {code} for {d.number} is already {current.state}")
         stamps = {}
@@ -349,8 +355,7 @@ def sweep(store, registry, now: float | None = None, escalate_after: float = ESC
                 continue
             if store.meta(f"directive_renotified:{d.id}") is None:
                 for c in lacking:
-                    base = receipts.get(c) or Receipt(d.id, c, ReceiptState.PENDING.value, None, None, None, None,
-                                                      None, 0, 0)
+                    base = receipts.get(c) or _pending(d.id, c)
                     store.put_receipt(replace(base, renotified=base.renotified + 1, version=base.version + 1))
                 store.put_directive(replace(d, version=d.version + 1))
                 store.set_meta(f"directive_renotified:{d.id}", repr(now))
