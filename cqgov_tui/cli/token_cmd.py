@@ -68,13 +68,12 @@ def create(secret_file, user, name, role, tier, scope, ttl, peer, department, as
 
 def _department(text: str, role: str) -> str:
     """A catalogue department code from a code or a name (cgj, 城管); only department users carry one."""
-    from ..catalogue.loader import load_catalogue
     from ..engine import audience
     from ..errors import BadInput
 
     if role != Role.DEPARTMENT.value:
         raise BadInput(f"--department is for department users (--role department), not {role}")
-    target = audience.normalise(text, load_catalogue().departments)
+    target = audience.normalise(text)
     if not target.startswith(audience.DEPT):
         raise BadInput(f"unknown department {text!r}")
     return target[len(audience.DEPT):]

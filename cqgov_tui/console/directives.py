@@ -106,9 +106,9 @@ def audience_choices(departments) -> list[AudienceChoice]:
     return roles + depts
 
 
-def audience_text(directive: Directive, department_names) -> str:
+def audience_text(directive: Directive, departments) -> str:
     """Who answers, for a header line (empty when everyone at the recipients may)."""
-    return audience.audience_of(directive.targets).describe(department_names)
+    return audience.audience_of(directive.targets).describe(departments)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,3 @@ class Names:
     def departments(self) -> dict[str, str]:
         deps = getattr(self.catalogue, "departments", None) or {}
         return {code: d.name for code, d in deps.items()}
-
-    def department_shorts(self) -> dict[str, str]:
-        """Department code → short name (城管), as directive audiences are shown."""
-        deps = getattr(self.catalogue, "departments", None) or {}
-        return {code: plain(d.short or d.name) for code, d in deps.items()}

@@ -42,18 +42,20 @@ class Audience:
             return True
         return role is Role.DEPARTMENT and user.department is not None and user.department in self.departments
 
-    def describe(self, department_names=None) -> str:
-        """``城管, 应急 · 网格员`` (department short names; the installed catalogue's unless given)."""
-        names = short_names() if department_names is None else department_names
-        depts = [names.get(code, code) for code in self.departments]
+    def describe(self, departments=None) -> str:
+        """``城管, 应急 · 网格员``: departments by short name (``departments``: code → Department,
+        the installed catalogue's unless given)."""
+        known = installed_departments() if departments is None else departments
+        depts = [known[code].short if code in known else code for code in self.departments]
         roles = [Role(r).zh for r in self.roles]
         return " · ".join(part for part in (", ".join(depts), ", ".join(roles)) if part)
 
 
-def short_names() -> dict[str, str]:
+def installed_departments():
+    """The installed catalogue's departments (code → Department), loaded once and cached."""
     from ..catalogue.loader import load_catalogue
 
-    return {code: d.short for code, d in load_catalogue().departments.items()}
+    return load_catalogue().departments
 
 
 def is_jurisdiction(target: str) -> bool:
@@ -70,12 +72,15 @@ def jurisdictions_of(targets) -> list[str]:
     return [t for t in targets if is_jurisdiction(t)]
 
 
-def normalise(target: str, departments) -> str:
+def normalise(target: str, departments=None) -> str:
     """One target as stored: a jurisdiction code as given, a department or role with its prefix.
 
-    ``departments`` maps code → ``Department`` (the catalogue's). Unknown words are refused.
+    ``departments`` maps code → ``Department`` (the installed catalogue's unless given). Unknown
+    words are refused.
     """
     t = str(target).strip()
+    if departments is None:
+        departments = installed_departments()
     if is_jurisdiction(t):
         return t
     if t.startswith(DEPT):

@@ -67,9 +67,7 @@ def validate_targets(registry, sender: User, store_code: str, targets: list[str]
     if len(targets) > MAX_TARGETS:
         raise BadInput(f"too many targets ({len(targets)} > {MAX_TARGETS})")
     if departments is None:
-        from ..catalogue.loader import load_catalogue
-
-        departments = load_catalogue().departments
+        departments = audience.installed_departments()
     normal = [audience.normalise(raw, departments) for raw in targets]
     codes = audience.jurisdictions_of(normal)
     own = _tier_level(sender.tier)

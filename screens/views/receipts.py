@@ -59,7 +59,7 @@ class ReceiptsScreen(ModalScreen[None]):
             return
         row = directive_row(directive, b.store.receipts(directive.id), now)
         d, r, a, e = row.reached
-        who = audience_text(directive, b.names.department_shorts())
+        who = audience_text(directive, b.catalogue.departments)
         head.update(Text(f"{self.t('receipts.title', n=row.number)}  {row.title}\n"
                          f"{self.t('directives.progress')}: {d}/{r}/{a}/{e} · {row.total}"
                          + (f"   {self.t('receipts.audience', who=who)}" if who else "")
