@@ -75,6 +75,7 @@ from ..domain.entities import (
     SubRunway,
 )
 from ..errors import BadInput
+from ..textfile import read_text
 from . import Catalogue, SensorKind
 from .metrics import parse_metric
 
@@ -107,7 +108,7 @@ class _Doc:
         self.path = Path(path)
         self.name = _display(self.path)
         if text is None:
-            text = _read(self.path)
+            text = read_text(self.path)
         self.text = text
         try:
             self.root = yaml.compose(text, Loader=_LOADER)
@@ -268,22 +269,6 @@ def _display(path: Path) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, expected a YAML file") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise BadInput(f"{path}:{line}: not UTF-8 text") from None
 
 
 def _document(doc: _Doc, what: str) -> yaml.Node:

@@ -9,7 +9,6 @@ import sys
 import click
 
 from ..clock import CST
-from ..errors import BadInput
 from . import main
 from .common import db_option, emit_json, handle_errors, json_option
 
@@ -64,15 +63,9 @@ def ingest(db_path, source, as_json) -> None:
 def _read(source: str) -> str:
     if source == "-":
         return sys.stdin.read()
-    try:
-        with open(source, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise BadInput(f"{source}: no such file") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{source}: not UTF-8 text") from None
-    except OSError as exc:
-        raise BadInput(f"{source}: cannot read ({exc.strerror})") from None
+    from ..textfile import read_text
+
+    return read_text(source)
 
 
 def parse_lines(text: str) -> tuple[list[tuple], list[int], list[tuple[int, str]]]:

@@ -33,6 +33,7 @@ from ..domain.colour import Colour
 from ..domain.entities import Event, Role, Source, Status, Tier, User
 from ..engine import lifecycle
 from ..errors import BadInput, CqgovError
+from ..textfile import read_text
 from ..scope import CITY_CODE
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
@@ -137,11 +138,7 @@ def load_scenario(name_or_path: str | Path, catalogue=None, registry=None) -> Sc
     p = Path(name_or_path)
     if p.suffix != ".yaml" or not p.exists():
         p = scenario_path(str(name_or_path))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{p}: cannot read: {exc}") from None
-    return parse_scenario(text, str(p), catalogue, registry)
+    return parse_scenario(read_text(p), str(p), catalogue, registry)
 
 
 def parse_scenario(text: str, path: str = "<scenario>", catalogue=None, registry=None) -> Scenario:
