@@ -197,12 +197,8 @@ class EngineQueries:
 
     def event_audit(self, event_id: str) -> list[AuditEntry]:
         """An event's audit entries from this node and replicated ones, in time order."""
-        cols = column_names(AuditEntry)
-        with self.lock:
-            rows = self.conn.execute(
-                f"SELECT {', '.join(cols)} FROM {_AUDIT_ALL} WHERE event_id = ? ORDER BY acted_at, node, seq",
-                [event_id]).fetchall()
-        return [AuditEntry(**dict(zip(cols, r))) for r in rows]
+        return self._select(AuditEntry, f"FROM {_AUDIT_ALL} WHERE event_id = ? ORDER BY acted_at, node, seq",
+                            [event_id])
 
     def related_events(self, event: Event, window_s: float = 3600.0, box_deg: float = 0.01,
                         limit: int = 50) -> list[Event]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..domain.entities import Event, Receipt, Status
-from ..domain.schema import column_names, to_row
+from ..domain.schema import to_row
 from ..errors import BadInput
 from .rows import EVENT_COLUMNS, EVENT_PLACEHOLDERS, EVENT_SELECT, event_from_row, event_scope
 
@@ -74,12 +74,9 @@ class ServerQueries:
 
     def get_receipt(self, directive_id: str, jurisdiction_code: str) -> Receipt | None:
         """One recipient's receipt by its key (a directive to all streets has 1,031 of them)."""
-        cols = column_names(Receipt)
-        with self.lock:
-            row = self.conn.execute(
-                f"SELECT {', '.join(cols)} FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
-                [directive_id, jurisdiction_code]).fetchall()
-        return Receipt(**dict(zip(cols, row[0]))) if row else None
+        found = self._select(Receipt, "FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
+                             [directive_id, jurisdiction_code])
+        return found[0] if found else None
 
     def applied_commands(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
         """Command id → (body hash, outcome, reply JSON) for the ids already applied (idempotency)."""

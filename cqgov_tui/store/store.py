@@ -512,16 +512,17 @@ class Store(ServerQueries, EngineQueries):
                 "SELECT seq, hash FROM audit_remote WHERE node = ? ORDER BY seq DESC LIMIT 1", [node]).fetchall()
         return (row[0][0], row[0][1]) if row else None
 
-    def audit_entries(self, event_id: str | None = None) -> list[AuditEntry]:
-        cols = column_names(AuditEntry)
-        sql = f"SELECT {', '.join(cols)} FROM audit_log"
-        params: list = []
-        if event_id:
-            sql += " WHERE event_id = ?"
-            params.append(event_id)
+    def _select(self, entity, rest: str, params: list) -> list:
+        """``SELECT <entity's columns> <rest>`` as entities (``rest``: FROM … WHERE … ORDER BY …)."""
+        cols = column_names(entity)
         with self.lock:
-            rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        return [AuditEntry(**dict(zip(cols, r))) for r in rows]
+            rows = self.conn.execute(f"SELECT {', '.join(cols)} {rest}", params).fetchall()
+        return [entity(**dict(zip(cols, r))) for r in rows]
+
+    def audit_entries(self, event_id: str | None = None) -> list[AuditEntry]:
+        if event_id:
+            return self._select(AuditEntry, "FROM audit_log WHERE event_id = ? ORDER BY seq", [event_id])
+        return self._select(AuditEntry, "FROM audit_log ORDER BY seq", [])
 
     def verify_audit(self) -> audit_chain.Verdict:
         return audit_chain.verify(self.audit_entries())
@@ -537,20 +538,12 @@ class Store(ServerQueries, EngineQueries):
             self.log_change("directive", directive.id, "upsert", row, origin, ",".join(directive.targets))
 
     def get_directive(self, directive_id: str) -> Directive | None:
-        cols = column_names(Directive)
-        with self.lock:
-            row = self.conn.execute(
-                f"SELECT {', '.join(cols)} FROM directives WHERE id = ? OR number = ?", [directive_id, directive_id]
-            ).fetchone()
-        return Directive(**dict(zip(cols, row))) if row else None
+        found = self._select(Directive, "FROM directives WHERE id = ? OR number = ? LIMIT 1",
+                             [directive_id, directive_id])
+        return found[0] if found else None
 
     def directives(self, limit: int = 100) -> list[Directive]:
-        cols = column_names(Directive)
-        with self.lock:
-            rows = self.conn.execute(
-                f"SELECT {', '.join(cols)} FROM directives ORDER BY created_at DESC LIMIT ?", [limit]
-            ).fetchall()
-        return [Directive(**dict(zip(cols, r))) for r in rows]
+        return self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
 
     def put_receipt(self, receipt: Receipt, origin: str | None = None) -> None:
         row = to_row(receipt)
@@ -562,13 +555,7 @@ class Store(ServerQueries, EngineQueries):
                             receipt.jurisdiction_code)
 
     def receipts(self, directive_id: str) -> list[Receipt]:
-        cols = column_names(Receipt)
-        with self.lock:
-            rows = self.conn.execute(
-                f"SELECT {', '.join(cols)} FROM receipts WHERE directive_id = ? ORDER BY jurisdiction_code",
-                [directive_id],
-            ).fetchall()
-        return [Receipt(**dict(zip(cols, r))) for r in rows]
+        return self._select(Receipt, "FROM receipts WHERE directive_id = ? ORDER BY jurisdiction_code", [directive_id])
 
 
 def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node: str | None = None) -> Store:
