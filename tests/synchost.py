@@ -147,6 +147,44 @@ class ServerThread:
         self.sock.close()
 
 
+class TierServing:
+    """A real tier server (``TierServer``, lifespan on) under ``TierUvicorn`` on a loopback port, set up as
+    ``cqgov serve`` sets it up (1 s graceful shutdown), with an admin token for its jurisdiction.
+    A context manager: entering waits (bounded) until it listens, leaving stops it and closes the store."""
+
+    def __init__(self, tmp_path, tier: str, code: str, secret: bytes, clock=None, token_ttl: float = 600.0):
+        from cqgov_tui.server.app import TierServer, TierUvicorn, create_app
+        from cqgov_tui.server.auth import TokenAuthority
+
+        self.store = init_store(str(tmp_path / f"{tier}-{code}.duckdb"), tier, code, clock=clock)
+        self.server = TierServer(self.store, TokenAuthority(secret), clock=clock, sweep_every=3600)
+        self.clock = self.server.clock
+        self.sock = _listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(self.server), log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=1, access_log=False)
+        self.uv = TierUvicorn(config, self.server)
+        self.thread = threading.Thread(target=self.uv.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.token = self.server.authority.issue(user="li", role="admin", tier=tier, scope=code,
+                                                 now=self.clock.now(), ttl=token_ttl)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.uv.started and time.monotonic() < deadline and self.thread.is_alive():
+            time.sleep(0.02)
+        if not self.uv.started:
+            self.__exit__()
+            raise AssertionError("the tier server did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self.uv.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+        self.store.close()
+
+
 @contextlib.contextmanager
 def serve_in_thread(host: SyncTestHost, port: int = 0):
     server = ServerThread(make_app(host), port).start()

@@ -9,12 +9,8 @@ a ``finally``.
 from __future__ import annotations
 
 import math
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from cqgov_tui.catalogue.loader import load_catalogue
 from cqgov_tui.clock import SimClock
@@ -23,12 +19,11 @@ from cqgov_tui.engine import Engine
 from cqgov_tui.engine.sensors import SensorMonitor
 from cqgov_tui.errors import BadInput
 from cqgov_tui.geo.registry import get_registry
-from cqgov_tui.server.app import TierServer, TierUvicorn, create_app
-from cqgov_tui.server.auth import TokenAuthority
 from cqgov_tui.server.commands import CommandHandler
 from cqgov_tui.server.remote import Remote, envelope
 from cqgov_tui.sim.simulator import Simulator, Target
 from cqgov_tui.store import init_store
+from synchost import TierServing
 
 SECRET = b"sensor-test-secret-0123456789abcdef0123"
 STREET, NEIGHBOUR = "500108001", "500108002"  # two streets of 南岸区, both with sensors
@@ -44,44 +39,16 @@ def _sensors_in(catalogue, code: str):
             if catalogue.risk_points[s.risk_point_code].grid_code.startswith(code)]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Serving:
-    """A street server on 127.0.0.1 with a token for its jurisdiction."""
+class Serving(TierServing):
+    """A street server on 127.0.0.1 sharing a SimClock with the test, and a client with its token."""
 
     def __init__(self, tmp_path, code: str = STREET):
-        self.clock = SimClock()
-        self.store = init_store(str(tmp_path / f"street-{code}.duckdb"), "street", code, clock=self.clock)
-        self.server = TierServer(self.store, TokenAuthority(SECRET), clock=self.clock, sweep_every=3600)
-        port = _port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(self.server), host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="on", timeout_graceful_shutdown=1, access_log=False)
-        self.uv = TierUvicorn(config, self.server)
-        self.thread = threading.Thread(target=self.uv.run, daemon=True)
-        self.token = self.server.authority.issue(user="li", role="admin", tier="street", scope=code,
-                                                 now=self.clock.now(), ttl=86400)
+        super().__init__(tmp_path, "street", code, SECRET, clock=SimClock(), token_ttl=86400)
         self.remote = Remote(self.url, self.token)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.uv.started and time.monotonic() < deadline and self.thread.is_alive():
-            time.sleep(0.02)
-        if not self.uv.started:
-            self.__exit__()
-            raise AssertionError("the tier server did not start")
-        return self
 
     def __exit__(self, *exc):
         self.remote.close()
-        self.uv.should_exit = True
-        self.thread.join(15)
-        self.store.close()
+        super().__exit__(*exc)
 
     def send(self, readings: list) -> dict:
         """One sensor.reading command; the whole reply (accepted or rejected)."""

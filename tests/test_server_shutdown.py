@@ -8,52 +8,21 @@ and every server is stopped in a ``finally``.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 
 import httpx
 import uvicorn
 
-from cqgov_tui.server.app import TierServer, TierUvicorn, create_app
-from cqgov_tui.server.auth import TokenAuthority
-from cqgov_tui.store import init_store
+from synchost import TierServing
 
 SECRET = b"shutdown-test-secret-0123456789abcdef0"
 LONG_WAIT = 20  # a long-poll's wait, far longer than any bound below
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Serving:
+class Serving(TierServing):
     def __init__(self, tmp_path):
-        self.store = init_store(str(tmp_path / "district.duckdb"), "district", "500108")
-        self.server = TierServer(self.store, TokenAuthority(SECRET), sweep_every=3600)
-        port = _port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(self.server), host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="on", timeout_graceful_shutdown=1, access_log=False)
-        self.uv = TierUvicorn(config, self.server)
-        self.thread = threading.Thread(target=self.uv.run, daemon=True)
-        self.token = self.server.authority.issue(user="li", role="admin", tier="district", scope="500108",
-                                                 now=self.server.clock.now(), ttl=600)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.uv.started and time.monotonic() < deadline and self.thread.is_alive():
-            time.sleep(0.02)
-        assert self.uv.started
-        return self
-
-    def __exit__(self, *exc):
-        self.uv.should_exit = True
-        self.thread.join(15)
-        self.store.close()
+        super().__init__(tmp_path, "district", "500108", SECRET)
 
     def cursor(self) -> str:
         info = httpx.get(f"{self.url}/v1/sync/info", headers={"Authorization": f"Bearer {self.token}"}).json()
