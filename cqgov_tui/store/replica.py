@@ -76,14 +76,20 @@ def apply_changes(store: Store, changes: Iterable[Any]) -> Applied:
     return result
 
 
-def _apply_events(store: Store, changes: list, result: Applied) -> list:
+def _current_rows(store: Store, table: str, key_expr: str, cols: list[str], changes: list) -> dict[str, dict | None]:
+    """The stored row (a dict) of every key the changes touch, None where there is none yet: one query."""
     keys = list(dict.fromkeys(ch.key for ch in changes))
     rows = store.conn.execute(
-        f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE list_contains(?, id)", [keys]
+        f"SELECT {key_expr}, {', '.join(cols)} FROM {table} WHERE list_contains(?, {key_expr})", [keys]
     ).fetchall()
     current: dict[str, dict | None] = {k: None for k in keys}
     for r in rows:
-        current[r[0]] = dict(zip(_EVENT_COLS, r))
+        current[r[0]] = dict(zip(cols, r[1:]))
+    return current
+
+
+def _apply_events(store: Store, changes: list, result: Applied) -> list:
+    current = _current_rows(store, "events", "id", _EVENT_COLS, changes)
     touched: set[str] = set()
     applied = []
     for ch in changes:
@@ -123,13 +129,7 @@ def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols:
                  key_cols: tuple[str, ...], owned, scope_of) -> list:
     """Full-row upserts (directives, receipts) with the owner and version guards."""
     key_expr = " || '/' || ".join(key_cols)
-    keys = list(dict.fromkeys(ch.key for ch in changes))
-    rows = store.conn.execute(
-        f"SELECT {key_expr}, {', '.join(cols)} FROM {table} WHERE list_contains(?, {key_expr})", [keys]
-    ).fetchall()
-    current: dict[str, dict | None] = {k: None for k in keys}
-    for r in rows:
-        current[r[0]] = dict(zip(cols, r[1:]))
+    current = _current_rows(store, table, key_expr, cols, changes)
     touched: set[str] = set()
     applied = []
     for ch in changes:
