@@ -1,5 +1,16 @@
-"""The closed-loop engine: lifecycle, SLA clocks, plans, dedup, inhibition, 多跨, sensors, runways, reviews."""
+"""The closed-loop engine: lifecycle, SLA clocks, plans, dedup, inhibition, 多跨, sensors, runways, reviews.
 
-from .core import Engine, SweepResult, system_user
+``Engine`` and friends load on first use (PEP 562), so importing a light submodule such as
+``engine.directives`` or ``engine.audience`` does not import the store and DuckDB: the console
+imports those before its first frame and opens the store on a thread meanwhile.
+"""
 
 __all__ = ["Engine", "SweepResult", "system_user"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
