@@ -1,4 +1,4 @@
-"""Build entities for tests without the catalogue or geography."""
+"""Test helpers: entities built without the catalogue or geography, the sample console backend, Pilot settling."""
 
 from __future__ import annotations
 
@@ -39,3 +39,18 @@ def sample_backend(sample_file: str, tmp_path, now: float, role=None):
     store = open_store(path, clock)
     user = sample_user(role) if role is not None else sample_user()
     return LocalBackend(store, user=user, clock=clock, sweep=False)
+
+
+async def settle(pilot) -> None:
+    """Until no worker runs after a repaint (at most three rounds: a finished worker may start another)."""
+    from textual.worker import WorkerCancelled
+
+    app = pilot.app
+    for _ in range(3):
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:  # an exclusive refresh replaced by a newer one
+            pass
+        await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            return

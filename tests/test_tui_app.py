@@ -24,7 +24,7 @@ from screens.widgets.event_queue import EventQueue
 from screens.widgets.region_map import RegionMap
 from screens.widgets.status_bar import StatusBar
 
-from factories import SAMPLE_START, sample_backend
+from factories import SAMPLE_START, sample_backend, settle
 
 START = SAMPLE_START
 
@@ -51,25 +51,11 @@ def make_app(backend, tmp_path, **kw) -> ConsoleApp:
     return ConsoleApp(backend, tick_s=0.2, **kw)
 
 
-async def settle(app, pilot) -> None:
-    """Until no worker runs after a repaint (at most three rounds: a finished worker may start another)."""
-    from textual.worker import WorkerCancelled
-
-    for _ in range(3):
-        try:
-            await app.workers.wait_for_complete()
-        except WorkerCancelled:  # an exclusive refresh replaced by a newer one
-            pass
-        await pilot.pause()
-        if not any(w.is_running for w in app.workers):
-            return
-
-
 @run_async
 async def test_four_panes_fill_in_chinese_by_default(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         titles = [p.border_title for p in app.screen.query(".pane")]
         for word in ("事件", "地图", "跑道", "政令"):
             assert any(word in t for t in titles), titles
@@ -83,12 +69,12 @@ async def test_four_panes_fill_in_chinese_by_default(backend, tmp_path):
 async def test_english_on_request(backend, tmp_path):
     app = make_app(backend, tmp_path, lang="en")
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         titles = " ".join(p.border_title for p in app.screen.query(".pane"))
         for word in ("Events", "Map", "Runways", "Directives"):
             assert word in titles
         await pilot.press("f8")  # switch language at run time
-        await settle(app, pilot)
+        await settle(pilot)
         titles = " ".join(p.border_title for p in app.screen.query(".pane"))
         assert "事件" in titles
 
@@ -103,7 +89,7 @@ def test_every_string_exists_in_both_languages():
 async def test_map_drills_down_and_back(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("2")
         rmap = app.screen.query_one(RegionMap)
         assert app.focused is rmap
@@ -111,7 +97,7 @@ async def test_map_drills_down_and_back(backend, tmp_path):
         chosen = rmap.state.selected
         assert chosen is not None
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert rmap.state.code == chosen and len(rmap.state.path) == 2
         assert rmap.registry.get(chosen).name in rmap.parent.border_subtitle
         await pilot.press("backspace")
@@ -122,13 +108,13 @@ async def test_map_drills_down_and_back(backend, tmp_path):
 async def test_filter_narrows_the_queue(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         events = app.screen.query_one(EventQueue)
         total = len(events.rows)
         await pilot.press("slash")
         await pilot.press(*"red")
         await pilot.press("enter")
-        await settle(app, pilot)
+        await settle(pilot)
         assert 0 < len(events.rows) < total
         assert all(r.colour.value == "red" for r in events.rows)
         assert events.table.row_count == len(events.rows)
@@ -138,7 +124,7 @@ async def test_filter_narrows_the_queue(backend, tmp_path):
 async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         events = app.screen.query_one(EventQueue)
         target = next(r for r in events.rows if r.status.value == "reported")
         events.table.move_cursor(row=events.table.get_row_index(target.id))
@@ -147,13 +133,13 @@ async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path
         assert isinstance(app.screen, EventDetailScreen)
         for key in ("v", "d", "enter", "s", "o", "x", "f", "z"):
             await pilot.press(key)
-            await settle(app, pilot)
+            await settle(pilot)
         event = backend.store.get_event(target.id)
         assert event.status == "closed"
         actions = [a.action for a in backend.store.audit_entries(target.id)]
         assert actions[-7:] == ["verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close"]
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert isinstance(app.screen, CommandCentre)
         assert target.id not in {r.id for r in app.screen.query_one(EventQueue).rows}
 
@@ -162,18 +148,18 @@ async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path
 async def test_reject_needs_a_reason_and_refusals_show_theirs(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         events = app.screen.query_one(EventQueue)
         reported = [r for r in events.rows if r.status.value == "reported"]
         app.push_screen(EventDetailScreen(backend, reported[0].id, app.t))
         await pilot.pause()
         await pilot.press("m")  # merge into an event that does not exist: refused, with the reason
         await pilot.press(*"NOPE-1", "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         bar = app.screen.query_one(StatusBar)
         assert "被拒绝" in bar.message and "NOPE-1" in bar.message
         await pilot.press("r", *"误报", "enter")
-        await settle(app, pilot)
+        await settle(pilot)
         event = backend.store.get_event(reported[0].id)
         assert event.status == "rejected"
         assert backend.store.audit_entries(event.id)[-1].note == "误报"
@@ -183,7 +169,7 @@ async def test_reject_needs_a_reason_and_refusals_show_theirs(backend, tmp_path)
 async def test_compose_sends_and_follows_receipts(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         before = len(backend.store.directives())
         await pilot.press("c")
         await pilot.pause()
@@ -202,7 +188,7 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         await pilot.press("space")
         assert sorted(who.selected) == ["dept:cgj", "role:grid_worker"]
         await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await settle(pilot)
         assert len(backend.store.directives()) == before + 1
         assert isinstance(app.screen, ReceiptsScreen)
         directive = backend.store.directives()[0]
@@ -217,7 +203,7 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         assert f"{len(streets)}/1/1/0" in str(head.render())
         # Answering from the keyboard, for the selected street: x = executed.
         await pilot.press("x")
-        await settle(app, pilot)
+        await settle(pilot)
         assert f"{len(streets)}/1/1/1" in str(head.render())
         assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
 
@@ -226,7 +212,7 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
 async def test_help_lists_every_binding(backend, tmp_path):
     app = make_app(backend, tmp_path, lang="en")
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -241,7 +227,7 @@ async def test_help_lists_every_binding(backend, tmp_path):
 async def test_80x24_shows_one_pane_at_a_time(backend, tmp_path):
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         centre = app.screen
         assert centre.narrow
         shown = [p.id for p in centre.query(".pane") if p.display and p.region.height > 0]
@@ -261,7 +247,7 @@ async def test_field_text_is_shown_literally(backend, tmp_path):
                                  code="500108001", apply_plans=False)
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         events = app.screen.query_one(EventQueue)
         cells = events.table.get_row(evil.id)
         title = cells[events.cols.index("title")].plain
@@ -285,7 +271,7 @@ async def test_worker_errors_show_and_do_not_kill_the_app(backend, tmp_path):
     broken = _BrokenBackend(backend.store, user=sample_user(), clock=backend.clock, engine=backend.engine, sweep=False)
     app = make_app(broken, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         assert "link exploded" in app.screen.query_one(StatusBar).message
         assert app.is_running
         await pilot.press("q")
@@ -298,7 +284,7 @@ async def test_q_quits_cleanly_and_saves_state(backend, tmp_path):
     state = tmp_path / "state.json"
     app = make_app(backend, tmp_path, state_path=state)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("q")
         await pilot.pause()
     assert not app.is_running and app.return_code in (0, None)
@@ -312,7 +298,7 @@ async def test_keys_are_remappable_from_the_user_file(backend, tmp_path):
     assert load_overrides(keys) == ({"help": "h", "verify": "y"}, "")
     app = make_app(backend, tmp_path, keys_path=keys, lang="en")
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.press("h")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -329,7 +315,7 @@ async def test_role_without_field_actions_sees_only_its_own(sample_file, tmp_pat
     try:
         app = make_app(b, tmp_path)
         async with app.run_test(size=(160, 50)) as pilot:
-            await settle(app, pilot)
+            await settle(pilot)
             row = app.screen.query_one(EventQueue).rows[0]
             app.push_screen(EventDetailScreen(b, row.id, app.t))
             await pilot.pause()
@@ -348,12 +334,12 @@ async def test_footer_labels_follow_the_language(backend, tmp_path):
 
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         labels = {k.description for k in app.screen.query(FooterKey)}
         assert {"退出", "帮助", "筛选", "起草政令"} <= labels, labels
         assert not labels & {"quit", "help", "filter", "compose", "Quit"}
         await pilot.press("f8")
-        await settle(app, pilot)
+        await settle(pilot)
         assert {"Quit", "Help", "Filter"} <= {k.description for k in app.screen.query(FooterKey)}
 
 
@@ -368,7 +354,7 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
     app = make_app(backend, tmp_path, lang="en")
     app.tick_s = 3600  # no background poll: this test feeds the table itself
     async with app.run_test(size=(160, 50)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         events = app.screen.query_one(EventQueue)
         table = events.table
         due = next(r for r in events.rows[:10] if r.due_at is not None)

@@ -6,7 +6,7 @@ import pytest
 
 from screens.app import ConsoleApp
 
-from factories import SAMPLE_START, sample_backend
+from factories import SAMPLE_START, sample_backend, settle
 
 START = SAMPLE_START
 
@@ -20,30 +20,19 @@ def app(sample_file, tmp_path):
     store.close()
 
 
-async def _settle(pilot):
-    from textual.worker import WorkerCancelled
-
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
-
-
 def test_command_centre_160x50(app, snap_compare):
-    assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)
+    assert snap_compare(app, terminal_size=(160, 50), run_before=settle)
 
 
 def test_command_centre_80x24(app, snap_compare):
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_settle)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
 def test_map_pane_80x24(app, snap_compare):
     async def before(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("2")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
@@ -55,7 +44,7 @@ def test_command_centre_160x50_in_colour(sample_file, tmp_path, monkeypatch, sna
     backend = sample_backend(sample_file, tmp_path, START + 600)
     try:
         app = ConsoleApp(backend, tick_s=3600, keys_path=tmp_path / "none.toml")
-        assert snap_compare(app, terminal_size=(160, 50), run_before=_settle)
+        assert snap_compare(app, terminal_size=(160, 50), run_before=settle)
     finally:
         backend.store.close()
 
@@ -64,15 +53,15 @@ def test_command_centre_160x50_in_colour(sample_file, tmp_path, monkeypatch, sna
 def test_compose_directive(app, snap_compare, size):
     # Compose with a title typed, two districts and 网格员 picked: targets, audience list and text fit.
     async def before(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("c")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press(*"防汛巡查")
         pilot.app.screen.query_one("#compose-tree").focus()
         await pilot.press("down", "space", "down", "space")
         pilot.app.screen.query_one("#compose-audience").focus()
         await pilot.press("space")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=before)
 
@@ -80,10 +69,10 @@ def test_compose_directive(app, snap_compare, size):
 def test_directive_receipts_160x50(app, snap_compare):
     # The sample's second directive: to two districts' 城管 and 网格员, part-acknowledged.
     async def before(pilot):
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("4")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("down", "enter")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(160, 50), run_before=before)
