@@ -100,9 +100,8 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
     def _terminate(signum, _frame):
         raise KeyboardInterrupt
 
-    # A closed terminal (SIGHUP) stops everything like SIGTERM does. While the console runs its own
-    # handler saves its state first, and it puts this one back when it closes (set again below
-    # all the same, for a console that did not).
+    # A closed terminal (SIGHUP) stops everything like SIGTERM does. While the console runs, its own
+    # handler saves its state first; it puts this one back when it closes.
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: every thread's stack to stderr, for a demo that seems stuck
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -113,7 +112,6 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         if run_console is not None:
             run.start_feed()
             code = _open_console(run_console, run, data_dir, lang)
-            signal.signal(signal.SIGHUP, _terminate)
             if code in CONSOLE_GONE:
                 # No summary: the terminal is gone or the user wants out now. Stop every server at once.
                 run.abort()
