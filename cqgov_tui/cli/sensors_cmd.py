@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..clock import CST
+from ..textfile import read_text
 from . import main
 from .common import db_option, emit_json, handle_errors, json_option
 
@@ -61,11 +62,7 @@ def ingest(db_path, source, as_json) -> None:
 
 
 def _read(source: str) -> str:
-    if source == "-":
-        return sys.stdin.read()
-    from ..textfile import read_text
-
-    return read_text(source)
+    return sys.stdin.read() if source == "-" else read_text(source)
 
 
 def parse_lines(text: str) -> tuple[list[tuple], list[int], list[tuple[int, str]]]:
