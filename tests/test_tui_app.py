@@ -206,6 +206,12 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         await settle(pilot)
         assert f"{len(streets)}/1/1/1" in str(head.render())
         assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
+        # Going back is refused, with the reason shown, and changes nothing.
+        await pilot.press("a")
+        await settle(pilot)
+        shown = [n.message for n in app._notifications]
+        assert any("被拒绝" in m and "already executed" in m for m in shown), shown
+        assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
 
 
 @run_async
