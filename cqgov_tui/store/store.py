@@ -12,7 +12,7 @@ import enum
 import json
 import threading
 from dataclasses import replace
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
 
@@ -42,6 +42,9 @@ class Store(ServerQueries, EngineQueries):
         # remembered between writes instead of re-read for every row (see invalidate_caches).
         self._head: int | None = None
         self._audit_tail: tuple[int, str] | None = None
+        # Called with the change-log head after every commit (outside the lock): long-polls wake on
+        # this instead of re-reading the head on a timer. A listener must be quick and never raise.
+        self.commit_listeners: list[Callable[[int], None]] = []
         meta = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
         for needed in ("epoch", "tier", "code", "node"):
             if needed not in meta:
@@ -85,6 +88,12 @@ class Store(ServerQueries, EngineQueries):
                 raise
             self._depth = 0
             self.conn.execute("COMMIT")
+        self._notify_commit()
+
+    def _notify_commit(self) -> None:
+        head = self.head()
+        for listener in list(self.commit_listeners):
+            listener(head)
 
     def _register(self, name: str, table) -> None:
         """Register an Arrow table for a bulk statement. DuckDB refuses ``register`` while an earlier
