@@ -379,6 +379,47 @@ class SensorReading:
     value: float
 
 
+@table("sensor_state", key=("sensor_code",))
+@dataclass
+class SensorState:
+    """Per sensor: its latest reading and its alarm episode (see ``store.sensors``)."""
+
+    sensor_code: str
+    last_at: float | None  # latest stored reading, None while it has sent none
+    last_value: float | None
+    event_id: str | None  # the latest sensor event this sensor reported (ordered by reported_at, id)
+    event_at: float | None  # that event's reported_at
+    episode_event_id: str | None  # = event_id while its alarm runs (no ``alarm_clear`` entry yet), else None
+
+
+@table("sensor_state_log", key=("gen", "sensor_code"))
+@dataclass
+class SensorStateImage:
+    """A sensor's state after one ingest batch (generation ``gen``), folded into ``sensor_state`` later."""
+
+    gen: int
+    sensor_code: str
+    last_at: float | None
+    last_value: float | None
+    event_id: str | None
+    event_at: float | None
+    episode_event_id: str | None
+
+
+@table("sensor_rollup", key=("sensor_code", "bucket_start"))
+@dataclass
+class SensorRollup:
+    """Readings older than the retention window, summarised per sensor and time bucket."""
+
+    sensor_code: str
+    bucket_start: float
+    bucket_s: float
+    n: int
+    min: float
+    max: float
+    mean: float
+
+
 @table("indicator_history", key=("indicator_code", "scope_code", "measured_at"))
 @dataclass
 class IndicatorValue:

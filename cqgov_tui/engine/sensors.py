@@ -16,7 +16,9 @@ over threshold, the next over-threshold reading ends that episode
 there. An event merged into another follows its survivor.
 
 Episode state lives in the store (the latest sensor event without an
-``alarm_clear`` entry), never in process memory, so it survives restarts.
+``alarm_clear`` entry), kept per sensor in ``sensor_state`` and followed from
+the change log (``store.sensors``), so it survives restarts and costs a batch
+no scan of readings or events.
 
 Batches: each reading is validated on its own; bad ones are rejected with a
 one-line reason and nothing is stored for them, the good ones are stored and
@@ -136,7 +138,8 @@ class SensorMonitor:
         good.sort(key=lambda g: (g[2], g[0]))
         with self.store.tx():
             codes = sorted({g[1].code for g in good})
-            latest = {c: t for c, (t, _) in self.store.latest_readings(codes).items()}
+            # Keyed state (store.sensors): the latest reading and running episode per sensor, no scans.
+            latest = {c: s.last_at for c, s in self.store.sensor_states(codes).items() if s.last_at is not None}
             episodes: dict[str, Event | None] = dict(self.store.sensor_alarm_events(codes))
             accepted: list[tuple[str, float, float]] = []
             for i, sensor, at, value in good:
@@ -149,7 +152,7 @@ class SensorMonitor:
                 latest[sensor.code] = at
                 accepted.append((sensor.code, at, value))
                 episodes[sensor.code] = self._step(sensor, at, value, episodes.get(sensor.code), result)
-            result.stored = self.store.insert_readings(accepted)
+            result.stored = self.store.record_readings(accepted)
         result.rejected.sort(key=lambda r: r.index)
         return result
 
@@ -223,7 +226,7 @@ class SensorMonitor:
     # ------------------------------------------------------------ state
 
     def alarms(self) -> dict[str, Event]:
-        """Sensor code → event of each running alarm episode (read from the store)."""
+        """Sensor code → event of each running alarm episode (from the store's keyed sensor state)."""
         return self.store.sensor_alarm_events(list(self.catalogue.sensors))
 
 

@@ -1,4 +1,4 @@
-"""Queries for engine.sensors, engine.runways and engine.review, as a mixin of ``Store``.
+"""Queries for engine.runways and engine.review, as a mixin of ``Store`` (sensors: ``store.sensors``).
 
 Readings and indicator history are local telemetry and derived figures, not
 replicated entities: they stay out of the change log (the events a reading
@@ -7,14 +7,11 @@ opens are logged like any other).
 
 from __future__ import annotations
 
-from typing import Iterable
-
 from ..domain.entities import AuditEntry, Event
 from ..domain.schema import column_names
 from .rows import EVENT_SELECT, event_from_row
+from .sensors import SensorQueries
 
-_SENSOR_SOURCE = "sensor"
-_ALARM_CLEAR = "alarm_clear"
 # Local and replicated audit entries read as one stream.
 _AUDIT_ALL = (
     "(SELECT seq, acted_at, event_id, action, from_status, to_status, actor, role, tier, node, note, prev_hash, hash "
@@ -23,63 +20,8 @@ _AUDIT_ALL = (
 )
 
 
-def _in_list(values) -> str:
-    return ", ".join("?" for _ in values)
-
-
-class EngineQueries:
-    """Queries for sensors, runways and reviews (mixed into ``Store``)."""
-
-    def insert_readings(self, rows: list[tuple[str, float, float]]) -> int:
-        """Append readings (sensor_code, measured_at, value) in one statement; caller validated them."""
-        self._require_tx()
-        if not rows:
-            return 0
-        codes, times, values = (list(c) for c in zip(*rows))
-        # List parameters, not a registered Arrow view: registering fails while an earlier
-        # statement of this transaction still holds its (unfetched) result.
-        self.conn.execute("INSERT INTO sensor_readings SELECT unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), "
-                          "unnest(?::DOUBLE[])", [codes, times, values])
-        return len(rows)
-
-    def latest_readings(self, codes: Iterable[str] | None = None, until: float | None = None
-                         ) -> dict[str, tuple[float, float]]:
-        """Sensor code → (measured_at, value) of its latest reading (at or before ``until``)."""
-        where, params = [], []
-        codes = None if codes is None else list(codes)
-        if codes is not None:
-            if not codes:
-                return {}
-            where.append(f"sensor_code IN ({_in_list(codes)})")
-            params.extend(codes)
-        if until is not None:
-            where.append("measured_at <= ?")
-            params.append(until)
-        sql = ("SELECT sensor_code, max(measured_at), arg_max(value, measured_at) FROM sensor_readings"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + " GROUP BY sensor_code")
-        with self.lock:
-            rows = self.conn.execute(sql, params).fetchall()
-        return {c: (t, v) for c, t, v in rows}
-
-    def readings_of(self, sensor_code: str, since: float, until: float) -> list[tuple[float, float]]:
-        with self.lock:
-            return [tuple(r) for r in self.conn.execute(
-                "SELECT measured_at, value FROM sensor_readings WHERE sensor_code = ? AND measured_at BETWEEN ? AND ? "
-                "ORDER BY measured_at", [sensor_code, since, until]).fetchall()]
-
-    def sensor_alarm_events(self, codes: Iterable[str]) -> dict[str, Event]:
-        """Sensor code → the event of its alarm episode still running (latest sensor event with no clear entry)."""
-        codes = list(codes)
-        if not codes:
-            return {}
-        sql = (
-            f"SELECT {EVENT_SELECT} FROM (SELECT *, row_number() OVER (PARTITION BY reporter ORDER BY reported_at DESC, id DESC) rn "
-            f"FROM events WHERE source = ? AND reporter IN ({_in_list(codes)})) WHERE rn = 1 "
-            f"AND id NOT IN (SELECT event_id FROM {_AUDIT_ALL} WHERE action = ?)"
-        )
-        with self.lock:
-            rows = self.conn.execute(sql, [_SENSOR_SOURCE, *codes, _ALARM_CLEAR]).fetchall()
-        return {e.reporter: e for e in (event_from_row(r) for r in rows)}
+class EngineQueries(SensorQueries):
+    """Queries for runways and reviews (mixed into ``Store``); sensors' are in ``store.sensors``."""
 
     def category_event_counts(self, scope_code: str, now: float, window_s: float = 86400.0
                                ) -> dict[str, dict[str, int]]:

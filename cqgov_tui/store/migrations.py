@@ -118,6 +118,43 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
   prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL, PRIMARY KEY (node, seq))""",
         ],
     ),
+    (
+        5,
+        "sensors at district scale: keyed sensor state, roll-ups, readings without a per-row index",
+        [
+            # The (sensor_code, measured_at) key cost 9x the table's size on disk and a third of each
+            # insert; readings only ever move forward per sensor (sensor_state.last_at), so it goes.
+            "CREATE TABLE sensor_readings_v5 (sensor_code VARCHAR NOT NULL, measured_at DOUBLE NOT NULL, value DOUBLE NOT NULL)",
+            "INSERT INTO sensor_readings_v5 SELECT sensor_code, measured_at, value FROM sensor_readings ORDER BY measured_at",
+            "DROP TABLE sensor_readings",
+            "ALTER TABLE sensor_readings_v5 RENAME TO sensor_readings",
+            """CREATE TABLE sensor_state (
+  sensor_code VARCHAR NOT NULL, last_at DOUBLE, last_value DOUBLE, event_id VARCHAR, event_at DOUBLE,
+  episode_event_id VARCHAR, PRIMARY KEY (sensor_code))""",
+            # Append-only images written by each ingest batch, folded into sensor_state periodically:
+            # a keyed upsert into a 319,000-row table costs more than a whole batch may.
+            """CREATE TABLE sensor_state_log (
+  gen BIGINT NOT NULL, sensor_code VARCHAR NOT NULL, last_at DOUBLE, last_value DOUBLE, event_id VARCHAR,
+  event_at DOUBLE, episode_event_id VARCHAR)""",
+            """CREATE TABLE sensor_rollup (
+  sensor_code VARCHAR NOT NULL, bucket_start DOUBLE NOT NULL, bucket_s DOUBLE NOT NULL, n BIGINT NOT NULL,
+  min DOUBLE NOT NULL, max DOUBLE NOT NULL, mean DOUBLE NOT NULL)""",
+            # Backfill: latest reading per sensor; the running episode is the latest sensor event of
+            # the reporter unless an alarm_clear entry (local or replicated) names it.
+            """INSERT INTO sensor_state
+WITH r AS (SELECT sensor_code, max(measured_at) AS last_at, arg_max(value, measured_at) AS last_value
+           FROM sensor_readings GROUP BY sensor_code),
+e AS (SELECT reporter, id, reported_at FROM events WHERE source = 'sensor'
+      QUALIFY row_number() OVER (PARTITION BY reporter ORDER BY reported_at DESC, id DESC) = 1),
+c AS (SELECT event_id FROM audit_log WHERE action = 'alarm_clear'
+      UNION SELECT event_id FROM audit_remote WHERE action = 'alarm_clear')
+SELECT coalesce(r.sensor_code, e.reporter), r.last_at, r.last_value, e.id, e.reported_at,
+       CASE WHEN e.id IS NULL OR e.id IN (SELECT event_id FROM c) THEN NULL ELSE e.id END
+FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
+            # Where the state's view of the change log stands (store.sensors follows it from here).
+            "INSERT OR REPLACE INTO store_meta SELECT 'sensor_state_seq', CAST(coalesce(max(seq), 0) AS VARCHAR) FROM changes",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
