@@ -50,10 +50,6 @@ class Engine:
         self.clock = clock or store.clock
         self.plans = PlanMatcher(catalogue, registry)
         self.system = system_user(store)
-        # A new event is drafted in memory while report() applies dedup and plans, then written once
-        # with its audit entries in one batch: a report is a handful of statements, not dozens.
-        self._draft: Event | None = None
-        self._draft_audits: list[dict] | None = None
 
     # ------------------------------------------------------------ report
 
@@ -135,40 +131,21 @@ class Engine:
             if inhibitor is not None:
                 event = replace(event, inhibited_by=inhibitor.id)
             candidate, confidence = (None, 0.0) if parent_id else dedup.best_candidate(self.store, event)
-            # Sub-tasks (parent_id) are written at once: their transitions roll up into the stored master.
-            drafting = parent_id is None and self._draft is None
-            if drafting:
-                self._draft, self._draft_audits = event, []
-            else:
-                self.store.insert_event(event)
-            try:
-                self._audit(event, "report", None, Status.REPORTED.value, actor,
-                            note=f"{cat.name}; {source_value}" + (f"; inhibited by {inhibitor.number}" if inhibitor else ""))
-                if candidate is not None:
-                    if confidence >= dedup.AUTO_MERGE:
-                        event = self._transition(event, "merge", self.system,
-                                                 note=f"auto-merge ({confidence:.2f}) into {candidate.number}",
-                                                 target=candidate.id)
-                        return self._write_draft(event)
-                    event = self._save(event, duplicate_of=candidate.id)
-                    self._audit(event, "flag_duplicate", event.status, event.status, self.system,
-                                note=f"merge candidate of {candidate.number} ({confidence:.2f})")
-                if apply_plans:
-                    event = self._apply_plans(event)
-                event = self._write_draft(event)
-            finally:
-                if drafting:
-                    self._draft = self._draft_audits = None
-        return event
-
-    def _write_draft(self, event: Event) -> Event:
-        """Write the event being drafted (its final state, version 1) and its audit entries, in order."""
-        if self._draft is None or self._draft.id != event.id:
-            return event
-        event, audits = self._draft, self._draft_audits or []
-        self._draft = self._draft_audits = None
-        self.store.insert_event(event)
-        self.store.append_audits(audits)
+            # Staged, not yet written: the plans and transitions below fold into this one create row
+            # (version 1, final state), written with its audit entries when the transaction commits.
+            self.store.insert_event(event, known_new=True)
+            self._audit(event, "report", None, Status.REPORTED.value, actor,
+                        note=f"{cat.name}; {source_value}" + (f"; inhibited by {inhibitor.number}" if inhibitor else ""))
+            if candidate is not None:
+                if confidence >= dedup.AUTO_MERGE:
+                    return self._transition(event, "merge", self.system,
+                                            note=f"auto-merge ({confidence:.2f}) into {candidate.number}",
+                                            target=candidate.id)
+                event = self._save(event, duplicate_of=candidate.id)
+                self._audit(event, "flag_duplicate", event.status, event.status, self.system,
+                            note=f"merge candidate of {candidate.number} ({confidence:.2f})")
+            if apply_plans:
+                event = self._apply_plans(event)
         return event
 
     # ------------------------------------------------------------ act
@@ -336,25 +313,17 @@ class Engine:
                 else:
                     self._audit(event, "notify", event.status, event.status, self.system, note=f"notify {role}")
             if plan.open_multi and not event.parent_id:
-                event = self._write_draft(event)  # sub-tasks point at a stored master
                 multi.open_subtasks(self, event, list(plan.open_multi))
         return event
 
     def _save(self, event: Event, **changes) -> Event:
         changes["updated_at"] = self.clock.now()
-        event = replace(event, **changes)
-        if self._draft is not None and self._draft.id == event.id:
-            self._draft = event  # not stored yet: report() writes the final row once
-            return event
-        return self.store.update_event(event, changes.keys())
+        return self.store.update_event(replace(event, **changes), changes.keys())
 
     def _audit(self, event: Event, action: str, from_status, to_status, actor: User, note: str = "") -> None:
         entry = dict(event_id=event.id, action=action, from_status=from_status, to_status=to_status,
                      actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
                      scope=event.grid_code or event.street_code or event.district_code)
-        if self._draft_audits is not None and self._draft is not None and self._draft.id == event.id:
-            self._draft_audits.append(entry)
-            return
         self.store.append_audit(**entry)
 
     def _place(self, lon, lat, code) -> tuple[str, str | None, str | None, float | None, float | None]:

@@ -13,13 +13,12 @@ Two guards keep replication from undoing authority:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pyarrow as pa
 
-from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, Tier
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
 from ..domain.schema import arrow_schema, column_names
 from .store import Store
 
@@ -32,11 +31,6 @@ _DIRECTIVE_ARROW = arrow_schema(Directive)
 _RECEIPT_ARROW = arrow_schema(Receipt)
 _AUDIT_ARROW = arrow_schema(AuditEntry)
 _FULL = frozenset({"create", "upsert", "append"})
-_OPEN = frozenset(s.value for s in Status if s.is_open)
-_LOG_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("changed_at", pa.float64()), ("entity", pa.string()), ("key", pa.string()),
-    ("op", pa.string()), ("data", pa.string()), ("origin", pa.string()), ("scope", pa.string()),
-])
 
 
 @dataclass
@@ -90,6 +84,7 @@ def _current_rows(store: Store, table: str, key_expr: str, cols: list[str], chan
 
 def _apply_events(store: Store, changes: list, result: Applied) -> list:
     current = _current_rows(store, "events", "id", _EVENT_COLS, changes)
+    existed = {k for k, row in current.items() if row is not None}
     touched: set[str] = set()
     applied = []
     for ch in changes:
@@ -115,13 +110,7 @@ def _apply_events(store: Store, changes: list, result: Applied) -> list:
             ch.scope = row["grid_code"] or row["street_code"] or row["district_code"]
         touched.add(ch.key)
         applied.append(ch)
-    if touched:
-        final = [current[k] for k in touched]
-        _replace(store, "events", "id", list(touched), final, _EVENT_COLS, _EVENT_ARROW)
-        store.conn.execute("DELETE FROM event_queue WHERE list_contains(?, id)", [list(touched)])
-        open_rows = [r for r in final if r["status"] in _OPEN]
-        if open_rows:
-            _insert(store, "event_queue", open_rows, _EVENT_COLS, _EVENT_ARROW)
+    store.stage_events([(Event(**current[k]), k in existed) for k in touched])  # type: ignore[arg-type]
     return applied
 
 
@@ -213,29 +202,8 @@ def _insert(store: Store, table: str, rows: list[dict], cols: list[str], schema:
 
 def _log(store: Store, changes: list) -> None:
     """Append applied changes to this store's change log, origin and scope preserved."""
-    if not changes:
-        return
-    start = store.head() + 1
-    now = store.clock.now()
-    table = pa.table(
-        [
-            pa.array(range(start, start + len(changes)), pa.int64()),
-            pa.array([now] * len(changes), pa.float64()),
-            pa.array([c.entity for c in changes]),
-            pa.array([c.key for c in changes]),
-            pa.array([c.op for c in changes]),
-            pa.array([json.dumps(c.data, ensure_ascii=False) for c in changes]),
-            pa.array([c.origin for c in changes]),
-            pa.array([c.scope for c in changes]),
-        ],
-        schema=_LOG_SCHEMA,
-    )
-    _register(store, "_replica_log", table)
-    try:
-        store.conn.execute("INSERT INTO changes SELECT * FROM _replica_log")
-    finally:
-        store.conn.unregister("_replica_log")
-        store.invalidate_caches()  # the store remembers its head; this wrote past it
+    for c in changes:
+        store.log_change(c.entity, c.key, c.op, c.data, c.origin, c.scope)
 
 
 # ---------------------------------------------------------------- snapshots and reverts
@@ -275,6 +243,7 @@ def clear_replicated(store: Store) -> None:
             store.conn.execute("DELETE FROM receipts WHERE NOT starts_with(jurisdiction_code, ?) "
                                "AND directive_id NOT IN (SELECT id FROM directives)", [store.code])
         store.conn.execute("DELETE FROM audit_remote WHERE list_contains(?, split_part(node, '-', 1))", [above])
+        store.invalidate_caches()  # the open-event index held rows these deletes removed
         return
     store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ?", [store.node])
     store.conn.execute("DELETE FROM events WHERE origin_node <> ?", [store.node])
@@ -283,6 +252,7 @@ def clear_replicated(store: Store) -> None:
     )
     store.conn.execute("DELETE FROM receipts WHERE directive_id NOT IN (SELECT id FROM directives)")
     store.conn.execute("DELETE FROM audit_remote")
+    store.invalidate_caches()  # the open-event index held rows these deletes removed
 
 
 def _is_tier_node(store: Store) -> bool:
@@ -319,12 +289,10 @@ def restore_events(store: Store, pre: dict[str, dict | None], post: dict[str, di
     for key, before in pre.items():
         if now_rows.get(key) != post.get(key):
             continue
-        store.conn.execute("DELETE FROM event_queue WHERE id = ?", [key])
-        store.conn.execute("DELETE FROM events WHERE id = ?", [key])
-        if before is not None:
-            _insert(store, "events", [before], _EVENT_COLS, _EVENT_ARROW)
-            if before["status"] in _OPEN:
-                _insert(store, "event_queue", [before], _EVENT_COLS, _EVENT_ARROW)
+        if before is None:
+            store.delete_events([key])
+        else:
+            store.stage_events([(Event(**before), now_rows.get(key) is not None)])
             store.log_change("event", key, "upsert", before, store.node,
                              before["grid_code"] or before["street_code"] or before["district_code"])
         restored.append(key)

@@ -1,4 +1,12 @@
-"""The sync endpoints a tier server mounts: /v1/changes, /v1/snapshot, /v1/commands, /v1/sync/info."""
+"""The sync endpoints a tier server mounts: /v1/changes, /v1/snapshot, /v1/commands, /v1/sync/info.
+
+``/v1/changes`` long-polls: a request with nothing new is parked on the
+store's next commit (``longpoll.CommitWaiters``), not on a timer, so a
+thousand idle street clients cost the server nothing between events. A client
+that says it understands one (``empty=204``) gets a caught-up reply as small
+as HTTP allows: ``204 No Content`` with only the cursor in a header, so an
+idle laptop's polling stays well under a megabyte a day.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
@@ -17,17 +25,21 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import CqgovError
 from ..store.migrations import LATEST
+from ..store.unit import FlushedPastMark
 from . import changelog, wire
 from .host import SyncHost
+from .longpoll import COMMIT, CommitWaiters, watch_disconnect
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 5000
 DEFAULT_LIMIT = 500
-MAX_WAIT = 25.0  # seconds a long-poll may hold a request
+# Seconds a long-poll may hold a request. Long enough that an idle client's requests (each carrying its
+# token) cost well under 1 MB a day; short enough for the 60 s idle timeout of common proxies and balancers.
+MAX_WAIT = 60.0
 MAX_BODY = 1 << 20  # bytes per command batch
 MAX_BATCH = 500  # commands per batch
-POLL_INTERVAL = 0.05
+EMPTY_204 = "204"  # ``empty=204``: the caller takes a caught-up reply as 204 + X-Cqgov-Cursor
 
 
 def body_hash(command_type: str, body: Any) -> str:
@@ -43,6 +55,9 @@ class Encoded:
     cursor: str
     has_more: bool
     head: int
+    # Origins of the rows sent. A delta built for no caller in particular serves every caller whose node
+    # is not among them (nothing of theirs would have been left out), so 1,000 streets share one build.
+    origins: frozenset[str] = frozenset()
 
 
 class DeltaCache:
@@ -62,7 +77,16 @@ class DeltaCache:
         self.hits = 0
         self.misses = 0
 
-    def get_or_build(self, key: tuple, build) -> Encoded:
+    def peek(self, key: tuple) -> Encoded | None:
+        """The cached entry for ``key`` if there is one (counted as a hit); never builds."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                self.hits += 1
+            return hit
+
+    def get_or_build(self, key: tuple, build: Callable[[], Encoded]) -> Encoded:
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:
@@ -129,6 +153,28 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         return {"cqgov.schema": str(LATEST), "cqgov.node": store.node, "cqgov.tier": store.tier.value,
                 "cqgov.code": store.code, "cqgov.scope": scope}
 
+    waiters = CommitWaiters(store, getattr(host, "stopping", None))  # set when the server begins to shut down
+    router.commit_waiters = waiters  # type: ignore[attr-defined]  # tests and benchmarks look at it
+    floor_seen: list[int] = [-1, 0]  # [commit generation when read, compaction floor]; -1: never read
+
+    def log_floor() -> int:
+        """The compaction floor, read from the store once per commit generation (a compaction commits)."""
+        gen = waiters.generation
+        if floor_seen[0] != gen:
+            floor_seen[1], floor_seen[0] = changelog.floor(store), gen
+        return floor_seen[1]
+
+    def check_cursor(epoch: str, seq: int, head: int) -> None:
+        if epoch != store.epoch:
+            raise changelog.Gone(f"unknown epoch {epoch} (this store's epoch is {store.epoch}; "
+                                 "it was restored or replaced)")
+        if seq > head:
+            raise changelog.Gone(f"cursor {seq} is past the head {head} of epoch {epoch}")
+        low = log_floor()
+        if seq < low:
+            raise changelog.Gone(f"cursor {seq} is older than the oldest kept change ({low + 1}); "
+                                 "the log was compacted")
+
     def build_delta(seq: int, limit: int, scope: str, node: str | None, as_json: bool, head: int) -> Encoded:
         delta = changelog.read_changes(store, seq, limit, scope, node, head=head)
         cursor = wire.format_cursor(store.epoch, delta.next_seq)
@@ -136,13 +182,37 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
                 "cqgov.has_more": "1" if delta.has_more else "0", "cqgov.head": str(delta.head)}
         encode = wire.encode_json if as_json else wire.encode
         rows = wire.coalesce(delta.changes)
-        return Encoded(encode(rows, meta), len(rows), cursor, delta.has_more, delta.head)
+        return Encoded(encode(rows, meta), len(rows), cursor, delta.has_more, delta.head,
+                       frozenset(c.origin for c in delta.changes))
+
+    def cached(seq: int, limit: int, scope: str, node: str | None, as_json: bool, head: int) -> Encoded | None:
+        shared = cache.peek((store.epoch, seq, limit, scope, None, as_json, head))
+        if shared is None or node is None or node not in shared.origins:
+            return shared
+        return cache.peek((store.epoch, seq, limit, scope, node, as_json, head))
 
     def delta_now(epoch: str, seq: int, limit: int, scope: str, node: str | None, as_json: bool) -> Encoded:
-        changelog.check_cursor(store, epoch, seq)
+        """On a worker thread: the delta for this cursor up to the current head, from the cache or built."""
         head = store.head()
-        key = (store.epoch, seq, limit, scope, node, as_json, head)
-        return cache.get_or_build(key, lambda: build_delta(seq, limit, scope, node, as_json, head))
+        waiters.observe(head)
+        check_cursor(epoch, seq, head)
+        shared = cache.get_or_build((store.epoch, seq, limit, scope, None, as_json, head),
+                                    lambda: build_delta(seq, limit, scope, None, as_json, head))
+        if node is None or node not in shared.origins:
+            return shared
+        return cache.get_or_build((store.epoch, seq, limit, scope, node, as_json, head),
+                                  lambda: build_delta(seq, limit, scope, node, as_json, head))
+
+    def delta_cached(epoch: str, seq: int, limit: int, scope: str, node: str | None, as_json: bool) -> Encoded | None:
+        """On the event loop, without touching the store: the cached delta up to the newest committed
+        head this process knows of, or None (then ``delta_now`` on a thread). After a commit wakes a
+        thousand waiters, the first builds the delta and the rest are answered from here."""
+        head = waiters.head
+        if not head or epoch != store.epoch or seq > head or floor_seen[0] != waiters.generation:
+            return None
+        if seq < floor_seen[1]:
+            return None  # the thread path answers 410
+        return cached(seq, limit, scope, node, as_json, head)
 
     @router.get("/v1/sync/info")
     def info(request: Request):
@@ -153,7 +223,9 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
 
     @router.get("/v1/changes")
     async def changes(request: Request):
-        user = await to_thread.run_sync(host.authenticate, request)
+        # Token checks are HMAC and a dict lookup: quick enough for the event loop, which saves every
+        # pull a round trip through the thread pool.
+        user = host.authenticate(request)
         try:
             epoch, seq = wire.parse_cursor(request.query_params.get("cursor", ""))
             limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -166,30 +238,36 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
             return _bad(str(exc))
         node = request.query_params.get("node") or None
         as_json = _wants_json(request)
+        scope = user.scope_code
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        stopping = getattr(host, "stopping", None)  # set when the server begins to shut down
-        while True:
-            try:
-                enc = await to_thread.run_sync(delta_now, epoch, seq, limit, user.scope_code, node, as_json)
-            except changelog.Gone as exc:
-                return _gone(str(exc), store)
-            if enc.rows or enc.has_more or loop.time() >= deadline:
-                break
-            # Nothing visible yet: hold the request until the log grows, the wait runs out, the caller
-            # goes away or the server stops (then the empty delta goes back now: the caller pulls again later).
-            _, seq = wire.parse_cursor(enc.cursor)
-            ended = False
-            while loop.time() < deadline and await to_thread.run_sync(store.head) <= enc.head:
-                if (stopping is not None and stopping.is_set()) or await request.is_disconnected():
-                    ended = True
+        hung_up = None
+        try:
+            while True:
+                enc = delta_cached(epoch, seq, limit, scope, node, as_json)
+                if enc is None:
+                    try:
+                        enc = await to_thread.run_sync(delta_now, epoch, seq, limit, scope, node, as_json)
+                    except changelog.Gone as exc:
+                        return _gone(str(exc), store)
+                remaining = deadline - loop.time()
+                if enc.rows or enc.has_more or remaining <= 0 or waiters.is_stopping():
                     break
-                await asyncio.sleep(POLL_INTERVAL)
-            if ended:
-                break
-        media = "application/json" if as_json else wire.MEDIA_TYPE
-        return Response(enc.payload, media_type=media,
-                        headers={"X-Cqgov-Cursor": enc.cursor, "X-Cqgov-Has-More": "1" if enc.has_more else "0"})
+                # Nothing visible yet: park until a commit moves the head past this delta's, the wait runs
+                # out, the server begins to stop or the caller hangs up (then the empty delta goes back now).
+                _, seq = wire.parse_cursor(enc.cursor)
+                if hung_up is None:
+                    hung_up = watch_disconnect(request.receive)
+                if await waiters.wait_past(enc.head, remaining, hung_up) != COMMIT:
+                    break
+        finally:
+            if hung_up is not None:
+                hung_up.cancel()
+        headers = {"X-Cqgov-Cursor": enc.cursor}
+        if not enc.rows and not enc.has_more and request.query_params.get("empty") == EMPTY_204:
+            return Response(status_code=204, headers=headers)  # caught up: the cursor is all the caller needs
+        headers["X-Cqgov-Has-More"] = "1" if enc.has_more else "0"
+        return Response(enc.payload, media_type="application/json" if as_json else wire.MEDIA_TYPE, headers=headers)
 
     @router.get("/v1/snapshot")
     def snapshot(request: Request):
@@ -267,11 +345,11 @@ def _run_batch(host: SyncHost, user, commands: list[dict]) -> dict:
     """Apply a batch: all of it in one store transaction, else one transaction per command.
 
     One transaction (one commit) per batch is what makes ingest fast. It is
-    safe because a refused command has written nothing: the engine validates
-    before it writes, and a refusal that did move the change-log head or the
-    audit tail anyway, or any unexpected error, rolls the whole batch back
-    and replays it one command per transaction (the old path, which defers
-    the rest of the batch on an unexpected error). Either way each command id
+    safe because a refused command is undone to the mark taken before it
+    (the store stages writes in memory until commit). A refusal whose writes
+    already reached DuckDB (some read flushed them), or any unexpected error,
+    rolls the whole batch back and replays it one command per transaction
+    (which defers the rest of the batch on an unexpected error). Either way each command id
     is recorded in the same transaction as its effects: exactly once.
     """
     store = host.store
@@ -310,11 +388,13 @@ def _apply_batch(host: SyncHost, user, commands: list[dict]) -> dict:
         if cid in priors:
             _prior_reply(priors[cid], digest, cid, reply)
             continue
-        mark = store.write_mark()
+        mark = store.mark()
         try:
             result = host.execute(user, ctype, body)
         except CqgovError as exc:
-            if store.write_mark() != mark:
+            try:
+                store.rollback_to(mark)  # a refused command leaves nothing staged
+            except FlushedPastMark:
                 raise _Fallback from None
             reason = str(exc) or type(exc).__name__
             records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason}, ensure_ascii=False)))

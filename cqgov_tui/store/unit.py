@@ -1,0 +1,257 @@
+"""The unit of work: what one store transaction writes, staged in memory and written in bulk at commit.
+
+A tier server's command used to cost a dozen DuckDB statements (serial read
+and write, dedup query, existence check, event and queue rows, change-log row,
+audit row), each 0.3–3 ms in the Python client and slower inside a large
+transaction. Here a transaction stages row images instead — events, change-log
+rows, audit entries, receipts, directives, applied command ids, metadata — and
+the commit writes each table with one statement from a registered Arrow table.
+
+The rules each table keeps are kept here, once:
+
+* ``event_queue`` holds exactly the open events: at flush, every staged event
+  is upserted into the queue if open and deleted from it if not;
+* the change log is gapless: ``seq`` is assigned when a row is staged, from the
+  head the store remembers;
+* the audit chain is whole: ``prev_hash``/``hash`` are computed when an entry
+  is staged, from the remembered tail.
+
+Every staging step records how to undo itself, so a command refused half way
+(``rollback_to(mark)``) leaves nothing staged behind. Once staged rows have
+been flushed to DuckDB (a reader needed SQL over them), an earlier mark can no
+longer be honoured and ``rollback_to`` raises ``FlushedPastMark``: the caller
+rolls the whole transaction back instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
+from ..domain.schema import arrow_schema, column_names, to_row
+
+EVENT_COLUMNS = column_names(Event)
+_TERMINAL = tuple(s.value for s in Status if not s.is_open)
+_KEYED = {"receipts": Receipt, "directives": Directive}
+_ABSENT = object()
+
+
+class FlushedPastMark(Exception):
+    """The rows to undo are already in DuckDB; only a whole-transaction rollback can undo them."""
+
+
+@dataclass(frozen=True)
+class Mark:
+    undo: int
+    flushes: int
+
+
+@dataclass
+class WriteBatch:
+    """Rows staged by one transaction (see the module docstring)."""
+
+    head: int  # change-log head, staged rows included
+    audit_tail: tuple[int, str]  # (seq, hash) of the last audit entry, staged ones included
+    events: dict[str, Event] = field(default_factory=dict)  # final image of each touched event
+    created: set[str] = field(default_factory=set)  # staged events not yet in the table
+    changes: list[list[Any]] = field(default_factory=list)  # [seq, at, entity, key, op, data dict, origin, scope]
+    created_change: dict[str, int] = field(default_factory=dict)  # event id → index of its create row
+    audit: list[AuditEntry] = field(default_factory=list)
+    keyed: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
+    commands: list[tuple] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    flushes: int = 0
+    # What this transaction wrote, kept across flushes: reads see it, and the store's caches
+    # (open-event index, metadata) learn it at commit.
+    touched: dict[str, Event] = field(default_factory=dict)
+    meta_seen: dict[str, str] = field(default_factory=dict)
+    keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
+    commands_seen: list[tuple] = field(default_factory=list)
+
+    # ------------------------------------------------------------ marks
+
+    def mark(self) -> Mark:
+        return Mark(len(self.undo), self.flushes)
+
+    def rollback_to(self, mark: Mark) -> None:
+        if mark.flushes != self.flushes:
+            raise FlushedPastMark()
+        while len(self.undo) > mark.undo:
+            self.undo.pop()()
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.events or self.changes or self.audit or self.commands or self.meta
+                    or any(self.keyed.values()))
+
+    # ------------------------------------------------------------ staging
+
+    def stage_event(self, event: Event, created: bool) -> None:
+        had, was_created, was_touched = self.events.get(event.id), event.id in self.created, self.touched.get(event.id)
+        self.events[event.id] = event
+        self.touched[event.id] = event
+        if created:
+            self.created.add(event.id)
+
+        def undo() -> None:
+            if had is None:
+                self.events.pop(event.id, None)
+            else:
+                self.events[event.id] = had
+            if was_touched is None:
+                self.touched.pop(event.id, None)
+            else:
+                self.touched[event.id] = was_touched
+            if not was_created:
+                self.created.discard(event.id)
+
+        self.undo.append(undo)
+
+    def log(self, at: float, entity: str, key: str, op: str, data: dict, origin: str, scope: str) -> int:
+        self.head += 1
+        self.changes.append([self.head, at, entity, key, op, data, origin, scope])
+        if entity == "event" and op == "create":
+            self.created_change[key] = len(self.changes) - 1
+
+        def undo() -> None:
+            row = self.changes.pop()
+            self.head -= 1
+            if self.created_change.get(row[3]) == len(self.changes):
+                del self.created_change[row[3]]
+
+        self.undo.append(undo)
+        return self.head
+
+    def rewrite_create(self, event_id: str, data: dict) -> bool:
+        """Fold a change into the still-staged create row of ``event_id`` (one row, final state)."""
+        i = self.created_change.get(event_id)
+        if i is None:
+            return False
+        row = self.changes[i]
+        before = row[5]
+        row[5] = data
+
+        def undo() -> None:
+            row[5] = before
+
+        self.undo.append(undo)
+        return True
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        before = self.audit_tail
+        self.audit.append(entry)
+        self.audit_tail = (entry.seq, entry.hash)
+
+        def undo() -> None:
+            self.audit.pop()
+            self.audit_tail = before
+
+        self.undo.append(undo)
+
+    def put_keyed(self, table: str, key: tuple, row: Any) -> None:
+        self._put(self.keyed[table], key, row)
+        self._put(self.keyed_seen[table], key, row)
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._put(self.meta, key, value)
+        self._put(self.meta_seen, key, value)
+
+    def _put(self, rows: dict, key: Any, value: Any) -> None:
+        had = rows.get(key, _ABSENT)
+        rows[key] = value
+
+        def undo() -> None:
+            if had is _ABSENT:
+                rows.pop(key, None)
+            else:
+                rows[key] = had
+
+        self.undo.append(undo)
+
+    def record_commands(self, records: list[tuple]) -> None:
+        n, m = len(self.commands), len(self.commands_seen)
+        self.commands.extend(records)
+        self.commands_seen.extend(records)
+
+        def undo() -> None:
+            del self.commands[n:]
+            del self.commands_seen[m:]
+
+        self.undo.append(undo)
+
+    # ------------------------------------------------------------ flush
+
+    def flush(self, conn) -> None:
+        """Write every staged row with one statement per table (inside the caller's DuckDB transaction)."""
+        import pyarrow as pa  # bulk paths only; kept off the console's start-up
+
+        def bulk(name: str, table: pa.Table, sql: str) -> None:
+            conn.register(name, table)
+            try:
+                conn.execute(sql.format(t=name)).fetchall()  # drained: DuckDB refuses new work on an open result
+            finally:
+                conn.unregister(name)
+
+        conn.execute("SELECT 1").fetchall()  # closes a result a reader may have left half-read
+
+        if self.meta:
+            bulk("_uow_meta", pa.table({"key": list(self.meta), "value": list(self.meta.values())}),
+                 "INSERT OR REPLACE INTO store_meta SELECT key, value FROM {t}")
+        if self.events:
+            rows = [to_row(e) for e in self.events.values()]
+            table = pa.Table.from_pylist(rows, schema=arrow_schema(Event))
+            new = [r for r in rows if r["id"] in self.created]
+            old = [r for r in rows if r["id"] not in self.created]
+            if new:
+                bulk("_uow_new", table if not old else pa.Table.from_pylist(new, schema=arrow_schema(Event)),
+                     "INSERT INTO events SELECT * FROM {t}")
+            if old:
+                sets = ", ".join(f"{c} = u.{c}" for c in EVENT_COLUMNS if c != "id")
+                bulk("_uow_old", table if not new else pa.Table.from_pylist(old, schema=arrow_schema(Event)),
+                     f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
+            # The queue rule, in one place: open events are in event_queue, the rest are not.
+            bulk("_uow_queue", table,
+                 "DELETE FROM event_queue WHERE id IN (SELECT id FROM {t})")
+            if any(r["status"] not in _TERMINAL for r in rows):
+                bulk("_uow_queue", table,
+                     f"INSERT INTO event_queue SELECT * FROM {{t}} WHERE status NOT IN {_TERMINAL}")
+        for name, entity in _KEYED.items():
+            staged = self.keyed[name]
+            if staged:
+                bulk(f"_uow_{name}", pa.Table.from_pylist([to_row(r) for r in staged.values()],
+                                                          schema=arrow_schema(entity)),
+                     f"INSERT OR REPLACE INTO {name} SELECT * FROM {{t}}")
+        if self.audit:
+            bulk("_uow_audit", pa.Table.from_pylist([to_row(e) for e in self.audit], schema=arrow_schema(AuditEntry)),
+                 "INSERT INTO audit_log SELECT * FROM {t}")
+        if self.changes:
+            cols = list(zip(*self.changes))
+            bulk("_uow_changes", pa.table({
+                "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
+                "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
+                "op": pa.array(cols[4], pa.string()),
+                "data": pa.array([json.dumps(d, ensure_ascii=False) for d in cols[5]], pa.string()),
+                "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
+            }), "INSERT INTO changes SELECT * FROM {t}")
+        if self.commands:
+            cols = list(zip(*self.commands))
+            bulk("_uow_commands", pa.table({
+                "id": pa.array(cols[0], pa.string()), "body_hash": pa.array(cols[1], pa.string()),
+                "type": pa.array(cols[2], pa.string()), "outcome": pa.array(cols[3], pa.string()),
+                "reply": pa.array(cols[4], pa.string()), "actor": pa.array(cols[5], pa.string()),
+                "applied_at": pa.array(cols[6], pa.float64()),
+            }), "INSERT INTO applied_commands SELECT * FROM {t}")
+        self.events.clear()
+        self.created.clear()
+        self.changes.clear()
+        self.created_change.clear()
+        self.audit.clear()
+        for staged in self.keyed.values():
+            staged.clear()
+        self.commands.clear()
+        self.meta.clear()
+        self.undo.clear()
+        self.flushes += 1
