@@ -65,3 +65,35 @@ def test_bench_store_rows_have_the_harness_shape():
         assert abs(r["ratio"] - r["value"] / r["baseline"]) < 1e-9
     notes = " ".join(r["note"] for r in rows)
     assert "DIFFER" not in notes  # the store and its baselines returned the same answers
+
+
+def test_bench_server_runs_its_workload_against_a_real_server():
+    """Tiny sizes (never the 1M store): every row has the harness shape and no command of the mix is refused."""
+    from bench import bench_server
+
+    assert max(bench_server.ingest_sizes(quick=True)) < 1_000_000
+    rows = bench_server.bench_ingest(sizes=(2_000,), budget_s=1.0, max_commands=200, clients=2, check=True)
+    rows += bench_server.bench_fanout(n_streets=8, deadline_s=60)
+    assert [r["name"] for r in rows] == ["server_ingest_commands_per_s", "server_ingest_with_2k_stored",
+                                         "directive_fanout_receipts_s"]
+    for r in rows:
+        assert ROW_KEYS <= set(r), r
+        assert r["value"] > 0 and r["baseline"] > 0, r
+        assert abs(r["ratio"] - r["value"] / r["baseline"]) < 1e-9
+        assert isinstance(r["target_ok"], bool), r
+        for bad in ("REJECTED", "FAILED", "INCOMPLETE", "still running", "server exit"):
+            assert bad not in r["note"], r
+    assert " 0 rejected" in rows[0]["note"] and " act)" in rows[0]["note"]
+    assert "8/8 acknowledged" in rows[-1]["note"]
+
+
+def test_bench_server_growth_rows():
+    from bench import bench_server
+
+    rows = bench_server.growth_rows([(10_000, 100.0, 4000.0), (100_000, 50.0, 4000.0), (1_000_000, 25.0, 4000.0)])
+    assert [r["name"] for r in rows] == ["server_ingest_1M_over_10k", "server_ingest_loglog_slope"]
+    assert rows[0]["value"] == 0.25 and rows[0]["target_ok"] is False and rows[0]["baseline"] == 1.0
+    assert abs(rows[1]["value"] - (-0.301)) < 1e-3 and rows[1]["baseline"] == 0.0 and rows[1]["ratio"] is None
+    assert rows[1]["target_ok"] is False
+    flat = bench_server.growth_rows([(10_000, 100.0, 4000.0), (1_000_000, 90.0, 3900.0)])
+    assert flat[0]["target_ok"] and flat[1]["target_ok"]
