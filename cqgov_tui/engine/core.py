@@ -50,6 +50,8 @@ class Engine:
         self.clock = clock or store.clock
         self.plans = PlanMatcher(catalogue, registry)
         self.system = system_user(store)
+        # Points placed ahead in one vectorised call (``preplace``): (lon, lat) → (district, street, grid).
+        self._placed: dict[tuple[float, float], tuple[str, str, str] | None] = {}
 
     # ------------------------------------------------------------ report
 
@@ -326,6 +328,19 @@ class Engine:
                      scope=event.grid_code or event.street_code or event.district_code)
         self.store.append_audit(**entry)
 
+    def preplace(self, points: list[tuple[float, float]]) -> None:
+        """Place many points in one vectorised lookup, ahead of the reports that name them
+        (a command batch): per point the lookup costs a fraction of ``locate`` alone."""
+        points = [p for p in dict.fromkeys(points) if p not in self._placed
+                  and math.isfinite(p[0]) and math.isfinite(p[1]) and -180 <= p[0] <= 180 and -90 <= p[1] <= 90]
+        if len(points) < 2:
+            return
+        if len(self._placed) > 50_000:
+            self._placed.clear()
+        found = self.registry.locate_many([p[0] for p in points], [p[1] for p in points])
+        for p, d, s, g in zip(points, found.district_codes(), found.street_codes(), found.grid_codes()):
+            self._placed[p] = (d, s, g) if d is not None else None
+
     def _place(self, lon, lat, code) -> tuple[str, str | None, str | None, float | None, float | None]:
         reg = self.registry
         if lon is not None or lat is not None:
@@ -335,6 +350,11 @@ class Engine:
                 raise BadInput(f"malformed coordinates {lon!r},{lat!r}") from None
             if not (math.isfinite(lon) and math.isfinite(lat)):
                 raise BadInput(f"malformed coordinates {lon},{lat}")
+            if (lon, lat) in self._placed:
+                placed = self._placed.pop((lon, lat))
+                if placed is None:
+                    raise BadInput(f"{lon},{lat} is outside Chongqing")
+                return placed[0], placed[1], placed[2], lon, lat
             loc = reg.locate(lon, lat)
             if loc is None:
                 raise BadInput(f"{lon},{lat} is outside Chongqing")

@@ -153,6 +153,9 @@ class TierServer:
     def execute(self, user: User, command_type: str, body: Any) -> dict:
         return self.handler.execute(user, command_type, body)
 
+    def prepare(self, commands: list[dict]) -> None:
+        self.handler.prepare(commands)
+
     @property
     def command_types(self) -> set[str]:
         return set(self.handler.types)

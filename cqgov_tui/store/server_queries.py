@@ -48,7 +48,7 @@ class ServerQueries:
 
     def count_rows(self: "Store", table_name: str) -> int:
         if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue",
-                              "sensor_readings"):
+                              "sensor_readings", "applied_commands"):
             raise BadInput(f"unknown table {table_name!r}")
         with self.lock:
             return int(self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchall()[0][0])

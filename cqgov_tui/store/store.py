@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 import duckdb
 
 from ..clock import Clock, SystemClock, local
-from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status, Tier
+from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
 from ..domain.schema import column_names, to_row
 from ..errors import BadInput, StoreCorrupt, StoreError
 from ..ids import uuid7
@@ -190,6 +190,7 @@ class Store(ServerQueries, EngineQueries):
                 batch.audit_tail = self._read_tail()
                 batch.meta_seen.clear()
                 batch.touched.clear()
+                batch.overlay = OpenEvents()
             self._head = None
             self._audit_tail = None
             self._meta.clear()
@@ -292,7 +293,7 @@ class Store(ServerQueries, EngineQueries):
         return [e for e in found if e.id not in batch.touched]
 
     def _touched_open(self, batch: WriteBatch | None) -> list[Event]:
-        return [] if batch is None else [e for e in batch.touched.values() if Status(e.status).is_open]
+        return [] if batch is None else list(batch.overlay)
 
     def get_event(self, event_id: str) -> Event | None:
         with self.lock:
@@ -368,7 +369,9 @@ class Store(ServerQueries, EngineQueries):
             batch = self._mine()
             found = self._open_index().in_box(category, lon - dlon, lon + dlon, lat - dlat, lat + dlat)
             out = [e for e in self._open_now(batch, found) if inside(e)]
-            out += [e for e in self._touched_open(batch) if inside(e)]
+            if batch is not None:
+                out += [e for e in batch.overlay.in_box(category, lon - dlon, lon + dlon, lat - dlat, lat + dlat)
+                        if inside(e)]
         return sorted(out, key=lambda e: (e.reported_at, e.id))
 
     def open_in_district(self, district: str, categories: Iterable[str]) -> list[Event]:
@@ -378,7 +381,8 @@ class Store(ServerQueries, EngineQueries):
         with self.lock:
             batch = self._mine()
             out = self._open_now(batch, self._open_index().in_district(district, cats))
-            out += [e for e in self._touched_open(batch) if e.district_code == district and e.category_code in cats]
+            if batch is not None:
+                out += batch.overlay.in_district(district, cats)
         return sorted(out, key=lambda e: (e.reported_at, e.id))
 
     def open_events(self) -> list[Event]:
@@ -471,6 +475,7 @@ class Store(ServerQueries, EngineQueries):
             batch = self._require_tx()
             for i in ids:
                 batch.touched.pop(i, None)
+                batch.overlay.drop(i)
             if self._open is not None:
                 self._open_loaded_in_tx = True  # forget the index at the end of this transaction
 

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
 from ..domain.schema import arrow_schema, column_names, to_row
+from .open_events import OpenEvents
 
 EVENT_COLUMNS = column_names(Event)
 _TERMINAL = tuple(s.value for s in Status if not s.is_open)
@@ -67,6 +68,7 @@ class WriteBatch:
     # What this transaction wrote, kept across flushes: reads see it, and the store's caches
     # (open-event index, metadata) learn it at commit.
     touched: dict[str, Event] = field(default_factory=dict)
+    overlay: OpenEvents = field(default_factory=OpenEvents)  # the open ones among ``touched``, indexed
     meta_seen: dict[str, str] = field(default_factory=dict)
     keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
     commands_seen: list[tuple] = field(default_factory=list)
@@ -93,6 +95,7 @@ class WriteBatch:
         had, was_created, was_touched = self.events.get(event.id), event.id in self.created, self.touched.get(event.id)
         self.events[event.id] = event
         self.touched[event.id] = event
+        self.overlay.put(event)
         if created:
             self.created.add(event.id)
 
@@ -101,10 +104,12 @@ class WriteBatch:
                 self.events.pop(event.id, None)
             else:
                 self.events[event.id] = had
+            self.overlay.drop(event.id)
             if was_touched is None:
                 self.touched.pop(event.id, None)
             else:
                 self.touched[event.id] = was_touched
+                self.overlay.put(was_touched)
             if not was_created:
                 self.created.discard(event.id)
 
