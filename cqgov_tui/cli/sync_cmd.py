@@ -48,7 +48,8 @@ def open_replica(db_path: str, url: str, token: str | None):
 @click.option("--token", default=None, envvar="CQGOV_TOKEN", help="Bearer token (or $CQGOV_TOKEN).")
 @click.option("--once", is_flag=True, help="Pull until caught up, push the outbox, print a summary and exit.")
 @click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 5000), help="Changes per request.")
-@click.option("--wait", default=10.0, show_default=True, type=click.FloatRange(0, 25), help="Long-poll seconds.")
+@click.option("--wait", default=55.0, show_default=True, type=click.FloatRange(0, 60),
+              help="Long-poll seconds (new changes still arrive at once; a long wait keeps idle traffic tiny).")
 @json_option
 @handle_errors
 def sync(url: str, db_path: str, token: str | None, once: bool, limit: int, wait: float, as_json: bool) -> None:

@@ -13,7 +13,11 @@ from ..errors import BadInput
 from ..scope import CITY_CODE
 from .backend import Backend, LocalBackend, RemoteBackend, default_user, token_user
 
-CONSOLE_POLL_S = 2.0
+# The console's long-poll is the sync client's default (``sync.client.DEFAULT_WAIT``, 55 s; not imported
+# here, to keep httpx off the console's start-up). A new event still arrives the moment it commits, and
+# quitting cuts the poll in flight (SyncClient.stop), so a short wait bought nothing but traffic
+# (2 s waits cost an idle console 43 MB down and 22 MB up a day).
+CONSOLE_POLL_S: float | None = None
 CONSOLE_BACKOFF_CAP_S = 5.0
 HINT = ("cqgov tui needs a data source: --server URL --token TOKEN (a tier server, see `cqgov serve`) "
         "or --db PATH (a local store); `cqgov demo` starts a live city with the console")
@@ -47,11 +51,12 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
         else:
             store = init_store(path, Tier(who.tier).value, who.scope_code, clock, node=f"console-{who.user}")
         # The user goes to the client too: its local effects check the same role the server will.
-        # Short long-polls: changes still arrive at once, and quitting never waits long for a pull.
+        # Long long-polls: changes still arrive at once, and stopping the client cuts a pull in flight.
         # A short backoff cap: a person watching "offline" should see "live" soon after the server returns.
         # On a weak link, smaller pages: each request finishes (and its cursor commits) before a drop.
         pages = {"limit": 100, "snapshot_limit": 500} if low_bandwidth else {}
-        client = SyncClient(store, server_url, token, clock, user=who, wait=CONSOLE_POLL_S,
+        wait = {} if CONSOLE_POLL_S is None else {"wait": CONSOLE_POLL_S}
+        client = SyncClient(store, server_url, token, clock, user=who, **wait,
                             backoff_cap=CONSOLE_BACKOFF_CAP_S, **pages)
         return RemoteBackend(store, client, server_url, token, clock, user=who)
     if db_path:

@@ -5,13 +5,22 @@ All durable state (replica rows, cursor, outbox) lives in the replica store
 and changes only inside transactions, so a kill -9 anywhere resumes cleanly.
 Pulls and pushes run on separate threads with separate HTTP connections:
 a failing push never stalls a pull.
+
+An idle client costs almost nothing on the wire: a pull long-polls for
+``DEFAULT_WAIT`` seconds (the server answers the moment a change commits, so
+new events still arrive within a second), sends only the headers the server
+needs, and asks for caught-up replies as ``204 No Content`` with just the
+cursor (``empty=204``). ``stop()`` cuts a pull in flight instead of waiting out
+its long-poll, so a long wait never delays quitting.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -28,6 +37,12 @@ from ..store.outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, get_cu
 
 UPSTREAM = "upstream"
 MAX_GONE_IN_A_ROW = 3
+# Long-poll seconds of an idle pull: under the server's cap (60 s, the idle timeout of common balancers).
+# Each idle round trip is ~0.5 KB (the token is most of it), so 55 s keeps a day's polling near 0.75 MB.
+DEFAULT_WAIT = 55.0
+# httpx's default headers that a pull does not need (the server sends Arrow unless asked for JSON and never
+# compresses it; HTTP/1.1 keeps connections alive by default): dropped, as every idle request carries them.
+_NEEDLESS_HEADERS = ("accept", "accept-encoding", "connection", "user-agent")
 
 
 class SyncError(CqgovError):
@@ -88,7 +103,7 @@ class SyncClient:
         *,
         user: User | None = None,
         limit: int = 500,
-        wait: float = 10.0,
+        wait: float = DEFAULT_WAIT,
         push_batch: int = 100,
         snapshot_limit: int = 2000,
         backoff_base: float = 0.5,
@@ -117,7 +132,13 @@ class SyncClient:
         # Separate connections for pulls and pushes: a long-poll never queues a push behind it.
         self._pull_http = http or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout + wait)
         self._push_http = http or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        if http is None:
+            for name in _NEEDLESS_HEADERS:
+                self._pull_http.headers.pop(name, None)
         self._headers = headers if http is not None else {}
+        # The pull connection's socket (captured through httpcore's trace hook), so stop() can cut a long-poll.
+        self._pull_socket: socket.socket | None = None
+        self._pull_started: tuple[float, float] | None = None  # (monotonic start, wait) of the pull in flight
         self._stats_lock = threading.Lock()
         self.bytes_in = self.bytes_out = 0
         self.pulls = self.pushes = self.resyncs = 0
@@ -136,11 +157,44 @@ class SyncClient:
     # ------------------------------------------------------------ HTTP
 
     def _get(self, http: httpx.Client, path: str, params: dict) -> httpx.Response:
-        r = http.get(path, params=params, headers={"Accept": wire.MEDIA_TYPE, **self._headers})
+        trace = {"trace": self._trace} if http is self._pull_http else None  # see _cut_pull
+        r = http.get(path, params=params, headers={"Accept": wire.MEDIA_TYPE, **self._headers}, extensions=trace)
         with self._stats_lock:
             self.bytes_in += len(r.content)
             self.bytes_out += len(path) + 64
         return r
+
+    def _trace(self, event: str, info: dict) -> None:
+        """httpcore trace hook on pulls: remember the socket of each new connection."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                self._pull_socket = sock
+
+    def _long_poll(self, params: dict) -> httpx.Response:
+        """GET /v1/changes with as few request bytes as the server needs; a 204 means caught up."""
+        # An injected client (tests, proxies) is asked for Arrow explicitly, as before; our own sends no Accept.
+        headers = None if self._own_http else {"Accept": wire.MEDIA_TYPE, **self._headers}
+        self._pull_started = (time.monotonic(), float(params["wait"]))
+        try:
+            r = self._pull_http.get("/v1/changes", params=params, headers=headers,
+                                    extensions={"trace": self._trace})
+        finally:
+            self._pull_started = None
+        with self._stats_lock:
+            self.bytes_in += len(r.content)
+            self.bytes_out += len(str(r.request.url.raw_path)) + 64
+        return r
+
+    def _cut_pull(self) -> None:
+        """Shut down the pull connection's socket: a long-poll in flight fails at once (stop() only)."""
+        sock = self._pull_socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
     def _failed(self, error: str) -> None:
         with self._stats_lock:
@@ -163,16 +217,20 @@ class SyncClient:
         if state is None or state.phase == "snapshot":
             return self._snapshot_step(state)
         params = {"cursor": wire.format_cursor(state.epoch, state.seq), "limit": self.limit,
-                  "wait": self.wait if wait is None else wait, "node": self.store.node}
+                  "wait": _seconds(self.wait if wait is None else wait), "node": self.store.node, "empty": "204"}
         try:
-            r = self._get(self._pull_http, "/v1/changes", params)
+            r = self._long_poll(params)
         except httpx.HTTPError as exc:
+            if self._stop.is_set():
+                raise SyncError("stopped") from None  # stop() cut the long-poll: not a fault of the link
             self._failed(f"pull: {type(exc).__name__}: {exc}")
             raise SyncError(f"cannot reach {self.base_url}: {exc}") from None
         with self._stats_lock:
             self.pulls += 1
         if r.status_code == 410:
             return self._gone(state, _detail(r))
+        if r.status_code == 204:
+            return self._caught_up(state, r)
         if r.status_code != 200:
             self._failed(f"pull: HTTP {r.status_code}: {_detail(r)}")
             raise SyncError(f"pull refused by {self.base_url}: HTTP {r.status_code}: {_detail(r)}")
@@ -198,6 +256,31 @@ class SyncClient:
             if self.caught_up:
                 self.caught_up_at = now
         return PullResult(len(msg.changes), applied.applied, not msg.has_more, False, msg.cursor)
+
+    def _caught_up(self, state: CursorState, r: httpx.Response) -> PullResult:
+        """204: nothing new for us. The cursor may still have moved past rows outside our scope; the
+        replica is written only if it did (an idle laptop's disk stays quiet too)."""
+        self._reached()
+        cursor = r.headers.get("x-cqgov-cursor", "")
+        try:
+            epoch, next_seq = wire.parse_cursor(cursor)
+        except wire.WireError as exc:
+            self._failed(f"pull: {exc}")
+            raise SyncError(f"{self.base_url} sent a caught-up reply without a valid cursor: {exc}") from None
+        if epoch != state.epoch:
+            return self._gone(state, "the server answered for another epoch")
+        if next_seq < state.seq:
+            return self._gone(state, f"the server moved the cursor back ({next_seq} < {state.seq})")
+        now = self.clock.now()
+        if next_seq != state.seq:
+            with self.store.tx():
+                put_cursor(self.store, _replace_state(state, seq=next_seq), now)
+        self._gone_in_a_row = 0
+        with self._stats_lock:
+            self.last_pull_at = now
+            self.caught_up = True
+            self.caught_up_at = now
+        return PullResult(0, 0, True, False, cursor)
 
     def pull_until_caught_up(self, max_requests: int = 10_000) -> PullResult:
         total = PullResult()
@@ -439,7 +522,8 @@ class SyncClient:
                 mode = "offline"
             elif self.last_pull_at is None:
                 mode = "starting"
-            elif self.caught_up and self.caught_up_at is not None and now - self.caught_up_at <= self.live_within:
+            elif self.caught_up and self.caught_up_at is not None and (
+                    now - self.caught_up_at <= self.live_within or self._polling_within()):
                 mode = "live"
             else:
                 mode = "lagging"
@@ -471,9 +555,16 @@ class SyncClient:
         for t in self._threads:
             t.start()
 
+    def _polling_within(self) -> bool:
+        """A long-poll is being held by the server and is not overdue: a caught-up client stays live
+        through a wait longer than ``live_within``."""
+        started = self._pull_started
+        return started is not None and time.monotonic() - started[0] <= started[1] + self.live_within
+
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         self._wake_push.set()
+        self._cut_pull()  # a long-poll in flight ends now, not when its wait runs out
         for t in self._threads:
             t.join(timeout if timeout is not None else self.wait + 10)
         self._threads = []
@@ -493,6 +584,8 @@ class SyncClient:
                 if not (r.rows or r.resynced) and not r.caught_up:
                     self._stop.wait(0.05)
             except (CqgovError, httpx.HTTPError, OSError) as exc:
+                if self._stop.is_set():
+                    break  # stop() cut the pull in flight
                 failures += 1
                 self._failed(f"pull: {exc}")
                 self._stop.wait(self._backoff(failures))
@@ -514,6 +607,11 @@ class SyncClient:
             except (CqgovError, OSError) as exc:  # a store error must not kill the thread
                 self._failed(f"push: {exc}")
                 self._stop.wait(self._backoff(1))
+
+
+def _seconds(wait: float) -> float | int:
+    """``25`` rather than ``25.0`` in the query string: every idle request carries it."""
+    return int(wait) if float(wait).is_integer() else wait
 
 
 def _replace_state(state: CursorState, **changes) -> CursorState:

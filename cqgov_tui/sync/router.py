@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import CqgovError
 from ..store.migrations import LATEST
-from ..store.unit import FlushedPastMark
 from . import changelog, wire
 from .host import SyncHost
 from .longpoll import COMMIT, CommitWaiters, watch_disconnect
@@ -115,6 +114,12 @@ class DeltaCache:
         with self._lock:
             self._data.clear()
             self._bytes = 0
+
+
+def _retrieved(fut: asyncio.Future) -> None:
+    """Mark a shared build's failure as seen: its first caller reports it; nobody else need await it."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _gone(reason: str, store) -> JSONResponse:
@@ -207,14 +212,45 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
 
     def delta_cached(epoch: str, seq: int, limit: int, scope: str, node: str | None, as_json: bool) -> Encoded | None:
         """On the event loop, without touching the store: the cached delta up to the newest committed
-        head this process knows of, or None (then ``delta_now`` on a thread). After a commit wakes a
-        thousand waiters, the first builds the delta and the rest are answered from here."""
+        head this process knows of, or None (then ``delta_now`` on a thread).
+
+        The floor checked here may be a commit old; that is safe because only cached deltas are served
+        from here, and a delta cached before a compaction is still the true history of those rows."""
         head = waiters.head
-        if not head or epoch != store.epoch or seq > head or floor_seen[0] != waiters.generation:
-            return None
-        if seq < floor_seen[1]:
-            return None  # the thread path answers 410
+        if not head or epoch != store.epoch or seq > head or floor_seen[0] < 0 or seq < floor_seen[1]:
+            return None  # the thread path decides (and answers 410 where it must)
         return cached(seq, limit, scope, node, as_json, head)
+
+    inflight: dict[tuple, asyncio.Future] = {}  # shared builds in progress, per event loop
+
+    async def delta(epoch: str, seq: int, limit: int, scope: str, node: str | None, as_json: bool) -> Encoded:
+        """The delta for this caller, built at most once however many callers ask at the same moment.
+
+        After a commit wakes a thousand waiters on one cursor, one of them takes the delta to a worker
+        thread; the rest await that build on the loop (no thread each) and are answered from its result."""
+        enc = delta_cached(epoch, seq, limit, scope, node, as_json)
+        if enc is not None:
+            return enc
+        loop = asyncio.get_running_loop()
+        key = (id(loop), epoch, seq, limit, scope, as_json, waiters.head)
+        pending = inflight.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending)
+        else:
+            pending = inflight[key] = loop.create_future()
+            pending.add_done_callback(_retrieved)
+            try:
+                shared = await to_thread.run_sync(delta_now, epoch, seq, limit, scope, None, as_json)
+            except BaseException as exc:
+                pending.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                raise
+            else:
+                pending.set_result(shared)
+            finally:
+                inflight.pop(key, None)
+        if node is None or node not in shared.origins:
+            return shared
+        return await to_thread.run_sync(delta_now, epoch, seq, limit, scope, node, as_json)
 
     @router.get("/v1/sync/info")
     def info(request: Request):
@@ -246,12 +282,10 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         hung_up = None
         try:
             while True:
-                enc = delta_cached(epoch, seq, limit, scope, node, as_json)
-                if enc is None:
-                    try:
-                        enc = await to_thread.run_sync(delta_now, epoch, seq, limit, scope, node, as_json)
-                    except changelog.Gone as exc:
-                        return _gone(str(exc), store)
+                try:
+                    enc = await delta(epoch, seq, limit, scope, node, as_json)
+                except changelog.Gone as exc:
+                    return _gone(str(exc), store)
                 remaining = deadline - loop.time()
                 if enc.rows or enc.has_more or remaining <= 0 or waiters.is_stopping():
                     break
@@ -462,13 +496,11 @@ def _apply_batch(host: SyncHost, user, commands: list[dict]) -> dict:
         if cid in priors:
             _prior_reply(priors[cid], digest, cid, reply)
             continue
-        mark = store.mark()
+        mark = store.write_mark()
         try:
             result = host.execute(user, ctype, body)
         except CqgovError as exc:
-            try:
-                store.rollback_to(mark)  # a refused command leaves nothing staged
-            except FlushedPastMark:
+            if store.write_mark() != mark:
                 raise _Fallback from None
             reason = str(exc) or type(exc).__name__
             records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason}, ensure_ascii=False)))
