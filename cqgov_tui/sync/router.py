@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import CqgovError
 from ..store.migrations import LATEST
+from ..store.unit import FlushedPastMark
 from . import changelog, wire
 from .host import SyncHost
 from .longpoll import COMMIT, CommitWaiters, watch_disconnect
@@ -496,11 +497,13 @@ def _apply_batch(host: SyncHost, user, commands: list[dict]) -> dict:
         if cid in priors:
             _prior_reply(priors[cid], digest, cid, reply)
             continue
-        mark = store.write_mark()
+        mark = store.mark()
         try:
             result = host.execute(user, ctype, body)
         except CqgovError as exc:
-            if store.write_mark() != mark:
+            try:
+                store.rollback_to(mark)  # a refused command leaves nothing staged
+            except FlushedPastMark:
                 raise _Fallback from None
             reason = str(exc) or type(exc).__name__
             records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason}, ensure_ascii=False)))
