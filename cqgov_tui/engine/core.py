@@ -18,7 +18,7 @@ from ..errors import BadInput, IllegalTransition, PermissionDenied
 from ..ids import uuid7
 from ..scope import CITY_CODE, event_in_scope
 from ..store import Store
-from . import dedup, inhibit, lifecycle, multi, sla
+from . import dedup, drafting, inhibit, lifecycle, multi, sla
 from .plans import PlanMatcher
 
 
@@ -76,8 +76,8 @@ class Engine:
         """Record a new event (感知发现) and let plans, dedup and inhibition act on it."""
         actor = actor or self.system
         cat = self.catalogue.category(category)
-        district, street, grid, lon, lat = self._place(lon, lat, code)
-        if not event_in_scope(actor.scope_code, district, street, grid):
+        where = drafting.place(self.registry, lon, lat, code, self._placed)
+        if not event_in_scope(actor.scope_code, where.district, where.street, where.grid):
             raise PermissionDenied(f"{actor.user} may not report outside {actor.scope_code}")
         try:
             colour_value = Colour.parse(colour).value if colour else cat.default_colour.value
@@ -89,46 +89,15 @@ class Engine:
             raise BadInput(f"unknown source {source!r} (expected one of {', '.join(s.value for s in Source)})") from None
         title = (title or "").strip() or cat.name
         now = self.clock.now()
-        profile = self.catalogue.sla(cat.sla_profile)
         with self.store.tx():
             if event_id and self.store.get_event(event_id) is not None:
                 raise BadInput(f"event {event_id} already exists")
-            event = Event(
-                id=event_id or uuid7(int(now * 1000)),
-                number=self.store.next_number(now),
-                city_code=CITY_CODE,
-                district_code=district,
-                street_code=street,
-                grid_code=grid,
-                category_code=cat.code,
-                colour=colour_value,
-                status=Status.REPORTED.value,
-                title=title,
-                text=text or "",
-                lon=lon,
-                lat=lat,
-                address=address or self._address(district, street, grid),
-                source=source_value,
-                reporter=reporter or actor.user,
-                assignee=None,
-                departments=[],
-                sla_profile=profile.code,
-                reported_at=now,
-                stage_started_at=now,
-                due_at=sla.due_at(profile, Status.REPORTED, now),
-                closed_at=None,
-                updated_at=now,
-                escalation_level=0,
-                supervised_by=None,
-                parent_id=parent_id,
-                merged_into=None,
-                duplicate_of=None,
-                inhibited_by=None,
-                plan_code=None,
-                origin_tier=self.store.tier.value,
-                origin_node=self.store.node,
-                version=1,
-            )
+            event = drafting.new_event(
+                event_id=event_id or uuid7(int(now * 1000)), number=self.store.next_number(now), category=cat,
+                catalogue=self.catalogue, where=where, colour=colour_value, title=title, text=text or "",
+                source=source_value, reporter=reporter or actor.user,
+                address=address or drafting.address(self.registry, where), now=now, parent_id=parent_id,
+                origin_tier=self.store.tier.value, origin_node=self.store.node)
             inhibitor = inhibit.inhibitor_for(self.store, self.catalogue, event)
             if inhibitor is not None:
                 event = replace(event, inhibited_by=inhibitor.id)
@@ -174,39 +143,18 @@ class Engine:
         rule = lifecycle.check(event.status, action, actor.role, actor.tier, note=note, target=target,
                                departments=departments)
         now = self.clock.now()
-        changes: dict = {}
+        changes = drafting.transition_changes(event, rule, now, self.catalogue, departments)
         if rule.action == "merge":
-            survivor = self.store.resolve_event(target)
+            survivor = self.store.resolve_event(target or "")
             if survivor.id == event.id:
                 raise BadInput(f"cannot merge {event.number} into itself")
             if not Status(survivor.status).is_open:
                 raise BadInput(f"cannot merge into {survivor.number}: it is {survivor.status}")
             changes["merged_into"] = survivor.id
-        if rule.action == "dispatch":
-            cat = self.catalogue.category(event.category_code)
-            depts = list(departments or [])
-            unknown = [d for d in depts if d not in self.catalogue.departments]
-            if unknown:
-                raise BadInput(f"unknown department {unknown[0]!r}")
-            owner = depts[0] if depts else cat.department_code
-            co = depts[1:] if depts else list(cat.co_departments)
-            changes["assignee"] = owner
-            changes["departments"] = co
         if rule.target is None:
             self._audit(event, rule.action, event.status, event.status, actor, note=note)
             return event
         target_status = rule.target
-        profile = self.catalogue.sla(event.sla_profile)
-        changes.update(status=target_status.value, stage_started_at=now,
-                       due_at=sla.due_at(profile, target_status, event.reported_at))
-        if target_status in (Status.CLOSED, Status.REJECTED, Status.MERGED):
-            changes["closed_at"] = now
-            changes["due_at"] = None
-        if target_status is Status.ESCALATED:
-            # Taken over by the upper tier: supervision starts one step up, and the overdue ladder goes on from there.
-            level = max(1, event.escalation_level)
-            changes["escalation_level"] = level
-            changes["supervised_by"] = sla.supervising_tier(event.origin_tier, level).value
         previous = event.status
         event = self._save(event, **changes)
         self._audit(event, rule.action, previous, target_status.value, actor, note=note)
@@ -340,40 +288,6 @@ class Engine:
         found = self.registry.locate_many([p[0] for p in points], [p[1] for p in points])
         for p, d, s, g in zip(points, found.district_codes(), found.street_codes(), found.grid_codes()):
             self._placed[p] = (d, s, g) if d is not None else None
-
-    def _place(self, lon, lat, code) -> tuple[str, str | None, str | None, float | None, float | None]:
-        reg = self.registry
-        if lon is not None or lat is not None:
-            try:
-                lon, lat = float(lon), float(lat)
-            except (TypeError, ValueError):
-                raise BadInput(f"malformed coordinates {lon!r},{lat!r}") from None
-            if not (math.isfinite(lon) and math.isfinite(lat)):
-                raise BadInput(f"malformed coordinates {lon},{lat}")
-            if (lon, lat) in self._placed:
-                placed = self._placed.pop((lon, lat))
-                if placed is None:
-                    raise BadInput(f"{lon},{lat} is outside Chongqing")
-                return placed[0], placed[1], placed[2], lon, lat
-            loc = reg.locate(lon, lat)
-            if loc is None:
-                raise BadInput(f"{lon},{lat} is outside Chongqing")
-            return loc.district.code, loc.street.code, loc.grid.code, lon, lat
-        if not code:
-            raise BadInput("an event needs a place: --lon/--lat or --code")
-        j = reg.get(code)
-        chain = [a.code for a in reg.ancestors(code)] + [j.code]
-        by_level = {reg.get(c).level.value: c for c in chain}
-        if "district" not in by_level:
-            raise BadInput(f"{code} is not inside a district")
-        return by_level["district"], by_level.get("street"), by_level.get("grid"), j.lon, j.lat
-
-    def _address(self, district, street, grid) -> str:
-        reg = self.registry
-        parts = [reg.get(c).name for c in (district, street) if c]
-        if grid:
-            parts.append(f"{grid[-3:]}号网格")
-        return "".join(parts)
 
     def time_left(self, event: Event, now: float | None = None) -> float | None:
         return sla.time_left(event.due_at, self.clock.now() if now is None else now)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..domain.entities import Event, Role, Source, Status, Tier, User
-from ..engine import lifecycle
-from ..errors import BadInput
+from ..domain.entities import Role, Source, Tier, User
+from ..engine import drafting, lifecycle
 from ..ids import uuid7
-from ..scope import CITY_CODE
 from ..store import Store
 
 PENDING_NUMBER = "待同步"  # shown until the server's number arrives
@@ -50,7 +48,7 @@ def apply(store: Store, ctype: str, body: dict, *, now: float, user: User | None
     if ctype == "report":
         _report(store, body, now, user, server_node, server_tier, catalogue, registry)
     elif ctype == "act":
-        _act(store, body, now, user)
+        _act(store, body, now, user, catalogue)
 
 
 def _report(store, body, now, user, server_node, server_tier, catalogue, registry) -> None:
@@ -63,41 +61,19 @@ def _report(store, body, now, user, server_node, server_tier, catalogue, registr
 
         registry = get_registry()
     cat = catalogue.category(str(body.get("category", "")))
-    lon, lat, code = body.get("lon"), body.get("lat"), body.get("code")
-    if lon is not None and lat is not None:
-        try:
-            loc = registry.locate(float(lon), float(lat))
-        except (TypeError, ValueError):
-            raise BadInput(f"malformed coordinates {lon!r},{lat!r}") from None
-        if loc is None:
-            raise BadInput(f"{lon},{lat} is outside Chongqing")
-        district, street, grid = loc.district.code, loc.street.code, loc.grid.code
-        lon, lat = float(lon), float(lat)
-    elif code:
-        j = registry.get(str(code))
-        chain = {a.level.value: a.code for a in registry.ancestors(j.code)} | {j.level.value: j.code}
-        if "district" not in chain:
-            raise BadInput(f"{code} is not inside a district")
-        district, street, grid = chain["district"], chain.get("street"), chain.get("grid")
-        lon, lat = j.lon, j.lat
-    else:
-        raise BadInput("an event needs a place: lon/lat or code")
-    event = Event(
-        id=body["event_id"], number=PENDING_NUMBER, city_code=CITY_CODE, district_code=district, street_code=street,
-        grid_code=grid, category_code=cat.code, colour=str(body.get("colour") or cat.default_colour.value),
-        status=Status.REPORTED.value, title=str(body.get("title") or cat.name), text=str(body.get("text") or ""),
-        lon=lon, lat=lat, address=str(body.get("address") or ""), source=str(body.get("source") or Source.CITIZEN.value),
-        reporter=str(body.get("reporter") or (user.user if user else "")), assignee=None, departments=[],
-        sla_profile=cat.sla_profile, reported_at=now, stage_started_at=now, due_at=None, closed_at=None,
-        updated_at=now, escalation_level=0, supervised_by=None, parent_id=body.get("parent_id"), merged_into=None,
-        duplicate_of=None, inhibited_by=None, plan_code=None, origin_tier=server_tier or store.tier.value,
+    where = drafting.place(registry, body.get("lon"), body.get("lat"), body.get("code"))
+    event = drafting.new_event(
+        event_id=body["event_id"], number=PENDING_NUMBER, category=cat, catalogue=catalogue, where=where,
+        colour=str(body.get("colour") or cat.default_colour.value), title=str(body.get("title") or cat.name),
+        text=str(body.get("text") or ""), source=str(body.get("source") or Source.CITIZEN.value),
+        reporter=str(body.get("reporter") or (user.user if user else "")), address=str(body.get("address") or ""),
+        now=now, parent_id=body.get("parent_id"), origin_tier=server_tier or store.tier.value,
         # The server will own the event: mark the local row as its copy, so the server's row replaces it.
-        origin_node=server_node or "", version=0,
-    )
+        origin_node=server_node or "", version=0)
     store.insert_event(event, origin=store.node)
 
 
-def _act(store, body, now, user) -> None:
+def _act(store, body, now, user, catalogue) -> None:
     event = store.resolve_event(_event_ref(body))
     role = user.role if user else Role.ADMIN
     tier = user.tier if user else Tier(store.tier)
@@ -105,7 +81,10 @@ def _act(store, body, now, user) -> None:
                            target=body.get("target"), departments=body.get("departments"))
     if rule.target is None:
         return
-    changes = {"status": rule.target.value, "stage_started_at": now, "updated_at": now}
-    if rule.action == "dispatch" and body.get("departments"):
-        changes["assignee"] = body["departments"][0]
+    if catalogue is None:
+        from ..catalogue.loader import load_catalogue
+
+        catalogue = load_catalogue()
+    changes = drafting.transition_changes(event, rule, now, catalogue, body.get("departments"))
+    changes["updated_at"] = now
     store.update_event(replace(event, **changes), changes.keys(), origin=store.node)
