@@ -75,7 +75,7 @@ NEXT_ACTION = {"reported": "verify", "verified": "dispatch", "assessed": "dispat
                "feedback": "close"}
 ACT_SHARE = 0.7
 MAX_OPEN_STORED = 3000  # open events in a pre-loaded store ("a few thousand")
-BUILD_VERSION = 2  # bump when the pre-loaded stores change shape
+BUILD_VERSION = 3  # bump when the pre-loaded stores change shape
 _LOOP_ACTIONS = ["report", "verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close", "review"]
 _LOOP_STATES = [None, "reported", "verified", "dispatched", "accepted", "on_scene", "disposed", "feedback", "closed",
                 "reviewed"]
@@ -191,6 +191,14 @@ def _synth_district(n: int, now: float, catalogue) -> pa.Table:
     return table.set_column(table.schema.get_field_index("category_code"), "category_code", pc.take(mapping, idx))
 
 
+def _pump_cursor_key() -> str:
+    try:
+        from cqgov_tui.server.federation import PUMP_CURSOR
+    except ImportError:
+        return "federation:pump_seq"
+    return PUMP_CURSOR
+
+
 def _build_store(path: str, n: int) -> dict:
     """A district store with ``n`` events, their audit entries and change-log rows, loaded in bulk."""
     from cqgov_tui.engine.core import Engine
@@ -231,6 +239,10 @@ def _build_store(path: str, n: int) -> dict:
             INSERT OR REPLACE INTO store_meta
             SELECT 'serial:' || split_part(number, '-', 2), CAST(max(CAST(split_part(number, '-', 3) AS BIGINT)) AS VARCHAR)
             FROM events GROUP BY 1""")
+        # A running server's federation pump has long since read that history: its cursor is at the head
+        # (otherwise the first tick spends minutes re-reading every stored change before the bench can start).
+        conn.execute("INSERT OR REPLACE INTO store_meta SELECT ?, CAST(max(seq) AS VARCHAR) FROM changes",
+                     [_pump_cursor_key()])
         conn.execute("COMMIT")
         conn.execute("CHECKPOINT")
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
