@@ -131,7 +131,7 @@ def show(db_path, ref, as_json):
     from ..store import open_store
 
     with open_store(db_path) as store:
-        event = store.resolve_event(ref)
+        event = store.resolve_event(ref, prefix=True)
         trail = store.audit_entries(event.id)
         now = store.clock.now()
         if as_json:
@@ -168,6 +168,7 @@ def act(db_path, ref, action, note, departments, target, user, role, as_json):
 
     with open_store(db_path) as store:
         engine = _engine(store)
+        ref = store.resolve_event(ref, prefix=True).id  # a person may give a number, an id or an id prefix
         event = engine.act(ref, action, _actor(store, user, role), note=note, departments=list(departments) or None,
                            target=target)
         if as_json:

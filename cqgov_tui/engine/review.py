@@ -172,7 +172,7 @@ class Review:
 
 def draft_review(store, catalogue, event_ref: str) -> Review:
     """A draft review of a closed or reviewed event; an event still open (or rejected/merged) is refused."""
-    event = store.resolve_event(event_ref)
+    event = store.resolve_event(event_ref, prefix=True)
     if event.status not in REVIEWABLE:
         raise BadInput(f"cannot review {event.number}: it is {event.status} ({Status(event.status).zh}); "
                        "only closed events are reviewed")
