@@ -392,18 +392,14 @@ class SensorState:
     episode_event_id: str | None  # = event_id while its alarm runs (no ``alarm_clear`` entry yet), else None
 
 
-@table("sensor_state_log", key=("gen", "sensor_code"))
+@table("sensor_state_gen", key=())
 @dataclass
-class SensorStateImage:
-    """A sensor's state after one ingest batch (generation ``gen``), folded into ``sensor_state`` later."""
+class SensorStateGen:
+    """One row: generations of the sensor state (see ``store.sensors``)."""
 
-    gen: int
-    sensor_code: str
-    last_at: float | None
-    last_value: float | None
-    event_id: str | None
-    event_at: float | None
-    episode_event_id: str | None
+    gen: int  # bumped by every ingest batch
+    folded_gen: int  # the generation sensor_state's last_at/last_value were last written at
+    seq: int  # change-log seq the episodes have followed up to
 
 
 @table("sensor_rollup", key=("sensor_code", "bucket_start"))

@@ -89,6 +89,9 @@ class SensorMonitor:
         self.store = engine.store
         self.catalogue = engine.catalogue
         self.clock = engine.clock
+        # Code → its sensor or the reason it cannot report here: a district's 319,000 sensors are
+        # looked up and placed once, not on each of their 288 readings a day.
+        self._placed: dict[str, Sensor | str] = {}
 
     # ------------------------------------------------------------ validation
 
@@ -99,14 +102,11 @@ class SensorMonitor:
         code, at, value = reading
         if not isinstance(code, str) or not code.strip():
             return f"sensor code must be text, got {_short(code)}"
-        sensor = self.catalogue.sensors.get(code.strip())
+        sensor = self._placed.get(code)
         if sensor is None:
-            return f"unknown sensor {code.strip()!r}"
-        rp = self.catalogue.risk_points.get(sensor.risk_point_code)
-        if rp is None:
-            return f"sensor {sensor.code} sits on unknown risk point {sensor.risk_point_code!r}"
-        if not covers(self.engine.system.scope_code, rp.grid_code):
-            return f"sensor {sensor.code} is outside this store's jurisdiction {self.engine.system.scope_code}"
+            sensor = self._placed[code] = self._place(code.strip())
+        if isinstance(sensor, str):
+            return sensor
         if not _is_number(at):
             return f"{sensor.code}: time must be epoch seconds, got {_short(at)}"
         at = float(at)
@@ -120,6 +120,18 @@ class SensorMonitor:
         if not math.isfinite(value):
             return f"{sensor.code}: value {value} is not a finite number"
         return sensor, at, value
+
+    def _place(self, code: str) -> Sensor | str:
+        """The sensor of a code that may report here, or why not (memoised per code by ``check``)."""
+        sensor = self.catalogue.sensors.get(code)
+        if sensor is None:
+            return f"unknown sensor {code!r}"
+        rp = self.catalogue.risk_points.get(sensor.risk_point_code)
+        if rp is None:
+            return f"sensor {sensor.code} sits on unknown risk point {sensor.risk_point_code!r}"
+        if not covers(self.engine.system.scope_code, rp.grid_code):
+            return f"sensor {sensor.code} is outside this store's jurisdiction {self.engine.system.scope_code}"
+        return sensor
 
     # ------------------------------------------------------------ ingest
 
@@ -139,8 +151,9 @@ class SensorMonitor:
         with self.store.tx():
             codes = sorted({g[1].code for g in good})
             # Keyed state (store.sensors): the latest reading and running episode per sensor, no scans.
-            latest = {c: s.last_at for c, s in self.store.sensor_states(codes).items() if s.last_at is not None}
-            episodes: dict[str, Event | None] = dict(self.store.sensor_alarm_events(codes))
+            states = self.store.sensor_states(codes)
+            latest = {c: s.last_at for c, s in states.items() if s.last_at is not None}
+            episodes: dict[str, Event | None] = dict(self.store.episode_events(states))
             accepted: list[tuple[str, float, float]] = []
             for i, sensor, at, value in good:
                 last = latest.get(sensor.code)
@@ -159,8 +172,8 @@ class SensorMonitor:
     def _step(self, sensor: Sensor, at: float, value: float, episode: Event | None,
               result: IngestResult) -> Event | None:
         """Advance one sensor's alarm state by one reading; returns the running episode's event."""
-        kind = self.catalogue.sensor_kind(sensor.kind)
         if value >= sensor.threshold:
+            kind = self.catalogue.sensor_kind(sensor.kind)  # only alarms need the bands
             if episode is not None:
                 handling = self._handling(episode)
                 if handling.status not in _ENDED:

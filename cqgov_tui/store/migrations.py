@@ -131,11 +131,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """CREATE TABLE sensor_state (
   sensor_code VARCHAR NOT NULL, last_at DOUBLE, last_value DOUBLE, event_id VARCHAR, event_at DOUBLE,
   episode_event_id VARCHAR, PRIMARY KEY (sensor_code))""",
-            # Append-only images written by each ingest batch, folded into sensor_state periodically:
-            # a keyed upsert into a 319,000-row table costs more than a whole batch may.
-            """CREATE TABLE sensor_state_log (
-  gen BIGINT NOT NULL, sensor_code VARCHAR NOT NULL, last_at DOUBLE, last_value DOUBLE, event_id VARCHAR,
-  event_at DOUBLE, episode_event_id VARCHAR)""",
+            # One row: the state's generation (bumped by every ingest batch, so a process can tell its
+            # in-memory copy from what was committed), the generation last folded into sensor_state,
+            # and the change-log seq the episodes have followed up to.
+            "CREATE TABLE sensor_state_gen (gen BIGINT NOT NULL, folded_gen BIGINT NOT NULL, seq BIGINT NOT NULL)",
             """CREATE TABLE sensor_rollup (
   sensor_code VARCHAR NOT NULL, bucket_start DOUBLE NOT NULL, bucket_s DOUBLE NOT NULL, n BIGINT NOT NULL,
   min DOUBLE NOT NULL, max DOUBLE NOT NULL, mean DOUBLE NOT NULL)""",
@@ -152,7 +151,7 @@ SELECT coalesce(r.sensor_code, e.reporter), r.last_at, r.last_value, e.id, e.rep
        CASE WHEN e.id IS NULL OR e.id IN (SELECT event_id FROM c) THEN NULL ELSE e.id END
 FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
             # Where the state's view of the change log stands (store.sensors follows it from here).
-            "INSERT OR REPLACE INTO store_meta SELECT 'sensor_state_seq', CAST(coalesce(max(seq), 0) AS VARCHAR) FROM changes",
+            "INSERT INTO sensor_state_gen SELECT 0, 0, coalesce(max(seq), 0) FROM changes",
         ],
     ),
 ]

@@ -8,16 +8,18 @@ so it slowed as history grew. Now:
 * **State in memory, durable in keyed form.** Per sensor: the latest reading
   (time, value), the latest sensor event it reported and whether its alarm
   episode still runs (``SensorState``). The process holds all of it in a dict
-  loaded once from ``sensor_state``; a batch reads only the dict. Each batch
-  appends the new images of the sensors it touched to ``sensor_state_log`` (one
-  bulk insert, in the batch's transaction) and the scheduler folds that journal
-  into the keyed ``sensor_state`` every few minutes: a keyed upsert of 250 rows
-  into a 319,000-row table costs 25–50 ms in DuckDB, more than a whole batch
-  may. A start-up reads ``sensor_state`` plus the (short) journal.
-* **A generation counter** (``store_meta`` ``sensor_state_gen``), bumped in the
-  same transaction as each batch, tells the process whether its dict is still
-  what the store committed: after a rolled-back transaction the counters differ
-  and the dict is reloaded.
+  loaded once from the keyed ``sensor_state``; a batch reads only the dict and
+  writes only its readings plus one tiny row. Episode changes (rare) are
+  upserted into ``sensor_state`` in the batch's transaction; latest readings
+  are folded into it by the scheduler every few minutes, because a keyed
+  upsert of 250 rows into a 319,000-row table costs 25–50 ms in DuckDB, more
+  than a whole batch may. Readings are the journal: after a crash (folded
+  generation behind) the start-up takes each sensor's newer readings from
+  ``sensor_readings`` once.
+* **A generation counter** (``sensor_state_gen``, one row), bumped in the same
+  transaction as each batch, tells the process whether its dict is what the
+  store committed: after a rolled-back transaction it is behind, and the dict
+  undoes the batches that never committed.
 * **Episodes follow the change log.** The rule stays the one the engine always
   had — a sensor's running episode is the latest ``source = sensor`` event it
   reported that has no ``alarm_clear`` audit entry — but it is maintained from
@@ -42,13 +44,12 @@ from typing import Iterable
 
 from ..domain.entities import Event, SensorState
 
-GEN_KEY = "sensor_state_gen"
-SEQ_KEY = "sensor_state_seq"
 RETENTION_KEY = "sensor_retention_s"
 BUCKET_KEY = "sensor_rollup_bucket_s"
 DEFAULT_RETENTION_S = 2 * 86400.0
 # Hourly buckets: at a 5-minute reporting cadence a 5-minute bucket holds one reading and saves nothing.
 DEFAULT_BUCKET_S = 3600.0
+_UNDO_KEPT = 256
 _FLOOR_KEY = "log_floor"  # sync.changelog.FLOOR_KEY: changes at or below it were compacted away
 _STATE_COLS = "sensor_code, last_at, last_value, event_id, event_at, episode_event_id"
 
@@ -66,12 +67,47 @@ FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code"""
 
 
 class _Memory:
-    """The process's copy of ``sensor_state`` (+ journal) as of generation ``gen``."""
+    """The process's copy of the sensor state as of generation ``gen`` (see the module docstring)."""
 
-    def __init__(self, gen: int, states: dict[str, SensorState]):
+    def __init__(self, gen: int, folded_gen: int, seq: int, states: dict[str, SensorState]):
         self.gen = gen
+        self.folded_gen = folded_gen
+        self.seq = seq
         self.states = states
         self.by_event = {s.event_id: s.sensor_code for s in states.values() if s.event_id}
+        # (gen after, gen before, seq before, {code: previous state or None}) per batch not yet known committed
+        self.undo: list[tuple[int, int, int, dict[str, SensorState | None]]] = []
+        self.dirty: set[str] = set()  # last_at/last_value newer than sensor_state's
+
+    def begin(self) -> dict[str, SensorState | None]:
+        """Start one change (one batch): returns the record its previous states go into."""
+        previous: dict[str, SensorState | None] = {}
+        # Inside a transaction its own generation reads back, so what committed is never known here:
+        # keep the last few changes (a rolled-back transaction holds a few batches), reload beyond.
+        del self.undo[:-_UNDO_KEPT]
+        self.undo.append((self.gen + 1, self.gen, self.seq, previous))
+        self.gen += 1
+        return previous
+
+    def put(self, previous: dict[str, SensorState | None], state: SensorState) -> None:
+        code = state.sensor_code
+        if code not in previous:
+            previous[code] = self.states.get(code)
+        self.states[code] = state
+        if state.event_id:
+            self.by_event[state.event_id] = code
+
+    def roll_back_to(self, gen: int) -> bool:
+        """Undo the batches after ``gen`` (they never committed); False if that history is gone."""
+        while self.undo and self.undo[-1][0] > gen:
+            _, before, seq, previous = self.undo.pop()
+            for code, state in previous.items():
+                if state is None:
+                    self.states.pop(code, None)
+                else:
+                    self.states[code] = state
+            self.gen, self.seq = before, seq
+        return self.gen == gen
 
 
 @dataclass
@@ -91,105 +127,110 @@ class SensorQueries:
     # ------------------------------------------------------------ state
 
     def _sensor_memory(self) -> _Memory:
-        """The in-memory state, reloaded when the store's generation says it is stale."""
-        gen = int(self.meta(GEN_KEY, "0") or "0")
-        mem: _Memory | None = getattr(self, "_sensor_mem", None)
-        if mem is None or mem.gen != gen:
-            with self.lock:
-                states = {r[0]: SensorState(*r) for r in self.conn.execute(
-                    f"SELECT {_STATE_COLS} FROM sensor_state").fetchall()}
-                for r in self.conn.execute(
-                        f"SELECT {_STATE_COLS} FROM sensor_state_log ORDER BY gen").fetchall():
-                    states[r[0]] = SensorState(*r)
-            mem = _Memory(gen, states)
-            self._sensor_mem = mem
+        """The in-memory state, checked against the committed (or this transaction's) generation."""
+        with self.lock:
+            gen, folded, seq = self.conn.execute("SELECT gen, folded_gen, seq FROM sensor_state_gen").fetchone()
+            mem: _Memory | None = getattr(self, "_sensor_mem", None)
+            if mem is not None and mem.gen != gen and not (mem.gen > gen and mem.roll_back_to(gen)):
+                mem = None
+            if mem is None:
+                mem = self._load_sensor_memory(gen, folded, seq)
+                self._sensor_mem = mem
+            mem.folded_gen = folded
+            return mem
+
+    def _load_sensor_memory(self, gen: int, folded: int, seq: int) -> _Memory:
+        conn = self.conn
+        states = {r[0]: SensorState(*r) for r in conn.execute(f"SELECT {_STATE_COLS} FROM sensor_state").fetchall()}
+        mem = _Memory(gen, folded, seq, states)
+        if folded != gen:
+            # Readings stored since the last fold (the process stopped before folding them): per sensor,
+            # everything newer than its folded reading — times only move forward per sensor.
+            rows = conn.execute(
+                "SELECT r.sensor_code, max(r.measured_at), arg_max(r.value, r.measured_at) FROM sensor_readings r "
+                "LEFT JOIN sensor_state s ON s.sensor_code = r.sensor_code "
+                "WHERE s.last_at IS NULL OR r.measured_at > s.last_at GROUP BY r.sensor_code").fetchall()
+            for code, at, value in rows:
+                st = states.get(code) or SensorState(code, None, None, None, None, None)
+                states[code] = replace(st, last_at=at, last_value=value)
+                mem.dirty.add(code)
         return mem
 
     def sensor_states(self, codes: Iterable[str] | None = None) -> dict[str, SensorState]:
         """Sensor code → its state (sensors never seen are absent), caught up with the change log."""
-        with self.lock:
-            mem = self._follow_changes()
+        with self.tx():
+            mem = self._sensor_memory()
+            self._follow_changes(mem)
             if codes is None:
                 return dict(mem.states)
             return {c: mem.states[c] for c in codes if c in mem.states}
 
-    def _follow_changes(self) -> _Memory:
+    def _follow_changes(self, mem: _Memory) -> None:
         """Apply sensor events and ``alarm_clear`` entries logged since the state last looked."""
-        mem = self._sensor_memory()
-        seen = int(self.meta(SEQ_KEY, "0") or "0")
         head = self.head()
-        if head <= seen:
-            return mem
-        with self.tx():
-            if seen < int(self.meta(_FLOOR_KEY, "0") or "0"):
-                return self.rebuild_sensor_state()  # the log no longer reaches back there
-            rows = self.conn.execute(
-                "SELECT entity, data->>'id', data->>'reporter', TRY_CAST(data->>'reported_at' AS DOUBLE), "
-                "data->>'event_id' FROM changes WHERE seq > ? AND seq <= ? AND ("
-                "(entity = 'event' AND data->>'source' = 'sensor' AND data->>'reporter' IS NOT NULL "
-                " AND data->>'reported_at' IS NOT NULL) "
-                "OR (entity = 'audit' AND data->>'action' = 'alarm_clear')) ORDER BY seq",
-                [seen, head]).fetchall()
-            touched: dict[str, SensorState] = {}
-            for entity, event_id, reporter, reported_at, cleared_id in rows:
-                if entity == "event":
-                    st = touched.get(reporter) or mem.states.get(reporter) or SensorState(
-                        reporter, None, None, None, None, None)
-                    if st.event_id is None or (reported_at, event_id) > (st.event_at, st.event_id):
-                        touched[reporter] = replace(st, event_id=event_id, event_at=reported_at,
-                                                    episode_event_id=event_id)
-                else:
-                    code = next((c for c, s in touched.items() if s.event_id == cleared_id), None) \
-                        or mem.by_event.get(cleared_id)
-                    if code is None:
-                        continue
-                    st = touched.get(code) or mem.states[code]
-                    if st.event_id == cleared_id and st.episode_event_id is not None:
-                        touched[code] = replace(st, episode_event_id=None)
-            self._put_states(mem, list(touched.values()))
-            self.set_meta(SEQ_KEY, str(head))
-        return mem
-
-    def _put_states(self, mem: _Memory, states: list[SensorState]) -> None:
-        """Journal new images (one insert) under a new generation and apply them to memory."""
-        if not states:
+        if head <= mem.seq:
             return
-        gen = mem.gen + 1
-        cols = list(zip(*[(s.sensor_code, s.last_at, s.last_value, s.event_id, s.event_at, s.episode_event_id)
-                          for s in states]))
-        self.conn.execute(
-            "INSERT INTO sensor_state_log SELECT ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), "
-            "unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])", [gen, *[list(c) for c in cols]])
-        self.set_meta(GEN_KEY, str(gen))
-        mem.gen = gen
-        for s in states:
-            mem.states[s.sensor_code] = s
-            if s.event_id:
-                mem.by_event[s.event_id] = s.sensor_code
+        if mem.seq < int(self.meta(_FLOOR_KEY, "0") or "0"):
+            self.rebuild_sensor_state()  # the log no longer reaches back there
+            return
+        rows = self.conn.execute(
+            "SELECT entity, data->>'id', data->>'reporter', TRY_CAST(data->>'reported_at' AS DOUBLE), "
+            "data->>'event_id' FROM changes WHERE seq > ? AND seq <= ? AND ("
+            "(entity = 'event' AND data->>'source' = 'sensor' AND data->>'reporter' IS NOT NULL "
+            " AND data->>'reported_at' IS NOT NULL) "
+            "OR (entity = 'audit' AND data->>'action' = 'alarm_clear')) ORDER BY seq",
+            [mem.seq, head]).fetchall()
+        previous = mem.begin()
+        changed: set[str] = set()
+        for entity, event_id, reporter, reported_at, cleared_id in rows:
+            if entity == "event":
+                st = mem.states.get(reporter) or SensorState(reporter, None, None, None, None, None)
+                if st.event_id is None or (reported_at, event_id) > (st.event_at, st.event_id):
+                    mem.put(previous, replace(st, event_id=event_id, event_at=reported_at,
+                                              episode_event_id=event_id))
+                    changed.add(reporter)
+            else:
+                code = mem.by_event.get(cleared_id)
+                st = mem.states.get(code) if code else None
+                if st is not None and st.event_id == cleared_id and st.episode_event_id is not None:
+                    mem.put(previous, replace(st, episode_event_id=None))
+                    changed.add(code)
+        mem.seq = head
+        self._write_states(mem, [mem.states[c] for c in sorted(changed)])
 
-    def rebuild_sensor_state(self) -> _Memory:
+    def _write_states(self, mem: _Memory, states: list[SensorState]) -> None:
+        """Persist this change: the generation row, and the given states' rows (episode changes: rare)."""
+        conn = self.conn
+        if states:
+            cols = [list(c) for c in zip(*[(s.sensor_code, s.last_at, s.last_value, s.event_id, s.event_at,
+                                            s.episode_event_id) for s in states])]
+            conn.execute("INSERT OR REPLACE INTO sensor_state SELECT unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), "
+                         "unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])", cols)
+        conn.execute("UPDATE sensor_state_gen SET gen = ?, seq = ?", [mem.gen, mem.seq])
+
+    def rebuild_sensor_state(self) -> None:
         """Recompute every sensor's state from readings, events and audit (a full scan: repairs only)."""
         with self.tx():
             conn = self.conn
+            gen = conn.execute("SELECT gen FROM sensor_state_gen").fetchone()[0] + 1
             conn.execute("DELETE FROM sensor_state")
-            conn.execute("DELETE FROM sensor_state_log")
             conn.execute(f"INSERT INTO sensor_state {_REBUILD}")
-            gen = int(self.meta(GEN_KEY, "0") or "0") + 1
-            self.set_meta(GEN_KEY, str(gen))
-            self.set_meta(SEQ_KEY, str(self.head()))
+            conn.execute("UPDATE sensor_state_gen SET gen = ?, folded_gen = ?, seq = ?", [gen, gen, self.head()])
             self._sensor_mem = None
-            return self._sensor_memory()
 
     def fold_sensor_state(self) -> int:
-        """Fold the journal into the keyed ``sensor_state`` (the scheduler's job); returns images folded."""
+        """Write the latest readings held in memory into ``sensor_state`` (the scheduler's job, every few
+        minutes, and at a clean stop); returns the sensors written."""
         with self.tx():
-            conn = self.conn
-            n = conn.execute("SELECT count(*) FROM sensor_state_log").fetchone()[0]
-            if n:
-                conn.execute(f"INSERT OR REPLACE INTO sensor_state SELECT {_STATE_COLS} FROM sensor_state_log "
-                             "QUALIFY row_number() OVER (PARTITION BY sensor_code ORDER BY gen DESC) = 1")
-                conn.execute("DELETE FROM sensor_state_log")
-        return n
+            mem = self._sensor_memory()
+            if mem.folded_gen == mem.gen and not mem.dirty:
+                return 0
+            states = [mem.states[c] for c in sorted(mem.dirty) if c in mem.states]
+            self._write_states(mem, states)
+            self.conn.execute("UPDATE sensor_state_gen SET folded_gen = gen")
+            mem.folded_gen = mem.gen
+            mem.dirty = set()
+        return len(states)
 
     # ------------------------------------------------------------ readings
 
@@ -199,17 +240,21 @@ class SensorQueries:
         self._require_tx()
         if not rows:
             return 0
-        mem = self._sensor_memory()
+        # The caller read sensor_states in this same transaction, under the lock: its check stands.
+        mem = getattr(self, "_sensor_mem", None) or self._sensor_memory()
         self.insert_readings(rows)
         last: dict[str, tuple[float, float]] = {}
         for code, at, value in rows:
             last[code] = (at, value)
-        states = []
+        previous = mem.begin()
         for code, (at, value) in last.items():
-            st = mem.states.get(code) or SensorState(code, None, None, None, None, None)
-            states.append(replace(st, last_at=at, last_value=value))
-        self._put_states(mem, states)
-        self._follow_changes()
+            st = mem.states.get(code)
+            mem.put(previous, SensorState(code, at, value, None, None, None) if st is None else
+                    SensorState(code, at, value, st.event_id, st.event_at, st.episode_event_id))
+        mem.dirty.update(last)
+        self._follow_changes(mem)  # the events this batch opened or cleared
+        if mem.undo and mem.undo[-1][3] is previous:
+            self._write_states(mem, [])
         return len(rows)
 
     def insert_readings(self, rows: list[tuple[str, float, float]]) -> int:
@@ -252,8 +297,12 @@ class SensorQueries:
 
     def sensor_alarm_events(self, codes: Iterable[str]) -> dict[str, Event]:
         """Sensor code → the event of its alarm episode still running (keyed: state, then the event by id)."""
+        return self.episode_events(self.sensor_states(codes))
+
+    def episode_events(self, states: dict[str, SensorState]) -> dict[str, Event]:
+        """Sensor code → the event of its running episode, for states just read (keyed lookups by id)."""
         out: dict[str, Event] = {}
-        for code, st in self.sensor_states(codes).items():
+        for code, st in states.items():
             if st.episode_event_id:
                 event = self.get_event(st.episode_event_id)
                 if event is not None:  # archived away: no episode to attach to
