@@ -31,6 +31,7 @@ _COMMANDS = {
     "directive": "directive_cmd",
     "simulate": "simulate_cmd",
     "demo": "demo_cmd",
+    "store": "store_cmd",
 }
 
 

@@ -42,10 +42,15 @@ def open_or_create(db_path: str, tier: str, code: str):
 @click.option("--port", default=8700, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--sweep-every", default=5.0, show_default=True, type=click.FloatRange(0.05, 3600),
               help="Seconds between SLA and directive sweeps.")
+@click.option("--readings-retention", default=None,
+              help="Keep raw sensor readings this long (e.g. 2d, 36h; default 2d, kept in the store); older "
+                   "ones are rolled up into buckets.")
+@click.option("--rollup-bucket", default=None, help="Roll-up bucket width (e.g. 1h, 5m; default 1h).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @handle_errors
-def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, log_level) -> None:
+def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, readings_retention,
+          rollup_bucket, log_level) -> None:
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
     import uvicorn
 
@@ -56,8 +61,15 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
         raise BadInput("the city server has no upstream")
     if tier != Tier.CITY.value and upstream and not upstream_token:
         raise BadInput("--upstream needs --upstream-token (a peer token issued by the tier above)")
+    from ..store.sensors import BUCKET_KEY, RETENTION_KEY
+    from .store_cmd import parse_age
+
+    settings = {key: parse_age(text) for key, text in ((RETENTION_KEY, readings_retention),
+                                                        (BUCKET_KEY, rollup_bucket)) if text is not None}
     store = open_or_create(db_path, tier, code)
     try:
+        for key, seconds in settings.items():  # remembered by the store for later starts
+            store.set_meta(key, repr(seconds))
         authority = TokenAuthority(load_secret(secret_file or db_path + ".secret"))
         server = TierServer(store, authority, upstream=upstream, upstream_token=upstream_token, sweep_every=sweep_every)
         app = create_app(server)

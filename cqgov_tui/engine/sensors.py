@@ -243,6 +243,25 @@ class SensorMonitor:
         return self.store.sensor_alarm_events(list(self.catalogue.sensors))
 
 
+def maintain(store, now: float, max_chunks: int = 20) -> dict:
+    """The tier server's periodic sensor upkeep (engine clock ``now``): fold the latest readings into
+    ``sensor_state`` and roll raw readings older than the retention window up into buckets.
+
+    Each roll-up chunk is its own short transaction (the store lock is free between chunks, so
+    ingest never waits behind more than one); at most ``max_chunks`` per call, the rest next time.
+    """
+    folded = store.fold_sensor_state()
+    rolled = buckets = chunks = 0
+    done = False
+    while chunks < max_chunks and not done:
+        r = store.roll_up_readings(now)
+        chunks += 1
+        rolled += r.rolled
+        buckets += r.buckets
+        done = r.done
+    return {"folded": folded, "rolled": rolled, "buckets": buckets, "chunks": chunks, "done": done}
+
+
 def _short(x) -> str:
     text = repr(x)
     return text if len(text) <= 40 else text[:37] + "..."

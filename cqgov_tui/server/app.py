@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from .. import __version__
 from ..clock import Clock
 from ..domain.entities import Tier, User
-from ..engine import Engine, directives
+from ..engine import Engine, directives, sensors
 from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, UnknownCode
 from ..scope import CITY_CODE, covers
 from .auth import AuthError, Principal, TokenAuthority, bearer, check_server_scope, visible
@@ -39,6 +39,8 @@ log = logging.getLogger("cqgov.server")
 MAX_BODY = 8 * 1024 * 1024  # a command batch or snapshot request larger than this is refused (413)
 SWEEP_EVERY_S = 5.0
 PUMP_EVERY_S = 0.2
+# Engine-clock seconds between sensor upkeep passes (fold sensor state, roll up old readings).
+SENSOR_UPKEEP_EVERY_S = 300.0
 # Long-poll of a tier server pulling from the tier above: short, so a stopping server's pull ends quickly.
 PEER_WAIT = 2.0
 
@@ -71,6 +73,7 @@ class Scheduler(threading.Thread):
         self.errors = 0
         self.last_error = ""
         self._last_sweep = 0.0
+        self._last_sensor_upkeep: float | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -111,6 +114,10 @@ class Scheduler(threading.Thread):
             directives.sweep(s.store, s.engine.registry, now)
             while s.pump.run_once():
                 pass
+        now = s.clock.now()
+        if self._last_sensor_upkeep is None or now - self._last_sensor_upkeep >= SENSOR_UPKEEP_EVERY_S:
+            self._last_sensor_upkeep = now
+            sensors.maintain(s.store, now)
         self.ticks += 1
 
 
@@ -217,6 +224,8 @@ class TierServer:
         self.scheduler.stop()
         with contextlib.suppress(Exception):
             self.handler.flush_denials()
+        with contextlib.suppress(Exception):  # a clean stop leaves no readings for the next start to replay
+            self.store.fold_sensor_state()
 
     def health(self) -> dict:
         store = self.store
