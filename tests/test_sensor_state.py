@@ -279,3 +279,19 @@ def test_an_old_store_migrates_with_its_sensor_state(tmp_db, catalogue, sensors)
         _agrees(store)
     finally:
         store.close()
+
+
+def test_a_compacted_change_log_rebuilds_the_state_from_the_tables(tmp_db, sensors):
+    sensor = sensors[1]
+    store = init_store(tmp_db, "district", "500105", clock=SimClock(START))
+    try:
+        assert store.sensor_states() == {}
+        event = make_event(id="e-far", source="sensor", reporter=sensor.code, reported_at=START,
+                           district_code="500105", origin_tier="street", origin_node="street-500105002")
+        with store.tx():
+            store.upsert_event_copy(event, origin="street-500105002")
+            store.set_meta("log_floor", str(store.head()))  # as if compacted before the state looked
+        assert store.sensor_alarm_events([sensor.code])[sensor.code].id == "e-far"
+        _agrees(store)
+    finally:
+        store.close()

@@ -159,20 +159,20 @@ class SensorQueries:
     def sensor_states(self, codes: Iterable[str] | None = None) -> dict[str, SensorState]:
         """Sensor code → its state (sensors never seen are absent), caught up with the change log."""
         with self.tx():
-            mem = self._sensor_memory()
-            self._follow_changes(mem)
+            mem = self._follow_changes(self._sensor_memory())
             if codes is None:
                 return dict(mem.states)
             return {c: mem.states[c] for c in codes if c in mem.states}
 
-    def _follow_changes(self, mem: _Memory) -> None:
-        """Apply sensor events and ``alarm_clear`` entries logged since the state last looked."""
+    def _follow_changes(self, mem: _Memory) -> _Memory:
+        """Apply sensor events and ``alarm_clear`` entries logged since the state last looked; returns
+        the memory to use from here (a new one if the state had to be rebuilt)."""
         head = self.head()
         if head <= mem.seq:
-            return
+            return mem
         if mem.seq < int(self.meta(_FLOOR_KEY, "0") or "0"):
             self.rebuild_sensor_state()  # the log no longer reaches back there
-            return
+            return self._sensor_memory()
         rows = self.conn.execute(
             "SELECT entity, data->>'id', data->>'reporter', TRY_CAST(data->>'reported_at' AS DOUBLE), "
             "data->>'event_id' FROM changes WHERE seq > ? AND seq <= ? AND ("
@@ -197,6 +197,7 @@ class SensorQueries:
                     changed.add(code)
         mem.seq = head
         self._write_states(mem, [mem.states[c] for c in sorted(changed)])
+        return mem
 
     def _write_states(self, mem: _Memory, states: list[SensorState]) -> None:
         """Persist this change: the generation row, and the given states' rows (episode changes: rare)."""
@@ -252,8 +253,9 @@ class SensorQueries:
             mem.put(previous, SensorState(code, at, value, None, None, None) if st is None else
                     SensorState(code, at, value, st.event_id, st.event_at, st.episode_event_id))
         mem.dirty.update(last)
-        self._follow_changes(mem)  # the events this batch opened or cleared
-        if mem.undo and mem.undo[-1][3] is previous:
+        if self._follow_changes(mem) is not mem:  # rebuilt from the tables, this batch included
+            return len(rows)
+        if mem.undo and mem.undo[-1][3] is previous:  # no events followed: the generation is still to write
             self._write_states(mem, [])
         return len(rows)
 
