@@ -1,22 +1,34 @@
 """Console benchmarks on a store of 1,000,000 events.
 
-* First full frame: wall time from spawning ``cqgov tui --db STORE`` to the
-  first frame with every pane filled (the app records it and exits), against
-  a same-run baseline process that imports the core, opens the store and runs
-  the queue query without any UI.
+* Start → every pane filled: wall time from spawning ``cqgov tui --db STORE``
+  in a 160×50 terminal to the moment every pane and the status bar show real
+  content — the queue's rows with names, the map's shapes coloured by open
+  events, the runway board's values, the directives, the link state — and that
+  frame is painted. The app itself says when (``cqgov_tui.console.readiness``:
+  each pane reports its first real content; ``CQGOV_TUI_MARKS`` makes the app
+  write the marks and exit). Against a same-run empty Textual app's first
+  frame in the same terminal, and against a headless process loading the
+  same data with no UI.
+* Start → first frame: the same runs, the first frame painted (what the
+  console showed before it was full; informational).
 * 500 changes: applying a frame in which 500 rows of the queue changed to the
   event table (a line-API widget caching one strip per row: only the visible
   changed rows are rendered) and drawing it, against Textual's ``DataTable``
   rebuilt with the same rows at the same size (what the console used before),
   and against the same widget with its strip cache dropped.
-* Bare Textual: an empty Textual app's first frame in the same terminal, to
-  show how much of the console's first frame is Textual's own start-up.
+
+The 1M-event store is built once and cached (``$XDG_CACHE_HOME/cqgov-bench``,
+keyed by the synthesiser's and the schema's source); each console run gets a
+fresh copy, so no run sees history an earlier run recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,6 +40,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+SIZE = (160, 50)
+TARGET_S = 0.6
+
 
 def _build_store(path: str, n: int) -> None:
     from bench.synth import synth_events
@@ -38,6 +53,30 @@ def _build_store(path: str, n: int) -> None:
     store.close()
 
 
+def cached_store(n: int) -> Path:
+    """A pristine store of ``n`` synthetic events, built once per synthesiser and schema version."""
+    digest = hashlib.sha256()
+    for rel in ("bench/synth.py", "cqgov_tui/store/migrations.py", "cqgov_tui/domain/entities.py"):
+        digest.update((ROOT / rel).read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cqgov-bench"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"tui-events-{n}-{digest.hexdigest()[:12]}.duckdb"
+    if not path.exists():
+        for old in base.glob(f"tui-events-{n}-*.duckdb"):
+            old.unlink()
+        tmp = path.with_suffix(".building")
+        tmp.unlink(missing_ok=True)
+        _build_store(str(tmp), n)
+        tmp.rename(path)
+    return path
+
+
+def _in_terminal(cmd: str) -> list[str]:
+    """`script` gives the child a real terminal (of SIZE) so Textual draws as it would for a person."""
+    cols, rows = SIZE
+    return ["script", "-qec", f"stty cols {cols} rows {rows} 2>/dev/null; exec {cmd}", "/dev/null"]
+
+
 def _spawn(args: list[str], env: dict) -> float:
     t0 = time.time()
     subprocess.run(args, env=env, cwd=str(ROOT), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -45,26 +84,56 @@ def _spawn(args: list[str], env: dict) -> float:
     return t0
 
 
-def first_frame(path: str, repeats: int) -> tuple[float, float]:
+def console_start(pristine: Path, repeats: int) -> tuple[list[float], list[float]]:
+    """Per run: (seconds to the first frame, seconds to every pane filled and painted)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TEXTUAL_ANIMATIONS="none", TERM="xterm-256color")
-    frames, bases = [], []
+    firsts, readies = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            mark = Path(tmp) / "frame"
-            # `script` gives the child a real terminal so Textual draws as it would for a person.
-            cmd = [sys.executable, "-m", "cqgov_tui", "tui", "--db", path]
-            e = dict(env, CQGOV_TUI_FIRST_FRAME=str(mark), XDG_CONFIG_HOME=tmp)
-            t0 = _spawn(["script", "-qec", " ".join(cmd), "/dev/null"], e)
-            frames.append(float(mark.read_text()) - t0)
-        code = ("import time,sys;t=time.time();from cqgov_tui.store import open_store;"
-                "from cqgov_tui.console.queue import load_queue;from cqgov_tui.console.names import Names;"
-                "from cqgov_tui.geo.registry import get_registry;from cqgov_tui.catalogue.loader import load_catalogue;"
-                f"s=open_store({path!r});load_queue(s,Names(load_catalogue(),get_registry()));print(time.time())")
-        t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(ROOT), capture_output=True, text=True,
-                             check=True, timeout=120)
-        bases.append(float(out.stdout.strip()) - t0)
-    return statistics.median(frames), statistics.median(bases)
+            store = Path(tmp) / "events.duckdb"
+            shutil.copyfile(pristine, store)
+            marks = Path(tmp) / "marks.json"
+            cmd = f"{sys.executable} -m cqgov_tui tui --db {store}"
+            e = dict(env, CQGOV_TUI_MARKS=str(marks), XDG_CONFIG_HOME=tmp)
+            t0 = _spawn(_in_terminal(cmd), e)
+            if not marks.exists():
+                raise RuntimeError("the console exited without reaching 'every pane filled'")
+            got = json.loads(marks.read_text())
+            firsts.append(got["first_frame"] - t0)
+            readies.append(got["painted"] - t0)
+    return firsts, readies
+
+
+_HEADLESS = """
+import sys, time
+t = time.time()
+from cqgov_tui.store import open_store
+from cqgov_tui.console.backend import LocalBackend
+from cqgov_tui.console.feed import ConsoleFeed
+store = open_store(sys.argv[1])
+backend = LocalBackend(store, sweep=False)
+backend.preload()
+feed = ConsoleFeed(backend)
+feed.poll(backend.registry.get("500000").level)
+feed.board(force=True)
+print(time.time() - t)
+"""
+
+
+def headless(pristine: Path, repeats: int) -> float:
+    """The same data as the console's full start (names, queue, map fill, directives, board), no UI."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Path(tmp) / "events.duckdb"
+            shutil.copyfile(pristine, store)
+            t0 = time.time()
+            res = subprocess.run([sys.executable, "-c", _HEADLESS, str(store)], env=env, cwd=str(ROOT),
+                                 capture_output=True, text=True, check=True, timeout=120)
+            float(res.stdout.strip())
+            out.append(time.time() - t0)
+    return statistics.median(out)
 
 
 _BARE = """
@@ -95,7 +164,7 @@ def bare_textual(repeats: int) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             mark, script = Path(tmp) / "frame", Path(tmp) / "bare.py"
             script.write_text(_BARE, encoding="utf-8")
-            t0 = _spawn(["script", "-qec", f"{sys.executable} {script}", "/dev/null"], dict(env, MARK=str(mark)))
+            t0 = _spawn(_in_terminal(f"{sys.executable} {script}"), dict(env, MARK=str(mark)))
             out.append(float(mark.read_text()) - t0)
     return statistics.median(out)
 
@@ -177,19 +246,38 @@ def changes_500(path: str, repeats: int) -> tuple[float, float, float, int]:
     return statistics.median(patch), statistics.median(rebuild), statistics.median(redraw), max(rendered)
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}–{max(values):.2f} s over {len(values)} runs"
+
+
 def run(quick: bool = False) -> list[dict]:
     n = 100_000 if quick else 1_000_000
-    repeats = 2 if quick else 5
+    repeats = 3 if quick else 5
+    pristine = cached_store(n)
+    bare = bare_textual(repeats)
+    firsts, readies = console_start(pristine, repeats)
+    ready, first = statistics.median(readies), statistics.median(firsts)
+    base = headless(pristine, repeats)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "events.duckdb")
-        _build_store(path, n)
-        frame, base = first_frame(path, repeats)
-        bare = bare_textual(repeats)
+        shutil.copyfile(pristine, path)
         patch, rebuild, redraw, rendered = changes_500(path, repeats)
+    size = f"{SIZE[0]}×{SIZE[1]}"
     return [
-        {"name": f"tui first full frame ({n:,} events)", "value": round(frame, 3), "unit": "s",
-         "baseline": round(base, 3), "baseline_name": "headless process: open store, load names, queue query",
-         "ratio": round(frame / base, 2), "target": "≤ 0.5 s", "target_ok": frame <= 0.5, "note": "process start → first frame with panes filled"},
+        {"name": f"tui start → every pane filled ({n:,} events)", "value": round(ready, 3), "unit": "s",
+         "baseline": round(bare, 3), "baseline_name": "empty Textual app, first frame",
+         "ratio": round(ready / bare, 2), "target": f"≤ {TARGET_S} s", "target_ok": ready <= TARGET_S,
+         "note": f"p50; process start in a {size} terminal → queue rows with names, map shapes and colours, runway "
+                 f"values, directives and link state all painted; {_spread(readies)}"},
+        {"name": f"tui start → every pane filled vs headless load ({n:,} events)", "value": round(ready, 3),
+         "unit": "s", "baseline": round(base, 3),
+         "baseline_name": "headless process: store, names, registry, queue, map fill, directives, board",
+         "ratio": round(ready / base, 2), "target": f"≤ {TARGET_S} s", "target_ok": ready <= TARGET_S,
+         "note": "what the UI costs over loading the same data without one"},
+        {"name": f"tui start → first frame ({n:,} events)", "value": round(first, 3), "unit": "s",
+         "baseline": round(bare, 3), "baseline_name": "empty Textual app, first frame",
+         "ratio": round(first / bare, 2), "note": f"p50; the first frame painted, panes may still be loading; "
+                                                 f"{_spread(firsts)}"},
         {"name": "tui apply 500 changed rows", "value": round(patch * 1000, 1), "unit": "ms",
          "baseline": round(rebuild * 1000, 1), "baseline_name": "Textual DataTable: same rows rebuilt",
          "ratio": round(patch / rebuild, 2), "target": "≤ 50 ms", "target_ok": patch <= 0.05,
@@ -198,9 +286,6 @@ def run(quick: bool = False) -> list[dict]:
          "baseline": round(redraw * 1000, 1), "baseline_name": "line table, every strip cache dropped",
          "ratio": round(patch / redraw, 2), "target": "≤ 50 ms", "target_ok": patch <= 0.05,
          "note": "only visible rows are drawn either way; the cache pays off on clock ticks and scrolling"},
-        {"name": "tui first full frame vs bare Textual", "value": round(frame, 3), "unit": "s",
-         "baseline": round(bare, 3), "baseline_name": "empty Textual app, first frame",
-         "ratio": round(frame / bare, 2), "target": "≤ 0.5 s", "target_ok": frame <= 0.5, "note": "what the console adds to Textual's own start-up"},
     ]
 
 

@@ -1,10 +1,14 @@
 """The console app: wires a ``Backend`` to the command centre and keeps it fresh.
 
 A thread worker polls the core's ``ConsoleFeed`` (one ``max(seq)`` query when
-idle) and posts a ``FrameReady``; panes apply only what changed. The first
-poll is light (queue and link only) so the first frame is quick; map colours
-and directive counts follow on the next poll, and the runway board has its
-own worker and a slow timer. Countdowns tick once a second from the clock
+idle) and posts a ``FrameReady``; panes apply only what changed. Start-up
+never waits for the slow loads: the first frame shows the queue (codes until
+names arrive), the map's colours, the directives and the link; from mount, one
+worker loads the catalogue and registry (names, map shapes — a posted
+``ResourcesLoaded`` then redraws with them) and another computes the runway
+board (``BoardReady``), which then refreshes on a slow timer. Each pane says
+when it first shows real content (``PaneFilled``); when all have, the app is
+``ready`` (``ConsoleReady``). Countdowns tick once a second from the clock
 alone, with no query. Nothing a worker or the network does can end the app:
 failures go to the status bar and the next tick retries.
 
@@ -24,11 +28,13 @@ from textual.command import Hit, Hits, Provider
 
 from cqgov_tui.console.feed import ConsoleFeed
 from cqgov_tui.console.queue import QueueFilter, parse_filter
-
 from .i18n import Strings, default_lang
 from .keymap import ACTION_KEYS, app_bindings, load_overrides
 from .launch import run_console  # noqa: F401  (the ``cqgov.console`` entry point names it here)
-from .messages import BoardReady, EventSelected, FrameReady, MapDrilled, OpenDirective, OpenEvent, RefreshFailed
+from cqgov_tui.console.readiness import StartProgress
+
+from .messages import (BoardReady, ConsoleReady, EventSelected, FrameReady, MapDrilled, OpenDirective, OpenEvent,
+                       PaneFilled, RefreshFailed, ResourcesLoaded)
 from .views.command_centre import CommandCentre
 from .widgets.directive_list import DirectiveList
 from .widgets.event_queue import EventQueue
@@ -75,7 +81,7 @@ class ConsoleApp(App):
         self.high_contrast = high_contrast or os.environ.get("CQGOV_HIGH_CONTRAST") == "1"
         self.animate = os.environ.get("TEXTUAL_ANIMATIONS", "").lower() != "none" and not low_bandwidth
         self.feed = feed or ConsoleFeed(backend, limit=100 if low_bandwidth else 300)
-        # A light frame polled by the launcher while Textual was importing: drawn in the first paint.
+        # A frame polled by the launcher while Textual was importing: drawn in the first paint.
         self._first_frame = first_frame
         self.overrides, self.keys_error = load_overrides(keys_path)
         self.action_keys = {a: self.overrides.get(a, k) for a, k in ACTION_KEYS.items()}
@@ -84,6 +90,9 @@ class ConsoleApp(App):
         self.frames = 0
         self.last_error = ""
         self._first = True
+        # Start-up: when the first frame was painted, and when every pane showed real content.
+        self.progress = StartProgress()
+        self.first_frame_at: float | None = None
 
     # ------------------------------------------------------------ start and stop
 
@@ -94,13 +103,17 @@ class ConsoleApp(App):
         if self.high_contrast:
             self.add_class("high-contrast")
         if self._first_frame is not None:
-            # Panes mounted, then filled before the first paint: the first frame is drawn once, full.
+            # Panes mounted, then filled before the first paint: the first frame is drawn once.
             await self.push_screen(self._centre())
             frame, self._first_frame = self._first_frame, None
             self.on_frame_ready(FrameReady(frame))
         else:
             self.push_screen(self._centre())
             self.refresh_data(light=True)
+        # The slow loads start now, on threads (the launcher may already be doing them: these wait).
+        if not self.backend.loaded:
+            self._load_resources()
+        self.refresh_board(force=True)
         try:
             self.backend.start()
         except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
@@ -196,6 +209,7 @@ class ConsoleApp(App):
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def refresh_data(self, force: bool = False, light: bool = False) -> None:
+        """One poll of the feed; ``light`` skips the backend's periodic work (the first poll)."""
         centre = self._centre_screen()
         level = None
         if centre is not None:
@@ -206,7 +220,7 @@ class ConsoleApp(App):
         try:
             if not light:
                 self.backend.tick()
-            frame = self.feed.poll(level, force=force, light=light)
+            frame = self.feed.poll(level, force=force)
         except Exception as exc:  # show, keep the app, retry next tick
             self.post_message(RefreshFailed(_one_line(exc)))
             return
@@ -244,8 +258,9 @@ class ConsoleApp(App):
                 rmap.attach(self.backend.registry)
             events = centre.query_one(EventQueue)
             events.highlight = not self.low_bandwidth
-            if f.queue is not None:
-                events.apply(f.queue, f.changed, f.now, first=first)
+            # A poll begun before the names arrived may end after one that had them: keep the names.
+            if f.queue is not None and (f.named or not events.filled):
+                events.apply(f.queue, f.changed, f.now, first=first, named=f.named)
             rmap.now = f.now
             if f.fill is not None:
                 rmap.set_fill(f.fill)
@@ -261,8 +276,6 @@ class ConsoleApp(App):
             self.feed.invalidate()
             return
         if first:
-            # The rest waits until the first frame is painted: names and the map's shapes, colours and
-            # counts, the board — each on its worker.
             self.call_after_refresh(self._after_first_frame)
         self._first = False
         if self.last_error:
@@ -272,35 +285,55 @@ class ConsoleApp(App):
 
     @work(thread=True, exclusive=True, group="preload", exit_on_error=False)
     def _load_resources(self) -> None:
+        """Catalogue and registry (names, map shapes) off the UI thread, as Harlequin loads its catalog."""
         try:
             self.backend.preload()
         except Exception as exc:
             self.post_message(RefreshFailed(_one_line(exc)))
             return
-        self.call_from_thread(self._attach_registry)
+        self.post_message(ResourcesLoaded())
 
-    def _attach_registry(self) -> None:
+    def on_resources_loaded(self, message: ResourcesLoaded) -> None:
         # Names replace the codes the first rows carried: the next poll reloads the queue.
         self.feed.invalidate()
         centre = self._centre_screen()
         if centre is not None:
-            centre.query_one(RegionMap).attach(self.backend.registry)
+            rmap = centre.query_one(RegionMap)
+            rmap.attach(self.backend.registry)
+            # The cursor's event was chosen before there were shapes to highlight: highlight it now.
+            row = centre.query_one(EventQueue).current_row()
+            if row is not None:
+                rmap.show_event(row.district_code, row.grid_code or row.street_code or row.district_code)
         self.refresh_data()
 
     def _after_first_frame(self) -> None:
-        """Benchmarks set CQGOV_TUI_FIRST_FRAME to learn when the first full frame is on screen."""
-        path = os.environ.get("CQGOV_TUI_FIRST_FRAME")
+        if self.first_frame_at is None:
+            import time
+
+            self.first_frame_at = time.time()
+
+    @property
+    def ready(self) -> bool:
+        """Every pane and the status bar have shown real content (``cqgov_tui.console.readiness``)."""
+        return self.progress.ready
+
+    def on_pane_filled(self, message: PaneFilled) -> None:
+        if self.progress.fill(message.pane):
+            self.post_message(ConsoleReady())
+
+    def on_console_ready(self, message: ConsoleReady) -> None:
+        self.call_after_refresh(self._ready_painted)
+
+    def _ready_painted(self) -> None:
+        """Benchmarks set CQGOV_TUI_MARKS to a file: the start's marks go there (JSON) and the console exits."""
+        path = os.environ.get("CQGOV_TUI_MARKS")
         if path:
             import time
 
-            Path(path).write_text(repr(time.time()), encoding="utf-8")
+            marks = {"first_frame": self.first_frame_at, "ready": self.progress.ready_at, "painted": time.time(),
+                     "panes": self.progress.filled}
+            Path(path).write_text(json.dumps(marks), encoding="utf-8")
             self.exit()
-            return
-        centre = self._centre_screen()
-        if centre is not None and centre.query_one(RegionMap).registry is None:
-            self._load_resources()
-        self.refresh_data()
-        self.refresh_board(force=True)
 
     def _auto_low_bandwidth(self, slow: bool) -> None:
         want = self.low_bandwidth_forced or slow
@@ -525,6 +558,7 @@ class ConsoleApp(App):
         self.feed.invalidate()
         self._first = True
         self.call_after_refresh(self.refresh_data)
+        self.call_after_refresh(self.refresh_board, True)  # the new board pane starts empty
 
 
 def _one_line(exc: BaseException) -> str:

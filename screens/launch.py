@@ -1,12 +1,15 @@
 """Open the console. ``cqgov tui`` reaches this module by name (``importlib``) and ``cqgov demo``
 through the ``cqgov.console`` entry point, so the core never imports the UI statically.
 
-Start-up order matters for the first frame: the store opens and the first
-(light) queue poll runs on a thread while Textual is imported — DuckDB's
+Start-up order: the store opens and the first poll (queue, map colours,
+directives, link) runs on a thread while Textual is imported — DuckDB's
 import, connect and query release the GIL for much of their time, so the two
-overlap — and the app paints its panes already filled. The catalogue and registry are *not* loaded
-before the first frame: the app loads them on a worker once the queue is on
-screen (loading them earlier only competes for the GIL with the first frame).
+overlap — and the app paints its panes already holding that frame. The same
+thread then goes on loading what names, the map's shapes and the runway board
+need (catalogue, registry, risk points) while the first frame is drawn; the
+app's workers wait for those loads rather than starting their own, and each
+pane fills as its data arrives (``cqgov_tui.console.readiness`` says when
+every one has).
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
                                     low_bandwidth=low_bandwidth)
         feed = ConsoleFeed(b, limit=100 if low_bandwidth else 300)
         try:
-            first = feed.poll(None, light=True)
+            first = feed.poll(None)
         except Exception:  # the app polls again and shows the error in its status bar
             first = None
         return b, feed, first
 
-    opening = _Opening(open_and_poll)
+    def preload(opened) -> None:
+        b = opened[0]
+        b.preload()
+        b.preload_board()
+
+    opening = _Opening(open_and_poll, then=preload)
     from .app import ConsoleApp
     from .keymap import config_path
 
@@ -62,22 +70,34 @@ def backend_idle(backend) -> bool:
 
 
 class _Opening:
-    """A call on a thread; ``result()`` waits for it and raises what it raised (one-line errors)."""
+    """A call on a thread; ``result()`` waits for it and raises what it raised (one-line errors).
 
-    def __init__(self, fn):
+    ``then(result)`` runs afterwards on the same thread (daemon: it never holds up an exit); its
+    errors are left for whoever needs the same work to meet again (the app's workers retry the loads).
+    """
+
+    def __init__(self, fn, then=None):
         self._value = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name="cqgov-open", daemon=True)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fn, then), name="cqgov-open", daemon=True)
         self._thread.start()
 
-    def _run(self, fn) -> None:
+    def _run(self, fn, then) -> None:
         try:
             self._value = fn()
         except BaseException as exc:  # re-raised in the caller's thread
             self._error = exc
+        finally:
+            self._done.set()
+        if then is not None and self._error is None:
+            try:
+                then(self._value)
+            except Exception:  # the app's workers load the same on demand and report what fails
+                pass
 
     def result(self):
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         return self._value

@@ -23,6 +23,22 @@ class BoardReady(Message):
         self.board = board
 
 
+class PaneFilled(Message):
+    """A pane shows real content for the first time (see ``cqgov_tui.console.readiness``)."""
+
+    def __init__(self, pane: str) -> None:
+        super().__init__()
+        self.pane = pane
+
+
+class ConsoleReady(Message):
+    """Every pane and the status bar show real content: what a person waits for at start."""
+
+
+class ResourcesLoaded(Message):
+    """The catalogue and registry are in memory (a worker loaded them): names and shapes can be drawn."""
+
+
 class RefreshFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()

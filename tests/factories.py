@@ -41,10 +41,29 @@ def sample_backend(sample_file: str, tmp_path, now: float, role=None):
     return LocalBackend(store, user=user, clock=clock, sweep=False)
 
 
+READY_DEADLINE_S = 30.0
+
+
+async def until_ready(pilot, deadline_s: float = READY_DEADLINE_S) -> None:
+    """Until the console says every pane shows real content (``ConsoleApp.ready``) or shows a failure
+    (a broken backend never fills); fails, naming the panes still loading, after ``deadline_s``."""
+    import time
+
+    app = pilot.app
+    give_up = time.monotonic() + deadline_s
+    while not app.ready and not app.last_error:
+        if time.monotonic() > give_up:
+            missing = ", ".join(app.progress.missing)
+            raise AssertionError(f"console not ready after {deadline_s:.0f} s: still loading {missing}")
+        await pilot.pause(0.01)
+
+
 async def settle(pilot) -> None:
-    """Until no worker runs after a repaint (at most three rounds: a finished worker may start another)."""
+    """Until every pane is filled, then until no worker runs after a repaint (at most three rounds: a
+    finished worker may start another)."""
     from textual.worker import WorkerCancelled
 
+    await until_ready(pilot)
     app = pilot.app
     for _ in range(3):
         try:

@@ -394,3 +394,29 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, EventDetailScreen) and app.screen.event_id == events.rows[1].id
+
+
+@run_async
+async def test_console_reaches_every_pane_filled(backend, tmp_path):
+    # The start-up contract the benchmark times: each pane reports its first real content, then the app
+    # is ready — queue rows with names, map shapes coloured, runway values, directives, link and clock.
+    from factories import until_ready
+    from screens.widgets.directive_list import DirectiveList
+    from screens.widgets.runway_board import RunwayBoard
+
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until_ready(pilot)
+        assert app.ready and app.progress.missing == () and app.first_frame_at is not None
+        centre = app._centre_screen()
+        events = centre.query_one(EventQueue)
+        assert events.rows and all(r.place for r in events.rows)
+        assert any(r.place != (r.street_code or r.district_code) for r in events.rows)  # names, not codes
+        assert {r.category for r in events.rows}.isdisjoint(backend.catalogue.categories)
+        rmap = centre.query_one(RegionMap)
+        assert rmap.registry is not None and rmap.fill and rmap.canvas().regions
+        board = centre.query_one(RunwayBoard)
+        assert len(board.sectors) == 8 and board.query_one("#board-table").row_count == 8
+        assert centre.query_one(DirectiveList).row_count == 2
+        bar = centre.query_one(StatusBar)
+        assert bar.link.mode == "local" and bar.now

@@ -248,3 +248,40 @@ def test_directive_rows_say_whether_the_viewer_is_among_those_who_answer(sample_
         assert all(r.for_viewer for r in load_directives(store, store.clock.now()))  # no viewer: no marks
     finally:
         store.close()
+
+
+def test_start_progress_says_ready_once_every_pane_is_filled():
+    from cqgov_tui.console.readiness import PANES, StartProgress
+
+    ticks = iter(range(100))
+    progress = StartProgress(clock=lambda: float(next(ticks)))
+    assert progress.missing == PANES and not progress.ready
+    for pane in PANES[:-1]:
+        assert progress.fill(pane) is False
+    assert progress.fill(PANES[0]) is False  # a second report changes nothing
+    assert progress.missing == (PANES[-1],)
+    assert progress.fill(PANES[-1]) is True and progress.ready
+    assert progress.ready_at == progress.filled[PANES[-1]]
+    assert progress.fill(PANES[-1]) is False  # ready is said once
+    with pytest.raises(ValueError):
+        progress.fill("clock")
+
+
+def test_first_poll_has_map_colours_and_directives_before_names_are_loaded(sample_file):
+    # A backend whose catalogue and registry are not loaded: the poll must not load them (the console's
+    # first frame never waits), yet carries the city's colours and the directives; rows say they hold codes.
+    from cqgov_tui.store import open_store
+
+    store = open_store(sample_file, read_only=True)
+    try:
+        backend = LocalBackend(store, user=sample_user(), sweep=False)
+        frame = ConsoleFeed(backend).poll(None)
+        assert not backend.loaded and frame.named is False
+        assert frame.queue and all(r.place == (r.street_code or r.district_code) for r in frame.queue)
+        assert frame.fill and all(len(code) == 6 for code in frame.fill)  # districts: the city level's children
+        assert frame.directives is not None and len(frame.directives) == 2
+        backend.preload()
+        named = ConsoleFeed(backend).poll(None)
+        assert named.named is True and any(r.place != (r.street_code or r.district_code) for r in named.queue)
+    finally:
+        store.close()

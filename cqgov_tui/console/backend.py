@@ -96,8 +96,16 @@ class Backend(abc.ABC):
 
     def preload(self) -> None:
         """Load what names and the map need; meant for a thread started before the UI is imported."""
-        self.registry
         self.catalogue
+        self.registry
+
+    def preload_board(self) -> None:
+        """Load what the runway board needs beyond ``preload``: the catalogue's risk points and sensors
+        (generated on first use). Called on the launcher's thread so the board worker finds them."""
+        catalogue = self.catalogue
+        for lazy in (getattr(catalogue, "risk_points", None), getattr(catalogue, "sensors", None)):
+            if lazy is not None:
+                len(lazy)
 
     @property
     def tier(self) -> Tier:

@@ -6,18 +6,20 @@ turned red (their regions flash). Panes whose inputs did not change are not
 recomputed, so an idle console costs one ``max(seq)`` query per tick. Changes
 arriving between two polls are coalesced into one frame.
 
-The first poll is ``light``: the queue and the link only, so the first frame
-is on screen before the map colours and directive counts are computed. The
-queue never waits for the catalogue and registry: rows show codes until they
-are loaded (the console then invalidates the feed and names replace codes). The
-runway board is slow on a big store and has its own call (``board``), run on
-its own worker and timer.
+No poll waits for the catalogue and registry: until they are loaded (on a
+thread, see ``Backend.preload``) the queue's rows carry codes and the frame
+says so (``named``); the console then invalidates the feed and names replace
+codes. The map's colours and the directives need neither, so the first poll
+has them. The runway board needs the catalogue and its risk points and has its
+own call (``board``), run on its own worker and timer.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
+from ..domain.entities import Level
 from .backend import Backend, LinkStatus
 from .board import BoardNode, load_board
 from .directives import DirectiveRow, load_directives
@@ -39,6 +41,7 @@ class Frame:
     changed: frozenset[str] = frozenset()  # event ids changed since the last frame
     new_red: tuple[str, ...] = ()  # place codes of events that became red
     error: str = ""
+    named: bool = True  # the queue's rows carry names (False: codes, the catalogue and registry still loading)
 
 
 @dataclass
@@ -52,14 +55,26 @@ class ConsoleFeed:
     _map_level: object = None
     _board_at: float = float("-inf")
     _dir_at: float = float("-inf")
+    _stale: bool = False
+    # Polls may overlap (a worker replaced by a newer one still runs to its end): one at a time.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def invalidate(self) -> None:
-        """Forget the last frame (after a resize, a filter or a drill the panes redraw in full)."""
-        self._head = -1
-        self._flt_seen = None
+        """Forget the last frame (after a resize, a filter, a drill or names arriving the panes redraw
+        in full). Safe during a poll: the next poll starts afresh whatever the running one records."""
+        self._stale = True
         self._board_at = float("-inf")
 
-    def poll(self, map_level, force: bool = False, light: bool = False) -> Frame:
+    def poll(self, map_level: Level | None, force: bool = False) -> Frame:
+        """What changed since the last poll; ``map_level`` is the level the map shows (None: the
+        registry is still loading and the map opens on the city)."""
+        with self._lock:
+            if self._stale:
+                self._stale = False
+                self._head, self._flt_seen, self._map_level = -1, None, None
+            return self._poll(map_level, force)
+
+    def _poll(self, map_level: Level | None, force: bool) -> Frame:
         b = self.backend
         now = b.clock.now()
         link = b.status()
@@ -77,26 +92,24 @@ class ConsoleFeed:
                     new_red.append(ch["scope"] or data.get("grid_code") or data.get("street_code")
                                    or data.get("district_code") or "")
         queue = fill = directives = None
+        named = b.loaded
         if moved or self._flt_seen != self.flt:
             # Until the catalogue and registry are loaded (in the background) rows carry codes, and
             # the console invalidates the feed when they arrive; a poll never waits for them.
-            names = b.names if b.loaded else b.loaded_names
+            names = b.names if named else b.loaded_names
             queue = tuple(load_queue(b.store, names, self.flt, self.limit))
             self._flt_seen = self.flt
-        if light:
-            # The next full poll must fill the panes skipped here.
-            self._map_level = object()
-            self._dir_at = float("-inf")
-        else:
-            if map_level is not None and (moved or map_level != self._map_level):
-                fill = region_fill(b.store, map_level)
-                self._map_level = map_level
-            # Receipt deadlines pass without any write, so the pane refreshes on a slow timer too.
-            if moved or now - self._dir_at >= 10.0:
-                directives = tuple(load_directives(b.store, now, viewer=b.user))
-                self._dir_at = now
+        # The map opens on the city: its colours need no registry, so they come with the first poll.
+        map_level = map_level or Level.CITY
+        if moved or map_level != self._map_level:
+            fill = region_fill(b.store, map_level)
+            self._map_level = map_level
+        # Receipt deadlines pass without any write, so the pane refreshes on a slow timer too.
+        if moved or now - self._dir_at >= 10.0:
+            directives = tuple(load_directives(b.store, now, viewer=b.user))
+            self._dir_at = now
         self._head = head
-        return Frame(head, now, queue, fill, directives, None, link, frozenset(changed), tuple(new_red))
+        return Frame(head, now, queue, fill, directives, None, link, frozenset(changed), tuple(new_red), named=named)
 
     def board(self, force: bool = False) -> tuple[BoardNode, ...] | None:
         """The runway board when due (every ``board_every_s``, or ``force``), else None."""

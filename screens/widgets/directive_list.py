@@ -10,7 +10,7 @@ from cqgov_tui.clock import fmt_duration
 from cqgov_tui.console.directives import PRIORITY_ZH, DirectiveRow
 
 from .. import theme
-from ..messages import OpenDirective
+from ..messages import OpenDirective, PaneFilled
 
 
 def progress_bar(done: int, total: int, width: int = 8) -> str:
@@ -28,6 +28,7 @@ class DirectiveList(DataTable):
         self.t = strings
         self.items: tuple[DirectiveRow, ...] = ()
         self.now = 0.0
+        self.filled = False  # the directives query's answer is on screen (none is an answer too)
 
     def on_mount(self) -> None:
         for key, label, width in (("pri", "", 4), ("number", "", 12), ("title", "", None),
@@ -51,6 +52,9 @@ class DirectiveList(DataTable):
 
     def apply(self, rows: tuple[DirectiveRow, ...], now: float) -> None:
         self.now = now
+        if not self.filled:
+            self.filled = True
+            self.post_message(PaneFilled("directives"))
         if rows == self.items:
             return
         old = {r.id: r for r in self.items}

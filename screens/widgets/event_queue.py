@@ -9,7 +9,7 @@ from textual.widgets import Input
 
 from cqgov_tui.console.queue import QueueDiff, QueueRow, diff_queue
 
-from ..messages import EventSelected, OpenEvent
+from ..messages import EventSelected, OpenEvent, PaneFilled
 from .event_table import PADDING as _CELL_PAD
 from .event_table import EventTable
 
@@ -56,6 +56,7 @@ class EventQueue(Vertical):
         self.highlight = True
         self.cols: tuple[str, ...] = _COLS
         self._widths: dict[str, int] = {}
+        self.filled = False  # rows from a query made with names loaded are on screen
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder=self.t("events.filter_hint"), id="event-filter")
@@ -88,8 +89,10 @@ class EventQueue(Vertical):
     # ------------------------------------------------------------ updates
 
     def apply(self, rows: tuple[QueueRow, ...] | list[QueueRow], changed: frozenset[str] = frozenset(),
-              now: float | None = None, first: bool = False) -> QueueDiff:
-        """Bring the table to ``rows``; only visible lines whose row changed are redrawn. Returns the diff."""
+              now: float | None = None, first: bool = False, named: bool = True) -> QueueDiff:
+        """Bring the table to ``rows``; only visible lines whose row changed are redrawn. Returns the diff.
+
+        ``named`` is False while rows carry codes (the catalogue and registry still loading)."""
         if now is not None:
             self.now = now
         rows = list(rows)
@@ -102,6 +105,9 @@ class EventQueue(Vertical):
         table.set_rows(rows, self.now)
         self.rows = rows
         self._update_title()
+        if named and not self.filled:
+            self.filled = True
+            self.post_message(PaneFilled("events"))
         return diff
 
     def _rebuild(self, rows: list[QueueRow]) -> None:
@@ -119,6 +125,10 @@ class EventQueue(Vertical):
 
     def current_id(self) -> str | None:
         return self.table.current_id()
+
+    def current_row(self) -> QueueRow | None:
+        eid = self.current_id()
+        return next((r for r in self.rows if r.id == eid), None) if eid else None
 
     def _update_title(self) -> None:
         pane = self.parent

@@ -13,7 +13,7 @@ from cqgov_tui.console.mapview import MapCanvas, MapState, rasterise
 from cqgov_tui.domain.colour import Colour
 
 from .. import theme
-from ..messages import MapDrilled
+from ..messages import MapDrilled, PaneFilled
 
 
 class RegionMap(Widget, can_focus=True):
@@ -38,6 +38,8 @@ class RegionMap(Widget, can_focus=True):
         self.now = 0.0
         self._canvas: MapCanvas | None = None
         self._blink = False
+        self.filled = False  # shapes drawn and coloured from a fill computed for the level shown
+        self._has_fill = False
 
     # ------------------------------------------------------------ data
 
@@ -50,6 +52,12 @@ class RegionMap(Widget, can_focus=True):
             pane = self.parent
             if pane is not None and hasattr(pane, "set_subtitle"):
                 pane.set_subtitle(self.breadcrumb())
+            self._report_filled()
+
+    def _report_filled(self) -> None:
+        if not self.filled and self._has_fill and self.registry is not None:
+            self.filled = True
+            self.post_message(PaneFilled("map"))
 
     def level(self):
         """The level shown, or None while the registry is loading."""
@@ -65,9 +73,12 @@ class RegionMap(Widget, can_focus=True):
         return c
 
     def set_fill(self, fill: dict[str, Colour]) -> None:
+        """Colours per region of the level shown (they may come before the registry: drawn once it is in)."""
         if fill != self.fill:
             self.fill = dict(fill)
             self.refresh()
+        self._has_fill = True
+        self._report_filled()
 
     def flash(self, codes: list[str], now: float) -> None:
         before = set(self.state.flashes)

@@ -13,6 +13,7 @@ from cqgov_tui.clock import fmt_duration
 from cqgov_tui.console.board import BoardNode, sparkline
 
 from .. import theme
+from ..messages import PaneFilled
 
 
 class BoardTable(DataTable):
@@ -35,6 +36,7 @@ class RunwayBoard(Vertical):
         self.high_contrast = high_contrast
         self.sectors: tuple[BoardNode, ...] = ()
         self.path: list[str] = []  # codes from sector down
+        self.filled = False  # a computed board is on screen
 
     def compose(self) -> ComposeResult:
         yield Static("", id="board-crumb")
@@ -52,6 +54,9 @@ class RunwayBoard(Vertical):
         if sectors != self.sectors:
             self.sectors = sectors
             self._draw()
+        if not self.filled:
+            self.filled = True
+            self.post_message(PaneFilled("runways"))
 
     def level(self) -> tuple[BoardNode, ...]:
         nodes = self.sectors

@@ -11,6 +11,7 @@ from cqgov_tui.domain.entities import Role, Tier
 from cqgov_tui.textsafe import plain
 
 from .. import theme
+from ..messages import PaneFilled
 
 
 class StatusBar(Static):
@@ -26,6 +27,7 @@ class StatusBar(Static):
         self.message_error = False
         self.low_bandwidth = False
         self._last: Text | None = None
+        self.filled = False  # the backend's link state and the clock are shown
 
     def set_state(self, *, link: LinkStatus | None = None, now: float | None = None) -> None:
         if link is not None:
@@ -33,6 +35,9 @@ class StatusBar(Static):
         if now is not None:
             self.now = now
         self._redraw()
+        if link is not None and self.now and not self.filled:
+            self.filled = True
+            self.post_message(PaneFilled("status"))
 
     def say(self, message: str, error: bool = False) -> None:
         self.message = plain(message)[:160]
