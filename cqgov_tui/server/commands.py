@@ -341,17 +341,25 @@ class CommandHandler:
         if len(readings) > MAX_READINGS:
             raise BadInput(f"field 'readings' has {len(readings)} readings; at most {MAX_READINGS} per command")
         catalogue = self.engine.catalogue
+        # code → (sensor code, grid) or None: each of a district's sensors is looked up once, not per reading
+        points: dict[str, tuple[str, str] | None] = self.__dict__.setdefault("_sensor_points", {})
         located: dict[int, str] = {}  # index → sensor code, for readings naming a known sensor
         for i, reading in enumerate(readings):
             code = reading[0] if isinstance(reading, list) and reading and isinstance(reading[0], str) else None
-            sensor = catalogue.sensors.get(code.strip()) if code else None
-            point = catalogue.risk_points.get(sensor.risk_point_code) if sensor else None
-            if point is None:
+            if code is None:
+                continue
+            if code not in points:
+                sensor = catalogue.sensors.get(code.strip())
+                point = catalogue.risk_points.get(sensor.risk_point_code) if sensor else None
+                points[code] = (sensor.code, point.grid_code) if point is not None else None
+            found = points[code]
+            if found is None:
                 continue  # the monitor gives the reason
-            if not covers(actor.scope_code, point.grid_code):
-                raise PermissionDenied(f"sensor {sensor.code} (grid {point.grid_code}) is outside "
+            if not covers(actor.scope_code, found[1]):
+                raise PermissionDenied(f"sensor {found[0]} (grid {found[1]}) is outside "
                                        f"{actor.user}'s jurisdiction {actor.scope_code}")
-            located[i] = sensor.code
+            located[i] = found[0]
+        # Keyed: the in-memory sensor state and the running events by id (store.sensors), no scan.
         running = self.store.sensor_alarm_events(sorted(set(located.values())))
         elsewhere = {code: e.origin_node for code, e in running.items() if e.origin_node != self.store.node}
         refused = [Rejection(i, code, f"{code}: its running alarm {running[code].number} is owned by "
