@@ -51,7 +51,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
@@ -451,27 +450,33 @@ def _fetch_rows(db: str, ids: list[str]) -> dict[str, dict]:
     return {r["id"]: r for r in table.to_pylist()}
 
 
-def _raw_upserts(db: str, batches: list[list[str]], rows: dict[str, dict]) -> tuple[int, float]:
-    """The baseline: each accepted batch's resulting event rows, ``INSERT OR REPLACE``d, one transaction each."""
+def _raw_upserts(db: str, batches: list[list[str]], rows: dict[str, dict], passes: int = 3) -> tuple[int, float]:
+    """The baseline: each accepted batch's resulting event rows, ``INSERT OR REPLACE``d, one transaction each.
+
+    Replayed ``passes`` times on the same table (the first pass inserts the new events, later passes replace
+    them); the fastest pass counts, so a moment of load from other work on a shared machine (the replay
+    lasts a second or so, the measured ingest ~40 s) does not sink the baseline."""
     import duckdb
 
     schema = arrow_schema(Event)
     tables = [pa.Table.from_pylist([rows[i] for i in b if i in rows], schema=schema) for b in batches]
+    n = sum(t.num_rows for t in tables)
     conn = duckdb.connect(db)
-    n = 0
+    best = float("inf")
     try:
-        t0 = time.perf_counter()
-        for t in tables:
-            conn.execute("BEGIN TRANSACTION")
-            conn.register("_b", t)
-            conn.execute("INSERT OR REPLACE INTO events SELECT * FROM _b")
-            conn.unregister("_b")
-            conn.execute("COMMIT")
-            n += t.num_rows
-        elapsed = time.perf_counter() - t0
+        conn.execute("SELECT count(*) FROM events WHERE id = ?", ["warm-up"]).fetchall()  # open the key's index
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            for t in tables:
+                conn.execute("BEGIN TRANSACTION")
+                conn.register("_b", t)
+                conn.execute("INSERT OR REPLACE INTO events SELECT * FROM _b")
+                conn.unregister("_b")
+                conn.execute("COMMIT")
+            best = min(best, time.perf_counter() - t0)
     finally:
         conn.close()
-    return n, elapsed
+    return n, best
 
 
 def ingest_once(stored: int, *, clients: int, budget_s: float, max_commands: int, workdir: str,
@@ -535,7 +540,7 @@ def ingest_once(stored: int, *, clients: int, budget_s: float, max_commands: int
 
 def _note(m: dict) -> str:
     t: Tally = m["tally"]
-    acc, rej = t.accepted, t.rejected
+    acc = t.accepted
     parts = [f"{t.n_accepted} accepted ({acc['report']} report, {acc['act']} act) / {t.n_rejected} rejected"
              f" in {m['elapsed']:.1f} s", f"{len(t.batches)} batches of ~{m['mean_batch']:.0f}, {m['clients']} clients",
              f"{t.closed} walked to closed"]
@@ -593,7 +598,7 @@ def bench_ingest(quick: bool = False, *, sizes: tuple[int, ...] | None = None, b
         if check:
             _check_valid(base)
         out.append(row("server_ingest_commands_per_s", round(base["rate"], 1), "commands/s", round(base["raw_rate"], 1),
-                       "the same resulting event rows, same batches, INSERT OR REPLACE into DuckDB",
+                       "the same resulting event rows, same batches, INSERT OR REPLACE into DuckDB (best of 3 replays)",
                        _note(base) + "; empty store, reports + loop transitions by number", target="ratio >= 0.5",
                        target_ok=base["raw_rate"] > 0 and base["rate"] / base["raw_rate"] >= 0.5))
         grown = []
@@ -603,7 +608,7 @@ def bench_ingest(quick: bool = False, *, sizes: tuple[int, ...] | None = None, b
                 _check_valid(m)
             grown.append(m)
             out.append(row(f"server_ingest_with_{_label(n)}_stored", round(m["rate"], 1), "commands/s",
-                           round(m["raw_rate"], 1), f"same rows upserted into DuckDB holding the same {_label(n)} events",
+                           round(m["raw_rate"], 1), f"same rows upserted into DuckDB holding the same {_label(n)} events (best of 3)",
                            _note(m), target="ratio >= 0.5",
                            target_ok=m["raw_rate"] > 0 and m["rate"] / m["raw_rate"] >= 0.5))
         out += growth_rows([(m["stored"], m["rate"], m["raw_rate"]) for m in grown])
@@ -644,7 +649,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 # ------------------------------------------------------------ directive fan-out
 
 
-def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_s: float = 180.0) -> list[dict]:
+def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_s: float = 150.0) -> list[dict]:
     from cqgov_tui.engine import directives, system_user
     from cqgov_tui.geo.registry import get_registry
     from cqgov_tui.store import init_store, open_store
@@ -666,7 +671,7 @@ def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_
     tally = collections.Counter()
     errors: list[str] = []
     lock = threading.Lock()
-    acknowledged, elapsed = 0, float("nan")
+    acknowledged, elapsed, done = 0, float("nan"), 0
     try:
         with ServerProcess("city", CITY, db, secret) as server:
             stop_at = time.monotonic() + deadline_s
@@ -722,12 +727,16 @@ def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_
             twin = directives.send(store, reg, actor=system_user(store), targets=[CITY] if whole_city else streets,
                                    text="基线", deadline_at=SystemClock().now() + 3600)
             t0 = time.perf_counter()
+            done = 0
             for code in streets:
+                if time.perf_counter() - t0 > min(deadline_s, 60.0):
+                    break  # bounded: the rest is extrapolated from the streets done (said in the note)
+                done += 1
                 t = SystemClock().now()
                 with store.tx():
                     directives.apply_receipt(store, Receipt(twin.id, code, "delivered", t, None, None, None, code, 0, 1))
                     directives.apply_receipt(store, Receipt(twin.id, code, "acknowledged", t, t, t, None, code, 0, 2))
-            direct = time.perf_counter() - t0
+            direct = (time.perf_counter() - t0) * len(streets) / max(done, 1)
         finally:
             store.close()
     finally:
@@ -741,6 +750,8 @@ def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_
             note += f"; {tally[k]} {k}" + (f" ({errors[0]})" if k == "failed" and errors else "")
     if not complete:
         note += "; INCOMPLETE"
+    if done < len(streets):
+        note += f"; baseline extrapolated from the {done} streets written in its first 60 s"
     return [row("directive_fanout_receipts_s", round(elapsed, 2), "s", round(direct, 2),
                 "same receipts written straight into the store", note, target="<= 10 s",
                 target_ok=complete and elapsed <= 10.0)]
