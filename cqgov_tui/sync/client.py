@@ -216,8 +216,12 @@ class SyncClient:
         state = self.cursor()
         if state is None or state.phase == "snapshot":
             return self._snapshot_step(state)
+        if wait is None:
+            # Long-poll only once a reply has said we are caught up: until then (after a snapshot, after
+            # a full page) an answer now tells the user "live" instead of a minute's silence.
+            wait = self.wait if self.caught_up else 0
         params = {"cursor": wire.format_cursor(state.epoch, state.seq), "limit": self.limit,
-                  "wait": _seconds(self.wait if wait is None else wait), "node": self.store.node, "empty": "204"}
+                  "wait": _seconds(wait), "node": self.store.node, "empty": "204"}
         try:
             r = self._long_poll(params)
         except httpx.HTTPError as exc:
