@@ -20,6 +20,12 @@ EVENT_SELECT = ", ".join(EVENT_COLUMNS)
 EVENT_PLACEHOLDERS = ", ".join("?" for _ in EVENT_COLUMNS)
 COLOUR_RANK = "CASE colour WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 WHEN 'blue' THEN 3 ELSE 4 END"
 TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+# Local and replicated audit entries read as one stream.
+AUDIT_ALL = (
+    "(SELECT seq, acted_at, event_id, action, from_status, to_status, actor, role, tier, node, note, prev_hash, hash "
+    "FROM audit_log UNION ALL SELECT seq, acted_at, event_id, action, from_status, to_status, actor, role, tier, node, "
+    "note, prev_hash, hash FROM audit_remote)"
+)
 
 
 def event_scope(event: Event) -> str:

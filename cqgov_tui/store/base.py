@@ -1,0 +1,284 @@
+"""The store's core: the connection, transactions (a unit of work per transaction), metadata, the change log's head.
+
+Each entity's rows are read and written by a module of their own (``events``,
+``audit_log``, ``directives``, ``commands``, ``indicators``, ``figures``,
+``sensors``), mixed into ``Store`` on top of this core. Every write happens
+inside ``tx()``: rows are staged in a ``WriteBatch`` (``unit.py``) and written
+with one statement per table at commit, the change-log row in the same
+transaction as its effect (SYNC.md), so a reader of ``changes`` never sees an
+effect without its log row or a log row without its effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any, Callable, Iterator
+
+import duckdb
+
+from ..clock import Clock, SystemClock, local
+from ..domain.entities import Tier
+from ..domain.schema import column_names
+from ..errors import StoreCorrupt, StoreError
+from . import audit as audit_chain
+from .migrations import applied
+from .open_events import OpenEvents
+from .unit import Mark, WriteBatch
+
+
+class StoreCore:
+    """One DuckDB file owned by this process.
+
+    Writes go through ``tx()``: they are staged in a ``WriteBatch`` and written
+    with one statement per table at commit (``unit.py``). Hot reads (an event
+    by id or number, open events near a place, overdue ones) come from the
+    batch and the in-memory ``OpenEvents`` index, so a command's cost does not
+    grow with the archive. Any other read goes through ``conn``, which first
+    flushes what the running transaction staged, so SQL always sees it.
+    """
+
+    def __init__(self, path: str, conn: duckdb.DuckDBPyConnection, clock: Clock | None = None):
+        self.path = path
+        self._conn = conn
+        self.clock = clock or SystemClock()
+        self.lock = threading.RLock()
+        self._depth = 0
+        self._batch: WriteBatch | None = None
+        self._tx_thread: int | None = None
+        self._db_tx = False  # a DuckDB transaction is open under the running store transaction
+        # This process owns the file, so committed heads, the audit tail, metadata and the open
+        # events can be remembered between writes instead of re-read (see invalidate_caches).
+        self._head: int | None = None
+        self._audit_tail: tuple[int, str] | None = None
+        self._meta: dict[str, str | None] = {}
+        self._open: OpenEvents | None = None
+        self._open_loaded_in_tx = False
+        # Called with the change-log head after every commit (outside the lock): long-polls wake on
+        # this instead of re-reading the head on a timer. A listener must be quick and never raise.
+        self.commit_listeners: list[Callable[[int], None]] = []
+        meta = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        for needed in ("epoch", "tier", "code", "node"):
+            if needed not in meta:
+                raise StoreCorrupt(f"{path}: store metadata lacks {needed!r}; not a cqgov store")
+        self.epoch: str = meta["epoch"]
+        self.tier = Tier(meta["tier"])
+        self.code: str = meta["code"]
+        self.node: str = meta["node"]
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+    def __enter__(self) -> "StoreCore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        """The connection, for SQL inside ``store/``. Inside a transaction, staged rows are
+        written first (and a DuckDB transaction opened), so the SQL sees this transaction's work."""
+        if self._batch is not None and self._tx_thread == threading.get_ident():
+            self._flush()
+        return self._conn
+
+    def _flush(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        if not self._db_tx:
+            self._conn.execute("BEGIN TRANSACTION")
+            self._db_tx = True
+        if batch.dirty:
+            batch.flush(self._conn)
+
+    def _mine(self) -> WriteBatch | None:
+        """The running transaction's batch when the caller is the thread running it."""
+        batch = self._batch
+        return batch if batch is not None and self._tx_thread == threading.get_ident() else None
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator["StoreCore"]:
+        """A (re-entrant) transaction: nested calls join the outer one; all of it commits or none."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._batch = WriteBatch(head=self.head(), audit_tail=self._committed_tail())
+            self._tx_thread = threading.get_ident()
+            self._depth = 1
+            try:
+                yield self
+                self._commit()
+            except BaseException:
+                self._abort()
+                raise
+            finally:
+                self._depth = 0
+                self._batch = None
+                self._tx_thread = None
+                self._db_tx = False
+                self._open_loaded_in_tx = False
+        self._notify_commit()
+
+    def _commit(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        if batch.dirty:
+            self._flush()
+        if self._db_tx:
+            self._conn.execute("COMMIT")
+            self._db_tx = False
+        self._head = batch.head
+        self._audit_tail = batch.audit_tail
+        self._meta.update(batch.meta_seen)
+        if self._open is not None and not self._open_loaded_in_tx:
+            for event in batch.touched.values():
+                self._open.put(event)
+
+    def _abort(self) -> None:
+        if self._db_tx:
+            self._db_tx = False
+            with contextlib.suppress(duckdb.Error):
+                self._conn.execute("ROLLBACK")
+        if self._open_loaded_in_tx:
+            self._open = None  # it may hold rows the rollback undid
+
+    def mark(self) -> Mark:
+        """Where the running transaction's writes stand; ``rollback_to`` undoes everything after it."""
+        batch = self._require_tx()
+        return batch.mark()
+
+    def rollback_to(self, mark: Mark) -> None:
+        """Undo what was staged since ``mark`` (raises ``FlushedPastMark`` if it already reached DuckDB)."""
+        batch = self._require_tx()
+        batch.rollback_to(mark)
+
+    def _notify_commit(self) -> None:
+        head = self.head()
+        for listener in list(self.commit_listeners):
+            listener(head)
+
+    def _register(self, name: str, table: Any) -> None:
+        """Register an Arrow table for a bulk statement. DuckDB refuses ``register`` while an earlier
+        ``fetchone()`` left a result open, so a trivial statement closes that result first."""
+        conn = self.conn
+        conn.execute("SELECT 1").fetchall()
+        conn.register(name, table)
+
+    def invalidate_caches(self) -> None:
+        """Forget what is remembered; call after writing ``changes``, ``audit_log``, ``events`` or
+        ``store_meta`` other than through this class."""
+        with self.lock:
+            batch = self._mine()
+            if batch is not None:
+                self._flush()
+                batch.head = self._read_head()
+                batch.audit_tail = self._read_tail()
+                batch.meta_seen.clear()
+                batch.touched.clear()
+                batch.overlay = OpenEvents()
+            self._head = None
+            self._audit_tail = None
+            self._meta.clear()
+            self._open = None
+
+    def _require_tx(self) -> WriteBatch:
+        batch = self._mine()
+        if batch is None:
+            raise StoreError("internal: write outside a store transaction")
+        return batch
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        with self.lock:
+            batch = self._mine()
+            if batch is not None and key in batch.meta_seen:
+                return batch.meta_seen[key]
+            if key not in self._meta:
+                if len(self._meta) > 100_000:  # one key per federated event: keep the cache bounded
+                    self._meta.clear()
+                row = self._conn.execute("SELECT value FROM store_meta WHERE key = ?", [key]).fetchall()
+                self._meta[key] = row[0][0] if row else None
+            value = self._meta[key]
+        return default if value is None else value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx():
+            self._require_tx().put_meta(key, value)
+
+    def next_serial(self, kind: str, now: float) -> tuple[str, int]:
+        """The next daily serial of ``kind`` (events, directives…): (local date YYYYMMDD, n from 1)."""
+        day = local(now).strftime("%Y%m%d")
+        with self.tx():
+            key = f"{kind}:{day}"
+            n = int(self.meta(key, "0") or "0") + 1
+            self.set_meta(key, str(n))
+        return day, n
+
+    def next_number(self, now: float) -> str:
+        """Human event number: <code tail>-<local date>-<daily serial>."""
+        day, n = self.next_serial("serial", now)
+        return f"{self.code[-4:]}-{day}-{n:05d}"
+
+    def schema_version(self) -> int:
+        with self.lock:
+            return applied(self._conn)
+
+    def log_change(self, entity: str, key: str, op: str, data: dict[str, Any], origin: str | None = None,
+                   scope: str = "") -> int:
+        """Append to the change log. ``scope`` is the jurisdiction code(s) the row belongs to
+        (comma-separated for a directive's targets) so servers can filter deltas per caller."""
+        batch = self._require_tx()
+        return batch.log(self.clock.now(), entity, key, op, data, origin or self.node, scope)
+
+    def head(self) -> int:
+        """The change log's head: this transaction's own to the thread running it, the committed one to others."""
+        batch = self._mine()
+        if batch is not None:
+            return batch.head
+        head = self._head
+        if head is None:
+            with self.lock:
+                if self._head is None:
+                    self._head = self._read_head()
+                head = self._head
+        return head
+
+    def _read_head(self) -> int:
+        return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchall()[0][0])
+
+    def changes_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT seq, changed_at, entity, key, op, data, origin, scope FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                [seq, limit],
+            ).fetchall()
+        return [
+            {"seq": r[0], "changed_at": r[1], "entity": r[2], "key": r[3], "op": r[4], "data": json.loads(r[5]), "origin": r[6],
+             "scope": r[7]}
+            for r in rows
+        ]
+
+    def _committed_tail(self) -> tuple[int, str]:
+        if self._audit_tail is None:
+            self._audit_tail = self._read_tail()
+        return self._audit_tail
+
+    def _read_tail(self) -> tuple[int, str]:
+        last = self._conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+        return (int(last[0][0]), str(last[0][1])) if last else (0, audit_chain.GENESIS)
+
+    def _select(self, entity: Any, rest: str, params: list[Any], *, flush: bool = True) -> list[Any]:
+        """``SELECT <entity's columns> <rest>`` as entities (``rest``: FROM … WHERE … ORDER BY …).
+        ``flush=False`` for keyed reads whose staged rows the caller has already looked at."""
+        cols = column_names(entity)
+        with self.lock:
+            conn = self.conn if flush else self._conn
+            rows = conn.execute(f"SELECT {', '.join(cols)} {rest}", params).fetchall()
+        return [entity(**dict(zip(cols, r))) for r in rows]
