@@ -110,9 +110,9 @@ class ConsoleApp(App):
         else:
             self.push_screen(self._centre())
             self.refresh_data(light=True)
-        # The slow loads start now, on threads (the launcher may already be doing them: these wait).
-        if not self.backend.loaded:
-            self._load_resources()
+        # The slow loads start now, on threads (the launcher may be doing them or have done them: the
+        # worker then waits or returns at once; either way its message brings names to the first rows).
+        self._load_resources()
         self.refresh_board(force=True)
         try:
             self.backend.start()
@@ -331,7 +331,7 @@ class ConsoleApp(App):
             import time
 
             marks = {"first_frame": self.first_frame_at, "ready": self.progress.ready_at, "painted": time.time(),
-                     "panes": self.progress.filled}
+                     "cpu": time.process_time(), "panes": self.progress.filled}
             Path(path).write_text(json.dumps(marks), encoding="utf-8")
             self.exit()
 

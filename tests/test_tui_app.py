@@ -420,3 +420,22 @@ async def test_console_reaches_every_pane_filled(backend, tmp_path):
         assert centre.query_one(DirectiveList).row_count == 2
         bar = centre.query_one(StatusBar)
         assert bar.link.mode == "local" and bar.now
+
+
+@run_async
+async def test_names_replace_codes_when_the_launcher_loaded_them_before_mount(backend, tmp_path):
+    # The launcher polls the first frame before names load, then loads them while Textual starts: by
+    # mount they may be in already, and the rows polled with codes must still get their names.
+    from cqgov_tui.console.feed import ConsoleFeed
+    from factories import until_ready
+
+    feed = ConsoleFeed(backend)
+    first = feed.poll(None)
+    assert not first.named
+    backend.preload()
+    backend.preload_board()
+    app = make_app(backend, tmp_path, feed=feed, first_frame=first)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until_ready(pilot)
+        rows = app._centre_screen().query_one(EventQueue).rows
+        assert any(r.place != (r.street_code or r.district_code) for r in rows)
