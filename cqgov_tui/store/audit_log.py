@@ -69,7 +69,7 @@ class AuditRows(EventRows):
         return self._select(AuditEntry, f"FROM {AUDIT_ALL} WHERE event_id = ? ORDER BY acted_at, node, seq",
                             [event_id])
 
-    def bulk_load_remote_audit(self, table) -> int:
+    def bulk_load_remote_audit(self, table: Any) -> int:
         """Load an Arrow table of audit rows as entries replicated from other nodes (benchmarks)."""
         cols = column_names(AuditEntry)
         with self.tx():

@@ -88,7 +88,7 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
     try:
         has_meta = conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'store_meta'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not has_meta:
             raise StoreCorrupt(f"{path}: a DuckDB file but not a cqgov store (no store_meta)")
         version = applied(conn)

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
 from ..domain.schema import arrow_schema, column_names, to_row
 from .open_events import OpenEvents
+
+if TYPE_CHECKING:
+    import duckdb
 
 EVENT_COLUMNS = column_names(Event)
 _TERMINAL = tuple(s.value for s in Status if not s.is_open)
@@ -189,7 +192,7 @@ class WriteBatch:
 
     # ------------------------------------------------------------ flush
 
-    def flush(self, conn) -> None:
+    def flush(self, conn: "duckdb.DuckDBPyConnection") -> None:
         """Write every staged row with one statement per table (inside the caller's DuckDB transaction)."""
         import pyarrow as pa  # bulk paths only; kept off the console's start-up
 

@@ -23,6 +23,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..domain.entities import User
 from ..errors import CqgovError
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
@@ -398,9 +399,9 @@ MAX_GROUP = 2000  # commands one group commit may take; later arrivals wait for 
 
 @dataclass
 class _Job:
-    user: Any
-    commands: list[dict]
-    reply: dict | None = None
+    user: User
+    commands: list[dict[str, Any]]
+    reply: dict[str, Any] | None = None
 
 
 class GroupCommit:
@@ -422,14 +423,15 @@ class GroupCommit:
         self.groups = 0  # commits made, and batches they carried (benchmarks read both)
         self.batches = 0
 
-    def submit(self, user: Any, commands: list[dict]) -> dict:
+    def submit(self, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
         job = _Job(user, commands)
         with self._mutex:
             self._queue.append(job)
         with self._writer:
             if job.reply is None:
                 with self._mutex:
-                    group, size = [], 0
+                    group: list[_Job] = []
+                    size = 0
                     while self._queue and (not group or size + len(self._queue[0].commands) <= MAX_GROUP):
                         group.append(self._queue.pop(0))
                         size += len(group[-1].commands)
@@ -442,7 +444,7 @@ class GroupCommit:
         with store.lock:
             if len(group) > 1:
                 try:
-                    replies = []
+                    replies: list[dict[str, Any]] = []
                     with store.tx():
                         for job in group:
                             replies.append(_apply_batch(self.host, job.user, job.commands))
@@ -462,7 +464,7 @@ class GroupCommit:
                 self.batches += 1
 
 
-def _run_batch(host: SyncHost, user, commands: list[dict]) -> dict:
+def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
     """Apply a batch: all of it in one store transaction, else one transaction per command.
 
     One transaction (one commit) per batch is what makes ingest fast. It is
@@ -489,7 +491,7 @@ class _Fallback(Exception):
     """A refused command left writes behind: undo the batch transaction and go one by one."""
 
 
-def _prior_reply(prior, digest: str, cid: str, reply: dict) -> None:
+def _prior_reply(prior: tuple[str, str, str], digest: str, cid: str, reply: dict[str, Any]) -> None:
     if prior[0] != digest:
         reply["rejected"].append({"id": cid, "reason": "id reused with a different body"})
     elif prior[1] == "accepted":
@@ -498,7 +500,7 @@ def _prior_reply(prior, digest: str, cid: str, reply: dict) -> None:
         reply["rejected"].append({"id": cid, "reason": json.loads(prior[2])["reason"]})
 
 
-def _apply_batch(host: SyncHost, user, commands: list[dict]) -> dict:
+def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
     store = host.store
     reply: dict[str, Any] = {"accepted": [], "duplicate": [], "rejected": [], "epoch": store.epoch}
     prepare = getattr(host, "prepare", None)
@@ -531,7 +533,7 @@ def _apply_batch(host: SyncHost, user, commands: list[dict]) -> dict:
     return reply
 
 
-def _run_one_by_one(host: SyncHost, user, commands: list[dict]) -> dict:
+def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
     store = host.store
     reply: dict[str, Any] = {"accepted": [], "duplicate": [], "rejected": [], "epoch": store.epoch}
     for n, cmd in enumerate(commands):
