@@ -158,8 +158,11 @@ class SensorQueries:
 
     def sensor_states(self, codes: Iterable[str] | None = None) -> dict[str, SensorState]:
         """Sensor code → its state (sensors never seen are absent), caught up with the change log."""
-        with self.tx():
-            mem = self._follow_changes(self._sensor_memory())
+        with self.lock:
+            mem = self._sensor_memory()
+            if self.head() > mem.seq:  # events were logged since: follow them (a write, so a transaction)
+                with self.tx():
+                    mem = self._follow_changes(self._sensor_memory())
             if codes is None:
                 return dict(mem.states)
             return {c: mem.states[c] for c in codes if c in mem.states}
