@@ -5,10 +5,15 @@
 imports those before its first frame and opens the store on a thread meanwhile.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .core import Engine, SweepResult, system_user
+
 __all__ = ["Engine", "SweepResult", "system_user"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in __all__:
         from . import core
 

@@ -13,9 +13,10 @@ Input is forgiving — ``cgj``, ``dept:cgj``, ``城管`` and ``区城市管理�
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..domain.entities import Role, User
+from ..domain.entities import Department, Role, User
 from ..errors import UnknownCode
 
 DEPT = "dept:"
@@ -42,7 +43,7 @@ class Audience:
             return True
         return role is Role.DEPARTMENT and user.department is not None and user.department in self.departments
 
-    def describe(self, departments=None) -> str:
+    def describe(self, departments: Mapping[str, Department] | None = None) -> str:
         """``城管, 应急 · 网格员``: departments by short name (``departments``: code → Department,
         the installed catalogue's unless given)."""
         known = installed_departments() if departments is None else departments
@@ -51,7 +52,7 @@ class Audience:
         return " · ".join(part for part in (", ".join(depts), ", ".join(roles)) if part)
 
 
-def installed_departments():
+def installed_departments() -> dict[str, Department]:
     """The installed catalogue's departments (code → Department), loaded once and cached."""
     from ..catalogue.loader import load_catalogue
 
@@ -62,17 +63,17 @@ def is_jurisdiction(target: str) -> bool:
     return target.isascii() and target.isdigit()  # 500108, not "²" (str.isdigit accepts any digit)
 
 
-def audience_of(targets) -> Audience:
+def audience_of(targets: Iterable[str]) -> Audience:
     depts = tuple(t[len(DEPT):] for t in targets if t.startswith(DEPT))
     roles = tuple(t[len(ROLE):] for t in targets if t.startswith(ROLE))
     return Audience(depts, roles)
 
 
-def jurisdictions_of(targets) -> list[str]:
+def jurisdictions_of(targets: Iterable[str]) -> list[str]:
     return [t for t in targets if is_jurisdiction(t)]
 
 
-def normalise(target: str, departments=None) -> str:
+def normalise(target: str, departments: Mapping[str, Department] | None = None) -> str:
     """One target as stored: a jurisdiction code as given, a department or role with its prefix.
 
     ``departments`` maps code → ``Department`` (the installed catalogue's unless given). Unknown

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from ..catalogue import Catalogue
 from ..clock import Clock
@@ -20,6 +21,9 @@ from ..scope import CITY_CODE, event_in_scope
 from ..store import Store
 from . import dedup, drafting, inhibit, lifecycle, multi, sla
 from .plans import PlanMatcher
+
+if TYPE_CHECKING:
+    from ..geo.registry import Registry
 
 
 def system_user(store: Store) -> User:
@@ -35,7 +39,8 @@ class SweepResult:
 
 
 class Engine:
-    def __init__(self, store: Store, catalogue: Catalogue | None = None, registry=None, clock: Clock | None = None):
+    def __init__(self, store: Store, catalogue: Catalogue | None = None, registry: Registry | None = None,
+                 clock: Clock | None = None) -> None:
         if catalogue is None:
             from ..catalogue.loader import load_catalogue
 
@@ -51,7 +56,7 @@ class Engine:
         self.plans = PlanMatcher(catalogue, registry)
         self.system = system_user(store)
         # Points placed ahead in one vectorised call (``preplace``): (lon, lat) → (district, street, grid).
-        self._placed: dict[tuple[float, float], tuple[str, str, str] | None] = {}
+        self._placed: dict[tuple[float, float], tuple[str, str | None, str | None] | None] = {}
 
     # ------------------------------------------------------------ report
 
@@ -178,7 +183,7 @@ class Engine:
             result.checked = self.store.count_events(open_only=True)
             inhibitor_open: dict[str, bool] = {}
             updates: list[tuple[Event, list[str]]] = []
-            audits: list[dict] = []
+            audits: list[dict[str, Any]] = []
             for event in overdue:
                 result.overdue.append(event.id)
                 if event.inhibited_by:
@@ -203,7 +208,7 @@ class Engine:
             self.store.append_audits(audits)
         return result
 
-    def _overdue_step(self, event: Event, now: float) -> tuple[dict, str | None]:
+    def _overdue_step(self, event: Event, now: float) -> tuple[dict[str, Any], str | None]:
         """The changes one missed deadline makes, and the supervision note (None when nothing is raised)."""
         profile = self.catalogue.sla(event.sla_profile)
         stage = sla.next_stage(profile, event.status)
@@ -217,7 +222,7 @@ class Engine:
             # Already supervised by the city: keep the clock running, raise nothing further.
             return {"due_at": next_due}, None
         level = event.escalation_level + 1
-        supervisor = sla.supervising_tier(event.origin_tier, level)
+        supervisor = sla.supervisor_after(event.origin_tier, level)
         colour = Colour(event.colour).raised()
         label = stage.label_zh if stage else "办结"
         note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
@@ -266,15 +271,15 @@ class Engine:
                 multi.open_subtasks(self, event, list(plan.open_multi))
         return event
 
-    def _save(self, event: Event, **changes) -> Event:
+    def _save(self, event: Event, **changes: Any) -> Event:
         changes["updated_at"] = self.clock.now()
         return self.store.update_event(replace(event, **changes), changes.keys())
 
-    def _audit(self, event: Event, action: str, from_status, to_status, actor: User, note: str = "") -> None:
-        entry = dict(event_id=event.id, action=action, from_status=from_status, to_status=to_status,
-                     actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
-                     scope=event.grid_code or event.street_code or event.district_code)
-        self.store.append_audit(**entry)
+    def _audit(self, event: Event, action: str, from_status: str | None, to_status: str, actor: User,
+               note: str = "") -> None:
+        self.store.append_audit(event_id=event.id, action=action, from_status=from_status, to_status=to_status,
+                                actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
+                                scope=event.grid_code or event.street_code or event.district_code)
 
     def preplace(self, points: list[tuple[float, float]]) -> None:
         """Place many points in one vectorised lookup, ahead of the reports that name them

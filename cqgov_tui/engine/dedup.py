@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..domain.entities import Event, Status
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 RADIUS_M = 50.0
 WINDOW_S = 30 * 60.0
@@ -22,7 +26,7 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 def confidence(new: Event, old: Event) -> float | None:
     """1.0 for the same spot at the same moment, falling to 0 at 50 m / 30 min; None if out of range."""
-    if new.lon is None or old.lon is None:
+    if new.lon is None or new.lat is None or old.lon is None or old.lat is None:
         return None
     d = distance_m(new.lon, new.lat, old.lon, old.lat)
     dt = abs(new.reported_at - old.reported_at)
@@ -34,12 +38,13 @@ def confidence(new: Event, old: Event) -> float | None:
     return round(score, 4)
 
 
-def best_candidate(store, event: Event) -> tuple[Event | None, float]:
+def best_candidate(store: Store, event: Event) -> tuple[Event | None, float]:
     if event.lon is None or event.lat is None:
         return None, 0.0
     dlat = RADIUS_M / _M_PER_DEG_LAT
     dlon = dlat / max(0.1, math.cos(math.radians(event.lat)))
-    best, best_score = None, 0.0
+    best: Event | None = None
+    best_score = 0.0
     for other in store.nearby_open(event.category_code, event.reported_at - WINDOW_S, event.lon, event.lat, dlon, dlat):
         if other.id == event.id or other.parent_id or other.merged_into or other.status == Status.MERGED.value:
             continue

@@ -18,14 +18,21 @@ each step, so applying copies in any order, any number of times, converges.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
 
 from ..clock import local
-from ..domain.entities import Directive, Receipt, ReceiptState, Role, Tier, User
+from ..domain.entities import Department, Directive, Receipt, ReceiptState, Role, Tier, User
 from ..errors import BadInput, IllegalTransition, PermissionDenied, UnknownCode
 from ..ids import uuid7
 from ..scope import CITY_CODE, covers
 from . import audience
+
+if TYPE_CHECKING:
+    # Types only: this module stays light (no store, no DuckDB) for the console's first frame.
+    from ..geo.registry import Registry
+    from ..store import Store
 
 ORDER = (ReceiptState.PENDING, ReceiptState.DELIVERED, ReceiptState.READ, ReceiptState.ACKNOWLEDGED,
          ReceiptState.EXECUTED)
@@ -55,7 +62,8 @@ def normalise_priority(priority: str) -> str:
     return p
 
 
-def validate_targets(registry, sender: User, store_code: str, targets: list[str], departments=None) -> list[str]:
+def validate_targets(registry: Registry, sender: User, store_code: str, targets: list[str],
+                     departments: Mapping[str, Department] | None = None) -> list[str]:
     """Known codes, strictly below the sending tier (or the sender's own jurisdiction, meaning all of it),
     inside the sender's subtree and this store's; plus an optional audience (``audience.py``).
 
@@ -90,7 +98,7 @@ def validate_targets(registry, sender: User, store_code: str, targets: list[str]
     return list(dict.fromkeys(out))
 
 
-def recipients(registry, targets: list[str]) -> list[str]:
+def recipients(registry: Registry, targets: list[str]) -> list[str]:
     """The streets a directive must reach, sorted (the audience does not change which streets)."""
     found: set[str] = set()
     for code in targets:
@@ -108,19 +116,19 @@ def addressed_to(directive: Directive, code: str) -> bool:
     return any(covers(t, code) for t in directive.targets)
 
 
-def _number(store, now: float) -> str:
+def _number(store: Store, now: float) -> str:
     day, n = store.next_serial("directive_serial", now)
     return f"ZL-{store.code[-4:]}-{day}-{n:04d}"
 
 
-def _audit(store, directive_id: str, action: str, actor: User, note: str, at: float | None = None) -> None:
+def _audit(store: Store, directive_id: str, action: str, actor: User, note: str, at: float | None = None) -> None:
     store.append_audit(event_id=directive_id, action=action, from_status=None, to_status=None, actor=actor.user,
                        role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note, at=at)
 
 
-def send(store, registry, *, actor: User, targets: list[str], text: str, deadline_at: float, title: str = "",
-         priority: str = "normal", require_ack: bool = True, directive_id: str | None = None,
-         departments=None) -> Directive:
+def send(store: Store, registry: Registry, *, actor: User, targets: list[str], text: str, deadline_at: float,
+         title: str = "", priority: str = "normal", require_ack: bool = True, directive_id: str | None = None,
+         departments: Mapping[str, Department] | None = None) -> Directive:
     """Create a directive at this tier; it travels down by sync and federation."""
     if actor.role not in (Role.DUTY_OFFICER, Role.DISPATCHER, Role.ADMIN):
         raise PermissionDenied(f"a {Role(actor.role).value} may not send directives")
@@ -183,7 +191,7 @@ def merge(a: Receipt | None, b: Receipt) -> Receipt:
     if a is None:
         return b
     state = a.state if RANK[a.state] >= RANK[b.state] else b.state
-    stamps = {}
+    stamps: dict[str, Any] = {}  # step → earliest time, spread into ``replace`` by field name
     for field in _STAMP.values():
         va, vb = getattr(a, field), getattr(b, field)
         stamps[field] = min(v for v in (va, vb) if v is not None) if (va is not None or vb is not None) else None
@@ -195,13 +203,13 @@ def merge(a: Receipt | None, b: Receipt) -> Receipt:
     return replace(merged, version=version)
 
 
-def _content(r: Receipt) -> tuple:
+def _content(r: Receipt) -> tuple[tuple[str, Any], ...]:
     d = asdict(r)
     d.pop("version")
     return tuple(sorted(d.items()))
 
 
-def apply_receipt(store, incoming: Receipt, origin: str | None = None) -> bool:
+def apply_receipt(store: Store, incoming: Receipt, origin: str | None = None) -> bool:
     """Merge a receipt copy from another tier; writes (and logs) only when something changed.
 
     One keyed read and at most one write per receipt, whatever the directive's fan-out. The
@@ -223,7 +231,7 @@ def apply_receipt(store, incoming: Receipt, origin: str | None = None) -> bool:
     return True
 
 
-def _receipt(store, directive_id: str, code: str) -> Receipt | None:
+def _receipt(store: Store, directive_id: str, code: str) -> Receipt | None:
     return store.get_receipt(directive_id, code)
 
 
@@ -232,7 +240,7 @@ def _pending(directive_id: str, code: str) -> Receipt:
     return Receipt(directive_id, code, ReceiptState.PENDING.value, None, None, None, None, None, 0, 0)
 
 
-def _deliver(store, d: Directive, code: str, now: float, actor: User) -> Receipt | None:
+def _deliver(store: Store, d: Directive, code: str, now: float, actor: User) -> Receipt | None:
     """Mark ``code``'s receipt delivered now, unless it already was; the new receipt, or None."""
     current = _receipt(store, d.id, code)
     if current is not None and RANK[current.state] >= RANK[ReceiptState.DELIVERED.value]:
@@ -243,12 +251,12 @@ def _deliver(store, d: Directive, code: str, now: float, actor: User) -> Receipt
     return r
 
 
-def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
+def deliver_arrived(store: Store, actor: User | None = None) -> list[Receipt]:
     """At a street: every directive addressed here without a delivered receipt gets one, now."""
     if store.tier is not Tier.STREET:
         return []
     actor = actor or User("system", "系统", Role.ADMIN, store.tier, store.code)
-    out = []
+    out: list[Receipt] = []
     now = store.clock.now()
     with store.tx():
         for d in store.directives(limit=10_000):
@@ -261,7 +269,7 @@ def deliver_arrived(store, actor: User | None = None) -> list[Receipt]:
     return out
 
 
-def deliver_to_all(store, registry, directive: Directive, actor: User) -> int:
+def deliver_to_all(store: Store, registry: Registry, directive: Directive, actor: User) -> int:
     """Where no lower tier carries a directive (a console on its own store): every recipient's
     receipt is delivered now. Returns how many were."""
     now = store.clock.now()
@@ -272,7 +280,7 @@ def deliver_to_all(store, registry, directive: Directive, actor: User) -> int:
     return n
 
 
-def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Receipt:
+def advance(store: Store, directive_ref: str, code: str, state: str, actor: User) -> Receipt:
     """Move one recipient's receipt forward (read, acknowledged, executed); steps skipped are stamped too."""
     if state not in RANK or state == ReceiptState.PENDING.value:
         raise BadInput(f"unknown receipt state {state!r} (expected delivered, read, acknowledged or executed)")
@@ -295,7 +303,7 @@ def advance(store, directive_ref: str, code: str, state: str, actor: User) -> Re
         current = _receipt(store, d.id, code) or _pending(d.id, code)
         if RANK[current.state] >= RANK[state]:
             raise IllegalTransition(f"receipt of {code} for {d.number} is already {current.state}")
-        stamps = {}
+        stamps: dict[str, Any] = {}  # step field → now, spread into ``replace`` by field name
         for s in ORDER[1:RANK[state] + 1]:
             field = _STAMP[s.value]
             if getattr(current, field) is None:
@@ -313,7 +321,7 @@ def _street_scope(d: Directive, code: str) -> list[str]:
 # ------------------------------------------------------------ status and sweep
 
 
-def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -> dict:
+def status(store: Store, registry: Registry, directive_ref: str, viewer_scope: str = CITY_CODE) -> dict[str, Any]:
     """Counts per receipt state (cumulative: an executed receipt was also delivered) and who is still missing."""
     d = store.get_directive(directive_ref)
     if d is None:
@@ -321,7 +329,8 @@ def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -
     expected = [c for c in recipients(registry, d.targets) if covers(viewer_scope, c)]
     who = audience.audience_of(d.targets)
     receipts = {r.jurisdiction_code: r for r in store.receipts(d.id) if covers(viewer_scope, r.jurisdiction_code)}
-    counts, missing = {}, {}
+    counts: dict[str, int] = {}
+    missing: dict[str, list[str]] = {}
     for s in ORDER[1:]:
         have = [c for c in expected if c in receipts and RANK[receipts[c].state] >= RANK[s.value]]
         counts[s.value] = len(have)
@@ -337,11 +346,13 @@ def status(store, registry, directive_ref: str, viewer_scope: str = CITY_CODE) -
     }
 
 
-def sweep(store, registry, now: float | None = None, escalate_after: float = ESCALATE_AFTER_S) -> dict:
+def sweep(store: Store, registry: Registry, now: float | None = None,
+          escalate_after: float = ESCALATE_AFTER_S) -> dict[str, list[str]]:
     """At the sending tier: re-notify recipients not acknowledged by the deadline, then escalate."""
     now = store.clock.now() if now is None else now
     system = User("system", "系统", Role.ADMIN, store.tier, CITY_CODE if store.tier is Tier.CITY else store.code)
-    renotified, escalated = [], []
+    renotified: list[str] = []
+    escalated: list[str] = []
     with store.tx():
         for d in store.directives(limit=10_000):
             if d.origin_code != store.code or not d.require_ack or now < d.deadline_at:

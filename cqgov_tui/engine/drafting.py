@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalogue import Catalogue
 from ..domain.entities import Category, Event, Status, Tier
@@ -19,6 +19,9 @@ from ..errors import BadInput
 from ..scope import CITY_CODE
 from . import sla
 from .lifecycle import Rule
+
+if TYPE_CHECKING:
+    from ..geo.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class Place:
     lat: float | None
 
 
-def place(registry: Any, lon: Any, lat: Any, code: Any,
-          placed: dict[tuple[float, float], tuple[str, str, str] | None] | None = None) -> Place:
+def place(registry: Registry, lon: Any, lat: Any, code: Any,
+          placed: dict[tuple[float, float], tuple[str, str | None, str | None] | None] | None = None) -> Place:
     """Where an event is: from lon/lat (located in the real shapes) or from a jurisdiction code.
 
     ``placed``: points located ahead in one vectorised lookup (taken out as used)."""
@@ -61,7 +64,7 @@ def place(registry: Any, lon: Any, lat: Any, code: Any,
     return Place(by_level["district"], by_level.get("street"), by_level.get("grid"), j.lon, j.lat)
 
 
-def address(registry: Any, where: Place) -> str:
+def address(registry: Registry, where: Place) -> str:
     parts = [registry.get(c).name for c in (where.district, where.street) if c]
     if where.grid:
         parts.append(f"{where.grid[-3:]}号网格")
@@ -109,5 +112,5 @@ def transition_changes(event: Event, rule: Rule, now: float, catalogue: Catalogu
         # Taken over by the upper tier: supervision starts one step up, and the overdue ladder goes on from there.
         level = max(1, event.escalation_level)
         changes["escalation_level"] = level
-        changes["supervised_by"] = sla.supervising_tier(Tier(event.origin_tier), level).value  # type: ignore[union-attr]
+        changes["supervised_by"] = sla.supervisor_after(Tier(event.origin_tier), level).value
     return changes

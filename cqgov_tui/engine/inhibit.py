@@ -3,15 +3,20 @@ per-grid events it covers beneath it; those events are still recorded and handle
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..catalogue import Catalogue
 from ..domain.entities import Event
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def covering_categories(catalogue: Catalogue, category_code: str) -> list[str]:
     return [c.code for c in catalogue.categories.values() if c.scope == "district" and category_code in c.covers]
 
 
-def inhibitor_for(store, catalogue: Catalogue, event: Event) -> Event | None:
+def inhibitor_for(store: Store, catalogue: Catalogue, event: Event) -> Event | None:
     cat = catalogue.category(event.category_code)
     if cat.scope == "district":
         return None

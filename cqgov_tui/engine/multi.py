@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from ..domain.entities import Event, Status
+from typing import TYPE_CHECKING
+
+from ..domain.entities import Event, Status, User
 from . import lifecycle
+
+if TYPE_CHECKING:
+    from .core import Engine
 
 # The system walks the master forward along the loop, one audited action at a time.
 _NEXT = {
@@ -20,7 +25,8 @@ _NEXT = {
 _IGNORED = {Status.REJECTED.value, Status.MERGED.value}
 
 
-def open_subtasks(engine, master: Event, targets: list[str], actor=None, note: str = "") -> list[Event]:
+def open_subtasks(engine: Engine, master: Event, targets: list[str], actor: User | None = None,
+                  note: str = "") -> list[Event]:
     """Create one sub-task per target: a department code is dispatched to that department,
     a jurisdiction code is placed there. ``"streets"`` expands to the master's district streets.
 
@@ -74,7 +80,7 @@ def rolled_up_status(subtasks: list[Event]) -> Status | None:
     return min((Status(s.status) for s in live), key=lifecycle.position)
 
 
-def roll_up(engine, master_id: str) -> Event | None:
+def roll_up(engine: Engine, master_id: str) -> Event | None:
     master = engine.store.get_event(master_id)
     if master is None or not Status(master.status).is_open:
         return master

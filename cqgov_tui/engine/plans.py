@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..catalogue import Catalogue
 from ..clock import local
-from ..domain.entities import Event, SmartPlan
+from ..domain.entities import Event, RiskPoint, SmartPlan
 from .dedup import distance_m
+
+if TYPE_CHECKING:
+    from ..geo.registry import Registry
 
 
 class PlanMatcher:
-    def __init__(self, catalogue: Catalogue, registry=None):
+    def __init__(self, catalogue: Catalogue, registry: Registry | None = None) -> None:
         self.catalogue = catalogue
         self.registry = registry
-        self._risk_cells: dict[tuple[int, int], list] | None = None
+        self._risk_cells: dict[tuple[int, int], list[RiskPoint]] | None = None
 
     def match(self, event: Event, now: float) -> list[SmartPlan]:
         return [p for p in self.catalogue.plans if self.matches(p, event, now)]
@@ -34,7 +38,7 @@ class PlanMatcher:
             if not inside:
                 return False
         if plan.near_risk_km is not None:
-            if event.lon is None or self.nearest_risk_km(event.lon, event.lat) > plan.near_risk_km:
+            if event.lon is None or event.lat is None or self.nearest_risk_km(event.lon, event.lat) > plan.near_risk_km:
                 return False
         return True
 
@@ -49,9 +53,9 @@ class PlanMatcher:
                     best = min(best, distance_m(lon, lat, rp.lon, rp.lat) / 1000.0)
         return best
 
-    def _index(self) -> dict[tuple[int, int], list]:
+    def _index(self) -> dict[tuple[int, int], list[RiskPoint]]:
         if self._risk_cells is None:
-            cells: dict[tuple[int, int], list] = {}
+            cells: dict[tuple[int, int], list[RiskPoint]] = {}
             for rp in self.catalogue.risk_points.values():
                 cells.setdefault((int(math.floor(rp.lon / 0.05)), int(math.floor(rp.lat / 0.05))), []).append(rp)
             self._risk_cells = cells

@@ -49,10 +49,15 @@ def stage_duration(profile: SlaProfile, stage: SlaStage) -> float:
 
 def supervising_tier(origin: Tier | str, level: int) -> Tier | None:
     """Who supervises (督办) after ``level`` overdue steps: one tier up per step, capped at the city."""
+    return supervisor_after(origin, level) if level else None
+
+
+def supervisor_after(origin: Tier | str, level: int) -> Tier:
+    """``supervising_tier`` once at least one step was missed (``level`` ≥ 1): always some tier."""
     tier = Tier(origin)
     for _ in range(level):
         tier = tier.upper or Tier.CITY
-    return tier if level else None
+    return tier
 
 
 def max_level(origin: Tier | str) -> int:
