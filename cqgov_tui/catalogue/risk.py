@@ -127,8 +127,25 @@ class RiskGenerator:
     def generate(self) -> tuple[dict[str, RiskPoint], dict[str, Sensor]]:
         with self._lock:
             if self._result is None:
-                self._result = self._run()
+                self._result = self._cached_run()
             return self._result
+
+    def _cached_run(self) -> tuple[dict[str, RiskPoint], dict[str, Sensor]]:
+        """``_run``, its result kept on disk when drawn on the fixtures' geography (``risk_cache``)."""
+        if self._registry is not None:  # a caller's own registry: nothing to key a cache on
+            return self._run()
+        from . import risk_cache
+
+        try:
+            key = risk_cache.digest(self.config, self.kinds)
+        except OSError:
+            return self._run()
+        hit = risk_cache.load(key)
+        if hit is not None:
+            return hit
+        points, sensors = self._run()
+        risk_cache.save(key, points, sensors)
+        return points, sensors
 
     def _run(self) -> tuple[dict[str, RiskPoint], dict[str, Sensor]]:
         reg = self._registry
