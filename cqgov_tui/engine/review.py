@@ -20,13 +20,18 @@ late when earlier stages finished early.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from ..catalogue import Catalogue
 from ..clock import fmt_duration, fmt_local
-from ..domain.entities import AuditEntry, Event, Status
+from ..domain.entities import AuditEntry, Event, SlaProfile, Status
 from ..errors import BadInput
 from ..textsafe import plain
 from .lifecycle import position
 from .sla import StageClock
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 REVIEWABLE = frozenset({Status.CLOSED.value, Status.REVIEWED.value})
 RELATED_WINDOW_S = 3600.0
@@ -101,12 +106,12 @@ class Review:
     escalation_level: int
     timeline: list[TimelineEntry]
     stages: list[StageReview]
-    actors: list[dict]  # {actor, role, tier, actions}
+    actors: list[dict[str, Any]]  # {actor, role, tier, actions}
     supervision: list[Supervision]
     related: list[Related]
     late_stages: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def to_markdown(self) -> str:
@@ -152,9 +157,9 @@ class Review:
         lines += ["", "## 督办与上提 (Supervision)", ""]
         if not self.supervision:
             lines.append("- 无 (none)")
-        for s in self.supervision:
-            end = fmt_local(s.ended_at, True) if s.ended_at else "未解除 (never lifted)"
-            lines.append(f"- {fmt_local(s.at, True)} {s.kind} by {p(s.by)} until {end}: {p(s.note)}")
+        for sv in self.supervision:
+            end = fmt_local(sv.ended_at, True) if sv.ended_at else "未解除 (never lifted)"
+            lines.append(f"- {fmt_local(sv.at, True)} {sv.kind} by {p(sv.by)} until {end}: {p(sv.note)}")
         lines += ["", "## 关联事件 (Related events)", ""]
         if not self.related:
             lines.append("- 无 (none)")
@@ -170,7 +175,7 @@ class Review:
         return "\n".join(lines) + "\n"
 
 
-def draft_review(store, catalogue, event_ref: str) -> Review:
+def draft_review(store: Store, catalogue: Catalogue, event_ref: str) -> Review:
     """A draft review of a closed or reviewed event; an event still open (or rejected/merged) is refused."""
     event = store.resolve_event(event_ref, prefix=True)
     if event.status not in REVIEWABLE:
@@ -205,7 +210,7 @@ def _milestone_entry(audit: list[AuditEntry], milestone: Status) -> AuditEntry |
     return None
 
 
-def _stages(event: Event, profile, audit: list[AuditEntry]) -> list[StageReview]:
+def _stages(event: Event, profile: SlaProfile, audit: list[AuditEntry]) -> list[StageReview]:
     out: list[StageReview] = []
     prev_deadline = event.reported_at
     prev_reached: float | None = event.reported_at
@@ -216,7 +221,7 @@ def _stages(event: Event, profile, audit: list[AuditEntry]) -> list[StageReview]
         clock = StageClock(stage, deadline, reached)
         allowed = deadline - prev_deadline
         spent = None if reached is None or prev_reached is None else max(0.0, reached - prev_reached)
-        late_by = round((reached - deadline) / 60.0, 2) if clock.late else 0.0
+        late_by = round((reached - deadline) / 60.0, 2) if clock.late and reached is not None else 0.0
         out.append(StageReview(stage.label, stage.label_zh, Status(stage.milestone).value, deadline, reached,
                                entry.actor if entry else None, spent, allowed, clock.late, late_by,
                                spent is not None and spent > allowed))
@@ -228,7 +233,7 @@ def _stages(event: Event, profile, audit: list[AuditEntry]) -> list[StageReview]
     return out
 
 
-def _actors(audit: list[AuditEntry]) -> list[dict]:
+def _actors(audit: list[AuditEntry]) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str, str], list[str]] = {}
     for a in audit:
         actions = seen.setdefault((a.actor, a.role, a.tier), [])
@@ -260,8 +265,8 @@ def _supervisor(note: str) -> str | None:
     return None
 
 
-def _related(store, event: Event) -> list[Related]:
-    out = []
+def _related(store: Store, event: Event) -> list[Related]:
+    out: list[Related] = []
     for other in store.related_events(event, RELATED_WINDOW_S, RELATED_BOX_DEG):
         out.append(Related(_relation(event, other), other.id, other.number, other.category_code, other.status,
                            other.reported_at, other.title))

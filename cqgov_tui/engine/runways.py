@@ -18,14 +18,20 @@ red is the union of its red indicators' red intervals.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from ..catalogue import Catalogue
 from ..catalogue.metrics import Metric, parse_metric
 from ..domain.colour import COLOURS, Colour
-from ..domain.entities import Indicator, Status
+from ..domain.entities import Indicator, Status, SubRunway
 from ..errors import UnknownCode
 from ..scope import CITY_CODE, covers
 from .lifecycle import position
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 RECORD_INTERVAL_S = 300.0
 SPARK_POINTS = 24
@@ -97,11 +103,13 @@ class Board:
         raise UnknownCode(f"unknown sector {ref!r} (expected one of "
                           f"{', '.join(f'{s.code} {s.name}' for s in self.sectors)})")
 
-    def to_dict(self) -> dict:
-        return _plain(asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = _plain(asdict(self))
+        return plain
 
 
-def _plain(obj):
+def _plain(obj: Any) -> Any:
+    """``obj`` (nested dicts, lists, tuples) with every ``Colour`` as its value string, tuples as lists."""
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -125,7 +133,7 @@ def _positions() -> dict[str, int]:
 class _Inputs:
     """Everything the metrics read, fetched once per board with grouped queries."""
 
-    def __init__(self, store, catalogue, now: float, scope_code: str, metrics: list[Metric]):
+    def __init__(self, store: Store, catalogue: Catalogue, now: float, scope_code: str, metrics: list[Metric]) -> None:
         self.catalogue = catalogue
         self.scope = scope_code
         kinds = {m.kind for m in metrics}
@@ -148,11 +156,11 @@ class _Inputs:
                 sensor = catalogue.sensors.get(code)
                 if sensor is None:
                     continue
-                rp = catalogue.risk_points.get(sensor.risk_point_code)
-                if rp is not None and covers(scope_code, rp.grid_code):
+                point = catalogue.risk_points.get(sensor.risk_point_code)
+                if point is not None and covers(scope_code, point.grid_code):
                     self.sensor_latest.setdefault(sensor.kind, []).append((value, sensor.threshold))
 
-    def _cats(self, m: Metric):
+    def _cats(self, m: Metric) -> Collection[str]:
         return self.catalogue.categories if m.categories is None else m.categories
 
     def _sum(self, m: Metric, key: str) -> int:
@@ -171,14 +179,15 @@ class _Inputs:
             n = self._sum(m, "open")
             return round(100.0 * self._sum(m, "overdue") / n, 2) if n else 0.0
         if m.kind == "mean_response_min":
-            total = n = 0
+            total: float = 0
+            n = 0
             for c in self._cats(m):
                 s, k = self.responses.get(c, (0.0, 0))
                 total, n = total + s, n + k
             return round(total / n, 2) if n else None
         if m.kind == "risk_high":
             return float(sum(self.high_risk.get(c, 0) for c in self._cats(m)))
-        readings = self.sensor_latest.get(m.sensor_kind, [])
+        readings = self.sensor_latest.get(m.sensor_kind, []) if m.sensor_kind is not None else []
         if m.kind == "sensor_max":
             return max(v for v, _ in readings) if readings else None
         if m.kind == "sensor_alarms":
@@ -186,7 +195,7 @@ class _Inputs:
         raise ValueError(f"unknown metric kind {m.kind!r}")
 
 
-def parse_all(catalogue) -> dict[str, Metric]:
+def parse_all(catalogue: Catalogue) -> dict[str, Metric]:
     cats, kinds = catalogue.categories, catalogue.sensor_kinds
     return {code: parse_metric(ind.metric, cats, kinds) for code, ind in catalogue.indicators.items()}
 
@@ -194,7 +203,7 @@ def parse_all(catalogue) -> dict[str, Metric]:
 # ---------------------------------------------------------------- board
 
 
-def compute_board(store, catalogue, now: float, scope_code: str = CITY_CODE, record: bool = False, *,
+def compute_board(store: Store, catalogue: Catalogue, now: float, scope_code: str = CITY_CODE, record: bool = False, *,
                   interval_s: float = RECORD_INTERVAL_S, points: int = SPARK_POINTS,
                   window_s: float = RED_WINDOW_S) -> Board:
     """Every indicator of every runway for ``scope_code`` at ``now`` (see the module docstring)."""
@@ -206,8 +215,10 @@ def compute_board(store, catalogue, now: float, scope_code: str = CITY_CODE, rec
     recorded = 0
     if record:
         last = store.indicator_last_recorded(scope_code)
-        due = [(code, v, colours[code].value) for code, v in values.items()
-               if v is not None and (code not in last or now - last[code] >= interval_s)]
+        # A value always has a colour (``colours`` is None only where the value is).
+        due = [(code, v, c.value) for code, v in values.items()
+               if v is not None and (code not in last or now - last[code] >= interval_s)
+               and (c := colours[code]) is not None]
         recorded = store.append_indicator_history(scope_code, now, due)
     series = store.indicator_series(scope_code, points, now)
     red = store.indicator_red_intervals(scope_code, now - window_s, now)
@@ -221,7 +232,7 @@ def compute_board(store, catalogue, now: float, scope_code: str = CITY_CODE, rec
         return IndicatorNode(ind.code, ind.name, ind.unit, ind.metric, v, colours[ind.code], tuple(ind.thresholds),
                              ind.higher_is_worse, hist[-points:], _length(red.get(ind.code, [])))
 
-    subs_by_runway: dict[str, list] = {}
+    subs_by_runway: dict[str, list[SubRunway]] = {}
     inds_by_sub: dict[str, list[Indicator]] = {}
     for ind in catalogue.indicators.values():
         inds_by_sub.setdefault(ind.sub_runway_code, []).append(ind)
@@ -258,7 +269,7 @@ def _count(nodes: list[IndicatorNode]) -> dict[str, int]:
     return out
 
 
-def _sum_counts(groups) -> dict[str, int]:
+def _sum_counts(groups: Iterable[_Group]) -> dict[str, int]:
     out = {c.value: 0 for c in COLOURS} | {"none": 0}
     for g in groups:
         for k, v in g.counts.items():
@@ -273,7 +284,8 @@ def _length(intervals: list[tuple[float, float]]) -> float:
 def _red_union(red: dict[str, list[tuple[float, float]]], codes: list[str]) -> float:
     """Seconds during which at least one of ``codes`` was red (overlaps counted once)."""
     spans = sorted(span for c in codes for span in red.get(c, ()))
-    total, cur_a, cur_b = 0.0, None, None
+    total, cur_a = 0.0, 0.0
+    cur_b: float | None = None  # the current span [cur_a, cur_b], none yet
     for a, b in spans:
         if cur_b is None or a > cur_b:
             if cur_b is not None:
