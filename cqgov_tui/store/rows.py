@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from ..domain.entities import TERMINAL, Event
 from ..domain.schema import column_names
 
 EVENT_COLUMNS = column_names(Event)
-# What the live queue shows per row: a projection of Event, so the console's
-# main query reads a third of the columns (the long text stays on disk).
-QUEUE_COLUMNS = (
-    "id", "number", "district_code", "street_code", "grid_code", "category_code", "colour", "status", "title",
-    "assignee", "due_at", "reported_at", "updated_at", "escalation_level", "supervised_by", "inhibited_by",
-    "duplicate_of", "parent_id", "source", "version",
-)
-QueueRow = collections.namedtuple("QueueRow", QUEUE_COLUMNS)
+
+
+class QueueRow(NamedTuple):
+    """What the live queue shows per row: a projection of Event (same names and types), so the
+    console's main query reads a third of the columns (the long text stays on disk)."""
+
+    id: str
+    number: str
+    district_code: str
+    street_code: str | None
+    grid_code: str | None
+    category_code: str
+    colour: str
+    status: str
+    title: str
+    assignee: str | None
+    due_at: float | None
+    reported_at: float
+    updated_at: float
+    escalation_level: int
+    supervised_by: str | None
+    inhibited_by: str | None
+    duplicate_of: str | None
+    parent_id: str | None
+    source: str
+    version: int
+
+
+QUEUE_COLUMNS: tuple[str, ...] = QueueRow._fields
 EVENT_SELECT = ", ".join(EVENT_COLUMNS)
 EVENT_PLACEHOLDERS = ", ".join("?" for _ in EVENT_COLUMNS)
 COLOUR_RANK = "CASE colour WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 WHEN 'blue' THEN 3 ELSE 4 END"
@@ -32,5 +54,5 @@ def event_scope(event: Event) -> str:
     return event.grid_code or event.street_code or event.district_code
 
 
-def event_from_row(row) -> Event:
+def event_from_row(row: Sequence[Any]) -> Event:
     return Event(**dict(zip(EVENT_COLUMNS, row)))

@@ -33,7 +33,8 @@ class Delta:
 
 
 def floor(store: Store) -> int:
-    return int(store.meta(FLOOR_KEY, "0"))
+    value = store.meta(FLOOR_KEY, "0")  # never None: a default is given
+    return int(value) if value is not None else 0
 
 
 def check_cursor(store: Store, epoch: str, seq: int) -> None:

@@ -8,16 +8,21 @@ back; if the server refuses the command the client restores the pre-image.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from ..catalogue import Catalogue
 from ..domain.entities import Role, Source, Tier, User
 from ..engine import drafting, lifecycle
 from ..ids import uuid7
 from ..store import Store
 
+if TYPE_CHECKING:
+    from ..geo.registry import Registry
+
 PENDING_NUMBER = "待同步"  # shown until the server's number arrives
 
 
-def touched_events(store: Store, ctype: str, body: dict) -> list[str]:
+def touched_events(store: Store, ctype: str, body: dict[str, Any]) -> list[str]:
     """Event ids a command changes locally (their pre-images are kept for a revert)."""
     if ctype == "report":
         return [body["event_id"]]
@@ -26,12 +31,12 @@ def touched_events(store: Store, ctype: str, body: dict) -> list[str]:
     return []
 
 
-def _event_ref(body: dict) -> str:
+def _event_ref(body: dict[str, Any]) -> str:
     """An act names its event as ``event`` (what the server reads); ``ref`` is accepted from older callers."""
     return str(body.get("event") or body.get("ref") or "")
 
 
-def prepare(store: Store, ctype: str, body: dict, now: float) -> dict:
+def prepare(store: Store, ctype: str, body: dict[str, Any], now: float) -> dict[str, Any]:
     """Fill in what the client decides: a report's event id, an act's resolved event id."""
     body = dict(body)
     if ctype == "report":
@@ -42,8 +47,8 @@ def prepare(store: Store, ctype: str, body: dict, now: float) -> dict:
     return body
 
 
-def apply(store: Store, ctype: str, body: dict, *, now: float, user: User | None, server_node: str | None,
-          server_tier: str | None, catalogue=None, registry=None) -> None:
+def apply(store: Store, ctype: str, body: dict[str, Any], *, now: float, user: User | None, server_node: str | None,
+          server_tier: str | None, catalogue: Catalogue | None = None, registry: Registry | None = None) -> None:
     """The built-in local effect of ``report`` and ``act``; other command types change nothing locally."""
     if ctype == "report":
         _report(store, body, now, user, server_node, server_tier, catalogue, registry)
@@ -51,7 +56,8 @@ def apply(store: Store, ctype: str, body: dict, *, now: float, user: User | None
         _act(store, body, now, user, catalogue)
 
 
-def _report(store, body, now, user, server_node, server_tier, catalogue, registry) -> None:
+def _report(store: Store, body: dict[str, Any], now: float, user: User | None, server_node: str | None,
+            server_tier: str | None, catalogue: Catalogue | None, registry: Registry | None) -> None:
     if catalogue is None:
         from ..catalogue.loader import load_catalogue
 
@@ -73,7 +79,7 @@ def _report(store, body, now, user, server_node, server_tier, catalogue, registr
     store.insert_event(event, origin=store.node)
 
 
-def _act(store, body, now, user, catalogue) -> None:
+def _act(store: Store, body: dict[str, Any], now: float, user: User | None, catalogue: Catalogue | None) -> None:
     event = store.resolve_event(_event_ref(body))
     role = user.role if user else Role.ADMIN
     tier = user.tier if user else Tier(store.tier)

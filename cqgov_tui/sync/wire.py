@@ -103,7 +103,7 @@ DATA_NAMES = [n for n, _, _ in DATA_COLUMNS]
 _DATA_INDEX = {n: i for i, n in enumerate(DATA_NAMES)}
 _PRESENT_BYTES = (len(DATA_COLUMNS) + 7) // 8
 _ENTITY_MASK = {e: sum(1 << i for i in bits) for e, bits in _ENTITY_BITS.items()}
-_KEYS = {e: cls.__key__ for e, cls in ENTITIES.items()}
+_KEYS: dict[str, tuple[str, ...]] = {e: getattr(cls, "__key__") for e, cls in ENTITIES.items()}  # set by @table
 _IMPLIED_BITS = {e: 1 << _DATA_INDEX[c] for e, c in IMPLIED_KEY.items()}
 _NOT_SENT = sum(1 << _DATA_INDEX[c] for c in set(IMPLIED_KEY.values()))  # never in a pack
 
@@ -274,13 +274,14 @@ def encode(changes: list[Change], meta: dict[str, str]) -> bytes:
 
 
 def _pack(pack: str, members: list[int], changes: list[Change], masks: list[int]) -> pa.Array:
-    names = [DATA_NAMES[i] if i >= 0 else None for i in members]
-    flat: list = []
+    # Every member but the row's origin (-1), which leads ``_codes`` and is no data field.
+    names = [DATA_NAMES[i] for i in members if i >= 0]
+    flat: list[Any] = []
     if pack == "_codes":
-        lists = [j for j, nm in enumerate(names) if nm in _LISTS]
+        lists = [j + 1 for j, nm in enumerate(names) if nm in _LISTS]  # + 1: the origin is item 0 of a row
         for ch in changes:
             data = ch.data
-            row = [ch.origin] + [data.get(nm) for nm in names[1:]]
+            row: list[Any] = [ch.origin] + [data.get(nm) for nm in names]
             for j in lists:
                 if row[j] is not None:
                     row[j] = json.dumps(row[j], ensure_ascii=False, separators=(",", ":"))
@@ -326,7 +327,7 @@ def coalesce(changes: list[Change]) -> list[Change]:
     for ch in changes:
         i = where.get(ch.key) if ch.entity == "event" else None
         prev = out[i] if i is not None else None
-        if prev is not None and ch.op == "update" and prev.origin == ch.origin:
+        if prev is not None and i is not None and ch.op == "update" and prev.origin == ch.origin:
             out[i] = None
             ch = Change(ch.seq, "event", ch.key, prev.op, ch.origin, ch.scope, ch.at, {**prev.data, **ch.data})
         out.append(ch)
@@ -450,14 +451,14 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
     for m in masks:
         union |= m
     expected = _members(union)
-    packs: dict[str, tuple[list[int], list]] = {}
+    packs: dict[str, tuple[list[int], list[Any]]] = {}
     for pack in PACKS:
         members = expected.get(pack)
         arr = col.get(pack)
         if (members is None) != (arr is None):
             raise WireError(f"pack {pack} is {'missing' if arr is None else 'sent'} but the rows "
                             f"{'need' if arr is None else 'do not need'} it")
-        if arr is None:
+        if arr is None or members is None:  # both absent (the check above)
             continue
         if arr.type.list_size != len(members):
             raise WireError(f"pack {pack} carries {arr.type.list_size} fields; the rows mark {len(members)} present")
@@ -465,6 +466,7 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
             raise WireError(f"pack {pack} has a null row")
         flat = arr.values  # fixed-size lists without nulls: row r, item j is flat[r*k + j]
         _check_absent_are_null(pack, members, flat, masks, n)
+        values: list[Any]
         if pack == "_codes":  # per-item dictionary lookups in pyarrow are slow; map the indices here
             vocab = flat.dictionary.to_pylist()
             values = [None if x is None else vocab[x] for x in flat.indices.to_pylist()]
@@ -475,13 +477,14 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
     keys = col["_key"].to_pylist() if "_key" in col else [None] * n
     kinds = col["_kind"].to_pylist()
     seq_steps = col["_seq"].to_pylist()
-    where: dict[int, tuple[str, int, int, list]] = {}  # column index → (pack, item, width, values)
+    where: dict[int, tuple[str, int, int, list[Any]]] = {}  # column index → (pack, item, width, values)
     for pack, (members, values) in packs.items():
         for j, i in enumerate(members):
             where[i] = (pack, j, len(members), values)
     _, _, code_width, codes = where[-1]
-    times = _decode_times(packs["_times"], masks, n) if "_times" in packs else None
-    out = []
+    # Read only for fields in the _times pack, so only when there is one.
+    times = _decode_times(packs["_times"], masks, n) if "_times" in packs else []
+    out: list[Change] = []
     seq = 0
     for r in range(n):
         if kinds[r] >= len(KIND_TABLE):
@@ -489,7 +492,8 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
         entity, op = KIND_TABLE[kinds[r]]
         if (uuids[r] is None) == (keys[r] is None):
             raise WireError(f"row {r}: needs exactly one of _uuid and _key")
-        key = _uuid_text(uuids[r]) if uuids[r] is not None else keys[r]
+        raw = uuids[r]
+        key = _uuid_text(raw) if raw is not None else keys[r]
         if not key:
             raise WireError(f"row {r}: empty key")
         seq = _wrap(seq + seq_steps[r])
@@ -499,7 +503,7 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
         mask = masks[r]
         if mask & ~_ENTITY_MASK[entity]:
             raise WireError(f"row {r}: fields sent that a {entity} does not have")
-        data = {}
+        data: dict[str, Any] = {}
         bits = mask
         while bits:
             i = (bits & -bits).bit_length() - 1
@@ -508,7 +512,7 @@ def _rows(batch: pa.RecordBatch) -> list[Change]:
                 data[DATA_NAMES[i]] = key
                 continue
             pack, j, width, values = where[i]
-            value = times[r * width + j] if pack == "_times" else values[r * width + j]
+            value: Any = times[r * width + j] if pack == "_times" else values[r * width + j]
             if i in _LIST_BITS and value is not None:
                 value = _parse_list(value, r, DATA_NAMES[i])
             data[DATA_NAMES[i]] = value
@@ -548,7 +552,7 @@ def _check_absent_are_null(pack: str, members: list[int], flat: pa.Array, masks:
         raise WireError(f"row {r}: {pack} carries a value for {DATA_NAMES[members[j]]}, which it does not mark present")
 
 
-def _decode_times(pack: tuple[list[int], list], masks: list[int], n: int) -> list[float | None]:
+def _decode_times(pack: tuple[list[int], list[Any]], masks: list[int], n: int) -> list[float | None]:
     members, values = pack
     out: list[float | None] = []
     anchor = 0
