@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import duckdb
 
@@ -43,3 +44,10 @@ def connect(path: str, *, create: bool, read_only: bool = False) -> duckdb.DuckD
         raise StoreCorrupt(f"{path}: cannot open store: {msg.splitlines()[0]}") from None
     except duckdb.Error as exc:
         raise StoreCorrupt(f"{path}: cannot open store: {str(exc).splitlines()[0]}") from None
+
+
+def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first value of the one row a query always answers (``count(*)``, ``max(…)``, ``coalesce(max(…), 0)``)."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, f"no row from {sql!r}"  # an aggregate without GROUP BY answers exactly one row
+    return row[0]

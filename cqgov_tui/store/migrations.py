@@ -7,6 +7,13 @@ declarations in ``domain.entities``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .connection import scalar
+
+if TYPE_CHECKING:
+    import duckdb
+
 _EVENT_COLUMNS = """
   id VARCHAR NOT NULL,
   number VARCHAR NOT NULL,
@@ -159,23 +166,21 @@ FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
 LATEST = MIGRATIONS[-1][0]
 
 
-def applied(conn) -> int:
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()[0]
+def applied(conn: duckdb.DuckDBPyConnection) -> int:
+    exists = scalar(conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'")
     if not exists:
         return 0
-    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    return row[0] or 0
+    version: int | None = scalar(conn, "SELECT max(version) FROM schema_migrations")
+    return version or 0
 
 
-def migrate(conn, now: float, upto: int | None = None) -> list[int]:
+def migrate(conn: duckdb.DuckDBPyConnection, now: float, upto: int | None = None) -> list[int]:
     """Apply every pending migration, each in its own transaction; returns those applied."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)"
     )
     done = applied(conn)
-    ran = []
+    ran: list[int] = []
     for version, name, statements in MIGRATIONS:
         if version <= done or (upto is not None and version > upto):
             continue

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .connection import scalar
 from .store import Store
 
 PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
@@ -22,13 +23,13 @@ class OutboxRow:
     id: str
     created_at: float
     type: str
-    body: dict
+    body: dict[str, Any]
     state: str
     attempts: int
     next_attempt_at: float
     last_error: str | None
-    pre_image: dict | None
-    post_image: dict | None
+    pre_image: dict[str, Any] | None
+    post_image: dict[str, Any] | None
     result: Any
     epoch: str | None
 
@@ -36,20 +37,21 @@ class OutboxRow:
 _COLS = "n, id, created_at, type, body, state, attempts, next_attempt_at, last_error, pre_image, post_image, result, epoch"
 
 
-def _row(r) -> OutboxRow:
+def _row(r: tuple[Any, ...]) -> OutboxRow:
     return OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8],
                      json.loads(r[9]) if r[9] else None, json.loads(r[10]) if r[10] else None,
                      json.loads(r[11]) if r[11] else None, r[12])
 
 
 class Outbox:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store) -> None:
         self.store = store
 
-    def add(self, cid: str, ctype: str, body: dict, now: float, pre: dict | None, post: dict | None) -> int:
+    def add(self, cid: str, ctype: str, body: dict[str, Any], now: float, pre: dict[str, Any] | None,
+            post: dict[str, Any] | None) -> int:
         s = self.store
         s._require_tx()
-        n = s.conn.execute("SELECT coalesce(max(n), 0) + 1 FROM outbox").fetchone()[0]
+        n: int = scalar(s.conn, "SELECT coalesce(max(n), 0) + 1 FROM outbox")
         s.conn.execute(
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, NULL, NULL, NULL)",
             [n, cid, now, ctype, json.dumps(body, ensure_ascii=False), PENDING, now,
@@ -67,8 +69,7 @@ class Outbox:
         """The oldest pending commands, once the earliest retry time has come: they always go in
         the order they were made, so the server folds them in that order."""
         with self.store.lock:
-            first = self.store.conn.execute(
-                "SELECT min(next_attempt_at) FROM outbox WHERE state = ?", [PENDING]).fetchone()[0]
+            first = scalar(self.store.conn, "SELECT min(next_attempt_at) FROM outbox WHERE state = ?", [PENDING])
             if first is None or first > now:
                 return []
             rows = self.store.conn.execute(
@@ -78,8 +79,9 @@ class Outbox:
 
     def next_due(self) -> float | None:
         with self.store.lock:
-            return self.store.conn.execute(
-                "SELECT min(next_attempt_at) FROM outbox WHERE state = ?", [PENDING]).fetchone()[0]
+            first: float | None = scalar(self.store.conn, "SELECT min(next_attempt_at) FROM outbox WHERE state = ?",
+                                         [PENDING])
+            return first
 
     def pending(self) -> list[OutboxRow]:
         with self.store.lock:
@@ -89,7 +91,8 @@ class Outbox:
 
     def count(self, state: str = PENDING) -> int:
         with self.store.lock:
-            return self.store.conn.execute("SELECT count(*) FROM outbox WHERE state = ?", [state]).fetchone()[0]
+            n: int = scalar(self.store.conn, "SELECT count(*) FROM outbox WHERE state = ?", [state])
+            return n
 
     def answered(self, cid: str, state: str, result: Any, epoch: str, now: float) -> None:
         self.store._require_tx()
@@ -107,7 +110,7 @@ class Outbox:
                 [next_at, error[:500], ids],
             )
 
-    def set_images(self, cid: str, pre: dict | None, post: dict | None) -> None:
+    def set_images(self, cid: str, pre: dict[str, Any] | None, post: dict[str, Any] | None) -> None:
         self.store._require_tx()
         self.store.conn.execute(
             "UPDATE outbox SET pre_image = ?, post_image = ? WHERE id = ?",
@@ -125,8 +128,7 @@ class Outbox:
     def dismiss(self, cid: str) -> bool:
         """The user has seen a rejection: remove it."""
         with self.store.tx():
-            n = self.store.conn.execute(
-                "SELECT count(*) FROM outbox WHERE id = ? AND state = ?", [cid, REJECTED]).fetchone()[0]
+            n = scalar(self.store.conn, "SELECT count(*) FROM outbox WHERE id = ? AND state = ?", [cid, REJECTED])
             self.store.conn.execute("DELETE FROM outbox WHERE id = ? AND state = ?", [cid, REJECTED])
         return bool(n)
 
@@ -134,9 +136,8 @@ class Outbox:
         """After the server was restored (new epoch), send again every command acknowledged under an
         older epoch: the restored server answers "duplicate" for those it kept and applies the rest."""
         self.store._require_tx()
-        n = self.store.conn.execute(
-            "SELECT count(*) FROM outbox WHERE state = ? AND epoch IS DISTINCT FROM ?", [ACKED, current_epoch]
-        ).fetchone()[0]
+        n: int = scalar(self.store.conn, "SELECT count(*) FROM outbox WHERE state = ? AND epoch IS DISTINCT FROM ?",
+                        [ACKED, current_epoch])
         self.store.conn.execute(
             "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, result = NULL "
             "WHERE state = ? AND epoch IS DISTINCT FROM ?",

@@ -13,14 +13,20 @@ Two guards keep replication from undoing authority:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
 from ..domain.schema import arrow_schema, column_names
 from .store import Store
+
+if TYPE_CHECKING:
+    from ..sync.wire import Change
+
+Row = dict[str, Any]  # one stored row, column → value
 
 _EVENT_COLS = column_names(Event)
 _DIRECTIVE_COLS = column_names(Directive)
@@ -42,14 +48,14 @@ class Applied:
     by_entity: dict[str, int] = field(default_factory=dict)
 
 
-def apply_changes(store: Store, changes: Iterable[Any]) -> Applied:
+def apply_changes(store: Store, changes: Iterable[Change]) -> Applied:
     """Apply decoded changes (``wire.Change``) in order. Must run inside ``store.tx()``."""
     store._require_tx()
     result = Applied()
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Change]] = {}
     for ch in changes:
         groups.setdefault(ch.entity, []).append(ch)
-    logged: list = []
+    logged: list[Change] = []
     if "event" in groups:
         logged += _apply_events(store, groups["event"], result)
     if "directive" in groups:
@@ -70,23 +76,25 @@ def apply_changes(store: Store, changes: Iterable[Any]) -> Applied:
     return result
 
 
-def _current_rows(store: Store, table: str, key_expr: str, cols: list[str], changes: list) -> dict[str, dict | None]:
+def _current_rows(store: Store, table: str, key_expr: str, cols: list[str],
+                  changes: list[Change]) -> dict[str, Row | None]:
     """The stored row (a dict) of every key the changes touch, None where there is none yet: one query."""
     keys = list(dict.fromkeys(ch.key for ch in changes))
     rows = store.conn.execute(
         f"SELECT {key_expr}, {', '.join(cols)} FROM {table} WHERE list_contains(?, {key_expr})", [keys]
     ).fetchall()
-    current: dict[str, dict | None] = {k: None for k in keys}
+    current: dict[str, Row | None] = {k: None for k in keys}
     for r in rows:
         current[r[0]] = dict(zip(cols, r[1:]))
     return current
 
 
-def _apply_events(store: Store, changes: list, result: Applied) -> list:
+def _apply_events(store: Store, changes: list[Change], result: Applied) -> list[Change]:
     current = _current_rows(store, "events", "id", _EVENT_COLS, changes)
     existed = {k for k, row in current.items() if row is not None}
     touched: set[str] = set()
-    applied = []
+    applied: list[Change] = []
+    row: Row
     for ch in changes:
         have = current[ch.key]
         if have is not None and have["origin_node"] == store.node:
@@ -96,7 +104,7 @@ def _apply_events(store: Store, changes: list, result: Applied) -> list:
             if have is not None and ch.data["version"] < have["version"]:
                 result.skipped_stale += 1
                 continue
-            current[ch.key] = {c: ch.data.get(c) for c in _EVENT_COLS}
+            row = {c: ch.data.get(c) for c in _EVENT_COLS}
         else:
             if have is None:
                 result.skipped_missing += 1
@@ -104,23 +112,25 @@ def _apply_events(store: Store, changes: list, result: Applied) -> list:
             if "version" in ch.data and ch.data["version"] < have["version"]:
                 result.skipped_stale += 1
                 continue
-            current[ch.key] = {**have, **{k: v for k, v in ch.data.items() if k in have}}
+            row = {**have, **{k: v for k, v in ch.data.items() if k in have}}
+        current[ch.key] = row
         if not ch.scope:  # scopes are not sent on the wire: derive from the row
-            row = current[ch.key]
             ch.scope = row["grid_code"] or row["street_code"] or row["district_code"]
         touched.add(ch.key)
         applied.append(ch)
-    store.stage_events([(Event(**current[k]), k in existed) for k in touched])  # type: ignore[arg-type]
+    # Every touched key's row was set above (never None).
+    store.stage_events([(Event(**new), k in existed) for k in touched if (new := current[k]) is not None])
     return applied
 
 
-def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols: list[str], schema: pa.Schema,
-                 key_cols: tuple[str, ...], owned, scope_of) -> list:
+def _apply_keyed(store: Store, changes: list[Change], result: Applied, table: str, cols: list[str], schema: pa.Schema,
+                 key_cols: tuple[str, ...], owned: Callable[[Row], bool],
+                 scope_of: Callable[[Row], str]) -> list[Change]:
     """Full-row upserts (directives, receipts) with the owner and version guards."""
     key_expr = " || '/' || ".join(key_cols)
     current = _current_rows(store, table, key_expr, cols, changes)
     touched: set[str] = set()
-    applied = []
+    applied: list[Change] = []
     for ch in changes:
         have = current[ch.key]
         if have is not None and owned(have):
@@ -129,20 +139,23 @@ def _apply_keyed(store: Store, changes: list, result: Applied, table: str, cols:
         if have is not None and ch.data["version"] < have["version"]:
             result.skipped_stale += 1
             continue
-        current[ch.key] = {c: ch.data.get(c) for c in cols}
+        row = current[ch.key] = {c: ch.data.get(c) for c in cols}
         if not ch.scope:
-            ch.scope = scope_of(current[ch.key])
+            ch.scope = scope_of(row)
         touched.add(ch.key)
         applied.append(ch)
     if touched:
         store.conn.execute(f"DELETE FROM {table} WHERE list_contains(?, {key_expr})", [list(touched)])
-        _insert(store, table, [current[k] for k in touched], cols, schema)
+        # Every touched key's row was set above (never None).
+        _insert(store, table, [new for k in touched if (new := current[k]) is not None], cols, schema)
     return applied
 
 
-def _apply_audit(store: Store, changes: list, result: Applied) -> list:
+def _apply_audit(store: Store, changes: list[Change], result: Applied) -> list[Change]:
     """Audit entries are immutable: keep each (node, seq) once; this node's own chain is never copied in."""
-    fresh, seen, applied = [], set(), []
+    fresh: list[Change] = []
+    seen: set[tuple[str, int]] = set()
+    applied: list[Change] = []
     for ch in changes:
         node, seq = ch.data["node"], ch.data["seq"]
         if node == store.node:
@@ -158,7 +171,7 @@ def _apply_audit(store: Store, changes: list, result: Applied) -> list:
         "SELECT node, seq FROM audit_remote WHERE list_contains(?, node || '/' || CAST(seq AS VARCHAR))",
         [[f"{ch.data['node']}/{ch.data['seq']}" for ch in fresh]],
     ).fetchall())
-    rows = []
+    rows: list[Row] = []
     for ch in fresh:
         if (ch.data["node"], ch.data["seq"]) in have:
             result.skipped_stale += 1
@@ -178,7 +191,8 @@ def _apply_audit(store: Store, changes: list, result: Applied) -> list:
     return applied
 
 
-def _replace(store: Store, table: str, key_col: str, keys: list[str], rows: list[dict], cols, schema) -> None:
+def _replace(store: Store, table: str, key_col: str, keys: list[str], rows: list[Row], cols: list[str],
+             schema: pa.Schema) -> None:
     store.conn.execute(f"DELETE FROM {table} WHERE list_contains(?, {key_col})", [keys])
     _insert(store, table, rows, cols, schema)
 
@@ -190,7 +204,7 @@ def _register(store: Store, name: str, data: pa.Table) -> None:
     store.conn.register(name, data)
 
 
-def _insert(store: Store, table: str, rows: list[dict], cols: list[str], schema: pa.Schema) -> None:
+def _insert(store: Store, table: str, rows: list[Row], cols: list[str], schema: pa.Schema) -> None:
     data = pa.Table.from_pylist(rows, schema=schema)
     name = f"_replica_{table}"
     _register(store, name, data)
@@ -200,7 +214,7 @@ def _insert(store: Store, table: str, rows: list[dict], cols: list[str], schema:
         store.conn.unregister(name)
 
 
-def _log(store: Store, changes: list) -> None:
+def _log(store: Store, changes: list[Change]) -> None:
     """Append applied changes to this store's change log, origin and scope preserved."""
     for c in changes:
         store.log_change(c.entity, c.key, c.op, c.data, c.origin, c.scope)
@@ -265,27 +279,27 @@ def _tiers_at_or_above(tier: Tier) -> list[str]:
     return order[: order.index(Tier(tier).value) + 1]
 
 
-def event_rows(store: Store, keys: Iterable[str]) -> dict[str, dict | None]:
+def event_rows(store: Store, keys: Iterable[str]) -> dict[str, Row | None]:
     """Full current rows of events (None where absent): the pre- and post-images of a local command."""
-    keys = list(keys)
-    out: dict[str, dict | None] = {k: None for k in keys}
-    if not keys:
+    wanted = list(keys)
+    out: dict[str, Row | None] = {k: None for k in wanted}
+    if not wanted:
         return out
     with store.lock:
         rows = store.conn.execute(
-            f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE list_contains(?, id)", [keys]
+            f"SELECT {', '.join(_EVENT_COLS)} FROM events WHERE list_contains(?, id)", [wanted]
         ).fetchall()
     for r in rows:
         out[r[0]] = dict(zip(_EVENT_COLS, r))
     return out
 
 
-def restore_events(store: Store, pre: dict[str, dict | None], post: dict[str, dict | None]) -> list[str]:
+def restore_events(store: Store, pre: dict[str, Row | None], post: dict[str, Row | None]) -> list[str]:
     """Undo a refused local command: put back each event's pre-image, but only where the row is
     still what the command left (a newer row from the server wins). Returns the keys restored."""
     store._require_tx()
     now_rows = event_rows(store, pre.keys())
-    restored = []
+    restored: list[str] = []
     for key, before in pre.items():
         if now_rows.get(key) != post.get(key):
             continue
