@@ -186,14 +186,15 @@ def _one_size(tmp: str, codes: list[str], stored: int, rounds: int) -> dict:
     latencies.sort()
     return {"stored": stored, "rate": stored_new / served, "raw": sent / raw_s, "p95": latencies[int(0.95 * (len(latencies) - 1))],
             "p50": latencies[len(latencies) // 2], "requests": len(latencies), "sent": sent, "accepted": stored_new,
-            "refused": refused[:2], "load_s": load_s, "state_s": state_s, "path": path,
+            "refused": refused[:2], "load_s": load_s, "sensors": len(codes), "state_s": state_s, "path": path,
             "bytes": os.path.getsize(path)}
 
 
 def _rollup(res: dict) -> list[dict]:
-    """The retention job over the largest store: everything older than 1 day rolled up, chunk by chunk."""
+    """The retention job over the largest store: its oldest fifth rolled up, chunk by chunk."""
     store = open_store(res["path"])
-    store.set_meta("sensor_retention_s", str(86400))
+    span = res["stored"] / res["sensors"] * CADENCE_S
+    store.set_meta("sensor_retention_s", str(int(span * 0.8)))
     now = store.clock.now()
     before = store.count_rows("sensor_readings")
     chunks, rolled, longest = 0, 0, 0.0
@@ -213,9 +214,17 @@ def _rollup(res: dict) -> list[dict]:
     left = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]
     buckets = conn.execute("SELECT count(*) FROM sensor_rollup").fetchone()[0]
     conn.close()
-    after_bytes = os.path.getsize(res["path"])
+    # Bytes per raw reading from the preloaded store; per bucket from the roll-ups copied to a fresh file
+    # (a store file does not shrink when rows are deleted, so its size says nothing about buckets).
     per_reading = res["bytes"] / max(before, 1)
-    per_bucket = max(after_bytes - left * per_reading, 0) / max(buckets, 1)
+    probe = res["path"] + ".rollup.duckdb"
+    conn = duckdb.connect(probe)
+    conn.execute(f"ATTACH '{res['path']}' AS s (READ_ONLY)")
+    conn.execute("CREATE TABLE r AS SELECT * FROM s.sensor_rollup")
+    conn.execute("DETACH s")
+    conn.execute("CHECKPOINT")
+    conn.close()
+    per_bucket = os.path.getsize(probe) / max(buckets, 1)
     # District steady state at the default 2-day window: 2 days of raw readings, plus hourly buckets
     # (319,000 sensors × 24 a day) kept until archived — 30 days here.
     projected = per_reading * DISTRICT_PER_DAY * 2 + per_bucket * 319_000 * 24 * 30
@@ -223,11 +232,12 @@ def _rollup(res: dict) -> list[dict]:
         {"name": "sensor_rollup_readings_per_s", "value": round(rolled / took), "unit": "readings/s",
          "baseline": round(res["raw"]), "baseline_name": "raw append rate, same run",
          "ratio": round(rolled / took / res["raw"], 2),
-         "note": f"{rolled:,} of {before:,} readings older than 1 day → {buckets:,} hourly buckets in {chunks} chunks"},
+         "note": f"{rolled:,} of {before:,} readings older than the window → {buckets:,} hourly buckets in "
+                 f"{chunks} chunks"},
         {"name": "sensor_rollup_longest_chunk_ms", "value": round(longest * 1000, 1), "unit": "ms",
          "baseline": round(res["p95"] * 1000, 1), "baseline_name": "ingest request p95, same run",
-         "ratio": round(longest / res["p95"], 2), "target": "<= 1000 ms", "target_ok": longest <= 1.0,
-         "note": "one transaction (≤ 200k readings); ingest waits at most this long behind it"},
+         "ratio": round(longest / res["p95"], 2), "target": "<= 250 ms", "target_ok": longest <= 0.25,
+         "note": "one roll-up transaction (≤ 50k readings); ingest waits at most this long behind it"},
         {"name": "sensor_store_projected_gb", "value": round(projected / 1e9, 1), "unit": "GB",
          "baseline": round(per_reading * DISTRICT_PER_DAY * 32 / 1e9, 1),
          "baseline_name": "32 days of raw readings, no roll-up",

@@ -243,12 +243,13 @@ class SensorMonitor:
         return self.store.sensor_alarm_events(list(self.catalogue.sensors))
 
 
-def maintain(store, now: float, max_chunks: int = 20) -> dict:
+def maintain(store, now: float, max_chunks: int = 40) -> dict:
     """The tier server's periodic sensor upkeep (engine clock ``now``): fold the latest readings into
     ``sensor_state`` and roll raw readings older than the retention window up into buckets.
 
     Each roll-up chunk is its own short transaction (the store lock is free between chunks, so
-    ingest never waits behind more than one); at most ``max_chunks`` per call, the rest next time.
+    ingest never waits behind more than one); at most ``max_chunks`` per call, the rest next time
+    (40 × 50k readings every 5 minutes is 6,700/s, over six times a district's 1,060/s).
     """
     folded = store.fold_sensor_state()
     rolled = buckets = chunks = 0

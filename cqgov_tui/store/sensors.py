@@ -321,7 +321,7 @@ class SensorQueries:
         return (float(self.meta(RETENTION_KEY, None) or DEFAULT_RETENTION_S),
                 float(self.meta(BUCKET_KEY, None) or DEFAULT_BUCKET_S))
 
-    def roll_up_readings(self, now: float, max_rows: int = 200_000) -> RollupResult:
+    def roll_up_readings(self, now: float, max_rows: int = 50_000) -> RollupResult:
         """Summarise and delete one bounded chunk of raw readings older than the retention window.
 
         Only whole buckets before the cutoff are rolled up. One chunk is at most
@@ -333,8 +333,14 @@ class SensorQueries:
         result = RollupResult()
         with self.tx():
             conn = self.conn
-            oldest = conn.execute("SELECT min(measured_at) FROM sensor_readings").fetchone()[0]
+            # Where the last chunk ended (all older readings are rolled up), so a chunk does not scan the
+            # whole table for its start; the first pass after a start looks it up once. A reading that
+            # arrives later than the window (a device's backlog) is rolled up after the next start.
+            oldest = getattr(self, "_rollup_from", None)
+            if oldest is None:
+                oldest = conn.execute("SELECT min(measured_at) FROM sensor_readings").fetchone()[0]
             if oldest is None or oldest >= cutoff:
+                self._rollup_from = cutoff if oldest is not None else None
                 return result
             start = math.floor(oldest / bucket) * bucket
             end = cutoff
@@ -356,6 +362,7 @@ class SensorQueries:
                 [bucket, bucket, bucket, *params]).fetchone()[0]
             result.rolled = conn.execute(f"DELETE FROM sensor_readings WHERE {where}", params).fetchone()[0]
             result.done = end >= cutoff and parts == 1
+        self._rollup_from = end if parts == 1 else start  # committed: remembered
         return result
 
     def rollups_of(self, sensor_code: str, since: float, until: float) -> list[tuple[float, int, float, float, float]]:
