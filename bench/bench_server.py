@@ -662,7 +662,7 @@ def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_
 
     reg = get_registry()
     streets = sorted(reg.streets)
-    limit = n_streets if n_streets is not None else (200 if quick else None)
+    limit = n_streets if n_streets is not None else (100 if quick else None)
     whole_city = limit is None or limit >= len(streets)
     if not whole_city:
         streets = streets[:limit]
