@@ -136,7 +136,7 @@ async def _idle_waiters(url: str, port: int, pid: int, window: float) -> dict:
         deadline = time.monotonic() + 10
         while connected[0] < len(tasks) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-    await asyncio.sleep(1.0)  # let the server finish parking the last wave
+    await asyncio.sleep(2.0)  # let the server finish parking the last wave
     cpu = await asyncio.to_thread(_cpu_share, pid, window)
     early = sum(t.done() for t in tasks)  # replies before the event: none expected (their wait has not run out)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
