@@ -32,10 +32,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..domain.colour import Colour
-from ..domain.entities import Event, Role, Sensor, Source, Status, Tier
+from ..domain.entities import Event, Role, Sensor, SensorKind, Source, Status, Tier
 from ..scope import covers
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .core import Engine
 
 # Readings before this (2000-01-01) are a unit error (ms, or a zero clock), not history.
 EARLIEST = 946_684_800.0
@@ -77,14 +82,14 @@ def band_colour(bands: tuple[float, float, float, float], value: float) -> Colou
     return (Colour.GREEN, Colour.BLUE, Colour.YELLOW, Colour.ORANGE, Colour.RED)[steps]
 
 
-def _is_number(x) -> bool:
+def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class SensorMonitor:
     """Turns readings into alarm episodes through the engine's public ``report``."""
 
-    def __init__(self, engine):
+    def __init__(self, engine: Engine):
         self.engine = engine
         self.store = engine.store
         self.catalogue = engine.catalogue
@@ -95,7 +100,7 @@ class SensorMonitor:
 
     # ------------------------------------------------------------ validation
 
-    def check(self, reading, now: float) -> tuple[Sensor, float, float] | str:
+    def check(self, reading: Any, now: float) -> tuple[Sensor, float, float] | str:
         """The sensor, time and value of a good reading, or the reason it is refused."""
         if not isinstance(reading, (tuple, list)) or len(reading) != 3:
             return f"expected (sensor_code, measured_at, value), got {_short(reading)}"
@@ -135,7 +140,7 @@ class SensorMonitor:
 
     # ------------------------------------------------------------ ingest
 
-    def ingest(self, readings) -> IngestResult:
+    def ingest(self, readings: Sequence[Any]) -> IngestResult:
         """Validate, store and act on a batch of (sensor_code, measured_at, value)."""
         now = self.clock.now()
         result = IngestResult()
@@ -190,7 +195,7 @@ class SensorMonitor:
             return None
         return episode
 
-    def _open(self, sensor: Sensor, at: float, value: float, kind) -> Event:
+    def _open(self, sensor: Sensor, at: float, value: float, kind: SensorKind) -> Event:
         rp = self.catalogue.risk_points[sensor.risk_point_code]
         colour = band_colour(kind.bands, value)
         return self.engine.report(
@@ -201,7 +206,8 @@ class SensorMonitor:
             lon=rp.lon, lat=rp.lat, colour=colour.value, source=Source.SENSOR.value, reporter=sensor.code,
         )
 
-    def _attach(self, event: Event, sensor: Sensor, at: float, value: float, kind, result: IngestResult) -> None:
+    def _attach(self, event: Event, sensor: Sensor, at: float, value: float, kind: SensorKind,
+                result: IngestResult) -> None:
         result.attached += 1
         colour = band_colour(kind.bands, value)
         if colour.rank >= Colour(event.colour).rank:
@@ -243,7 +249,7 @@ class SensorMonitor:
         return self.store.sensor_alarm_events(list(self.catalogue.sensors))
 
 
-def maintain(store, now: float, max_chunks: int = 40) -> dict:
+def maintain(store: Store, now: float, max_chunks: int = 40) -> dict[str, Any]:
     """The tier server's periodic sensor upkeep (engine clock ``now``): fold the latest readings into
     ``sensor_state`` and roll raw readings older than the retention window up into buckets.
 
@@ -263,6 +269,6 @@ def maintain(store, now: float, max_chunks: int = 40) -> dict:
     return {"folded": folded, "rolled": rolled, "buckets": buckets, "chunks": chunks, "done": done}
 
 
-def _short(x) -> str:
+def _short(x: object) -> str:
     text = repr(x)
     return text if len(text) <= 40 else text[:37] + "..."

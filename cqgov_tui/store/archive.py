@@ -31,7 +31,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from ..domain.entities import TERMINAL
+from .connection import scalar
+
+if TYPE_CHECKING:
+    from .store import Store
 
 _FINAL = tuple(sorted(s.value for s in TERMINAL))
 KINDS = ("sensor_readings", "sensor_rollup", "events", "audit")
@@ -52,7 +58,7 @@ def _literal(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def archive(store, cutoff: float, out_dir: str) -> ArchiveResult:
+def archive(store: Store, cutoff: float, out_dir: str) -> ArchiveResult:
     """Export everything older than ``cutoff`` (epoch seconds) to Parquet under ``out_dir``, then drop it.
 
     All of it or nothing: the files are written inside the store transaction
@@ -80,7 +86,7 @@ def archive(store, cutoff: float, out_dir: str) -> ArchiveResult:
                          "AND id NOT IN (SELECT episode_event_id FROM sensor_state WHERE episode_event_id IS NOT NULL)",
                          [cutoff])
             for kind in KINDS:
-                n = conn.execute(f"SELECT count(*) FROM ({selects[kind]})").fetchone()[0]
+                n = scalar(conn, f"SELECT count(*) FROM ({selects[kind]})")
                 result.rows[kind] = n
                 if not n:
                     continue
@@ -90,10 +96,10 @@ def archive(store, cutoff: float, out_dir: str) -> ArchiveResult:
                 conn.execute(f"COPY ({selects[kind]}) TO {_literal(path)} (FORMAT PARQUET, COMPRESSION ZSTD)")
                 result.files[kind] = os.path.abspath(path)
             dropped = {
-                "sensor_readings": conn.execute(f"DELETE FROM sensor_readings WHERE measured_at < {c}").fetchone()[0],
-                "sensor_rollup": conn.execute(
-                    f"DELETE FROM sensor_rollup WHERE bucket_start + bucket_s <= {c}").fetchone()[0],
-                "events": conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM _archive_ids)").fetchone()[0],
+                "sensor_readings": scalar(conn, f"DELETE FROM sensor_readings WHERE measured_at < {c}"),
+                "sensor_rollup": scalar(conn, 
+                    f"DELETE FROM sensor_rollup WHERE bucket_start + bucket_s <= {c}"),
+                "events": scalar(conn, "DELETE FROM events WHERE id IN (SELECT id FROM _archive_ids)"),
             }
             for kind, n in dropped.items():
                 if n != result.rows[kind]:  # cannot happen in one transaction on an exclusive store; never guess

@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..domain.entities import Event, SensorState
+from .base import StoreCore
+from .connection import scalar
 
 RETENTION_KEY = "sensor_retention_s"
 BUCKET_KEY = "sensor_rollup_bucket_s"
@@ -117,20 +119,26 @@ class RollupResult:
     done: bool = True  # nothing older than the cutoff is left
 
 
-def _in_list(values) -> str:
+def _in_list(values: list[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SensorQueries:
+class SensorQueries(StoreCore):
     """Sensor readings, state and roll-ups (mixed into ``Store``)."""
+
+    _sensor_mem: _Memory | None = None  # loaded on first use (per process: it owns the file)
+    _rollup_from: float | None = None  # where the last roll-up chunk ended
+
+    if TYPE_CHECKING:  # from EventRows, beside this in Store
+        def get_event(self, event_id: str) -> Event | None: ...
 
     # ------------------------------------------------------------ state
 
     def _sensor_memory(self) -> _Memory:
         """The in-memory state, checked against the committed (or this transaction's) generation."""
         with self.lock:
-            gen, folded, seq = self.conn.execute("SELECT gen, folded_gen, seq FROM sensor_state_gen").fetchone()
-            mem: _Memory | None = getattr(self, "_sensor_mem", None)
+            gen, folded, seq = self.conn.execute("SELECT gen, folded_gen, seq FROM sensor_state_gen").fetchall()[0]
+            mem = self._sensor_mem
             if mem is not None and mem.gen != gen and not (mem.gen > gen and mem.roll_back_to(gen)):
                 mem = None
             if mem is None:
@@ -192,12 +200,12 @@ class SensorQueries:
                     mem.put(previous, replace(st, event_id=event_id, event_at=reported_at,
                                               episode_event_id=event_id))
                     changed.add(reporter)
-            else:
-                code = mem.by_event.get(cleared_id)
-                st = mem.states.get(code) if code else None
-                if st is not None and st.event_id == cleared_id and st.episode_event_id is not None:
-                    mem.put(previous, replace(st, episode_event_id=None))
-                    changed.add(code)
+                continue
+            code = mem.by_event.get(cleared_id)
+            cur = mem.states.get(code) if code is not None else None
+            if code is not None and cur is not None and cur.event_id == cleared_id and cur.episode_event_id:
+                mem.put(previous, replace(cur, episode_event_id=None))
+                changed.add(code)
         mem.seq = head
         self._write_states(mem, [mem.states[c] for c in sorted(changed)])
         return mem
@@ -216,7 +224,7 @@ class SensorQueries:
         """Recompute every sensor's state from readings, events and audit (a full scan: repairs only)."""
         with self.tx():
             conn = self.conn
-            gen = conn.execute("SELECT gen FROM sensor_state_gen").fetchone()[0] + 1
+            gen = scalar(conn, "SELECT gen FROM sensor_state_gen") + 1
             conn.execute("DELETE FROM sensor_state")
             conn.execute(f"INSERT INTO sensor_state {_REBUILD}")
             conn.execute("UPDATE sensor_state_gen SET gen = ?, folded_gen = ?, seq = ?", [gen, gen, self.head()])
@@ -245,7 +253,7 @@ class SensorQueries:
         if not rows:
             return 0
         # The caller read sensor_states in this same transaction, under the lock: its check stands.
-        mem = getattr(self, "_sensor_mem", None) or self._sensor_memory()
+        mem = self._sensor_mem or self._sensor_memory()
         self.insert_readings(rows)
         last: dict[str, tuple[float, float]] = {}
         for code, at, value in rows:
@@ -278,7 +286,8 @@ class SensorQueries:
                         ) -> dict[str, tuple[float, float]]:
         """Sensor code → (measured_at, value) of its latest reading (at or before ``until``)."""
         states = self.sensor_states(codes)
-        out = {c: (s.last_at, s.last_value) for c, s in states.items() if s.last_at is not None}
+        out = {c: (s.last_at, s.last_value) for c, s in states.items()
+               if s.last_at is not None and s.last_value is not None}
         if until is None:
             return out
         ahead = sorted(c for c, (t, _) in out.items() if t > until)
@@ -336,31 +345,31 @@ class SensorQueries:
             # Where the last chunk ended (all older readings are rolled up), so a chunk does not scan the
             # whole table for its start; the first pass after a start looks it up once. A reading that
             # arrives later than the window (a device's backlog) is rolled up after the next start.
-            oldest = getattr(self, "_rollup_from", None)
+            oldest = self._rollup_from
             if oldest is None:
-                oldest = conn.execute("SELECT min(measured_at) FROM sensor_readings").fetchone()[0]
+                oldest = scalar(conn, "SELECT min(measured_at) FROM sensor_readings")
             if oldest is None or oldest >= cutoff:
                 self._rollup_from = cutoff if oldest is not None else None
                 return result
             start = math.floor(oldest / bucket) * bucket
             end = cutoff
-            n = conn.execute("SELECT count(*) FROM sensor_readings WHERE measured_at >= ? AND measured_at < ?",
-                             [start, end]).fetchone()[0]
+            n = scalar(conn, "SELECT count(*) FROM sensor_readings WHERE measured_at >= ? AND measured_at < ?",
+                             [start, end])
             if n > max_rows:  # one bucket at a time, split by sensor when even that is too large
                 end = start + bucket
-                n = conn.execute("SELECT count(*) FROM sensor_readings WHERE measured_at >= ? AND measured_at < ?",
-                                 [start, end]).fetchone()[0]
+                n = scalar(conn, "SELECT count(*) FROM sensor_readings WHERE measured_at >= ? AND measured_at < ?",
+                                 [start, end])
             parts = max(1, math.ceil(n / max_rows))
             where = "measured_at >= ? AND measured_at < ?"
             params: list = [start, end]
             if parts > 1:
                 where += " AND hash(sensor_code) % ? = 0"
                 params.append(parts)
-            result.buckets = conn.execute(
+            result.buckets = scalar(conn, 
                 "INSERT INTO sensor_rollup SELECT sensor_code, floor(measured_at / ?) * ? AS b, ?, count(*), "
                 f"min(value), max(value), avg(value) FROM sensor_readings WHERE {where} GROUP BY sensor_code, b",
-                [bucket, bucket, bucket, *params]).fetchone()[0]
-            result.rolled = conn.execute(f"DELETE FROM sensor_readings WHERE {where}", params).fetchone()[0]
+                [bucket, bucket, bucket, *params])
+            result.rolled = scalar(conn, f"DELETE FROM sensor_readings WHERE {where}", params)
             result.done = end >= cutoff and parts == 1
         self._rollup_from = end if parts == 1 else start  # committed: remembered
         return result
