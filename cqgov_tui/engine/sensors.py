@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..domain.colour import Colour
-from ..domain.entities import Event, Role, Sensor, SensorKind, Source, Status, Tier
+from ..domain.entities import Event, Role, Sensor, SensorKind, SensorState, Source, Status, Tier
 from ..scope import covers
 
 if TYPE_CHECKING:
@@ -140,8 +140,11 @@ class SensorMonitor:
 
     # ------------------------------------------------------------ ingest
 
-    def ingest(self, readings: Sequence[Any]) -> IngestResult:
-        """Validate, store and act on a batch of (sensor_code, measured_at, value)."""
+    def ingest(self, readings: Sequence[Any], states: dict[str, SensorState] | None = None) -> IngestResult:
+        """Validate, store and act on a batch of (sensor_code, measured_at, value).
+
+        ``states``: the sensors' states as the caller just read them inside its own transaction
+        (``store.sensor_states``), so they are not looked up twice."""
         now = self.clock.now()
         result = IngestResult()
         good: list[tuple[int, Sensor, float, float]] = []
@@ -156,7 +159,8 @@ class SensorMonitor:
         with self.store.tx():
             codes = sorted({g[1].code for g in good})
             # Keyed state (store.sensors): the latest reading and running episode per sensor, no scans.
-            states = self.store.sensor_states(codes)
+            if states is None:
+                states = self.store.sensor_states(codes)
             latest = {c: s.last_at for c, s in states.items() if s.last_at is not None}
             episodes: dict[str, Event | None] = dict(self.store.episode_events(states))
             accepted: list[tuple[str, float, float]] = []

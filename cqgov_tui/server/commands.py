@@ -359,14 +359,17 @@ class CommandHandler:
                 raise PermissionDenied(f"sensor {found[0]} (grid {found[1]}) is outside "
                                        f"{actor.user}'s jurisdiction {actor.scope_code}")
             located[i] = found[0]
-        # Keyed: the in-memory sensor state and the running events by id (store.sensors), no scan.
-        running = self.store.sensor_alarm_events(sorted(set(located.values())))
-        elsewhere = {code: e.origin_node for code, e in running.items() if e.origin_node != self.store.node}
-        refused = [Rejection(i, code, f"{code}: its running alarm {running[code].number} is owned by "
-                                      f"{elsewhere[code]}; send its readings there")
-                   for i, code in located.items() if code in elsewhere]
-        kept = [i for i in range(len(readings)) if not (i in located and located[i] in elsewhere)]
-        result = self.sensors.ingest([readings[i] for i in kept])
+        with self.store.tx():  # (the router's, when it runs the command)
+            # Keyed: the in-memory sensor state and the running events by id (store.sensors), no scan;
+            # read once here and handed to the monitor in the same transaction.
+            states = self.store.sensor_states(sorted(set(located.values())))
+            running = self.store.episode_events(states)
+            elsewhere = {code: e.origin_node for code, e in running.items() if e.origin_node != self.store.node}
+            refused = [Rejection(i, code, f"{code}: its running alarm {running[code].number} is owned by "
+                                          f"{elsewhere[code]}; send its readings there")
+                       for i, code in located.items() if code in elsewhere]
+            kept = [i for i in range(len(readings)) if not (i in located and located[i] in elsewhere)]
+            result = self.sensors.ingest([readings[i] for i in kept], states=states)
         refused += [Rejection(kept[r.index], r.sensor_code, r.reason) for r in result.rejected]
         refused.sort(key=lambda r: r.index)
         if not result.stored:
