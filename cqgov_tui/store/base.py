@@ -54,6 +54,8 @@ class StoreCore:
         self._audit_tail: tuple[int, str] | None = None
         self._meta: dict[str, str | None] = {}
         self._open: OpenEvents | None = None
+        # Committed directives and receipts read by key (a fan-out reads each street's receipt once).
+        self._keyed_cache: dict[str, dict[tuple[str, ...], Any]] = {"receipts": {}, "directives": {}}
         self._open_loaded_in_tx = False
         # Called with the change-log head after every commit (outside the lock): long-polls wake on
         # this instead of re-reading the head on a timer. A listener must be quick and never raise.
@@ -138,6 +140,8 @@ class StoreCore:
         self._head = batch.head
         self._audit_tail = batch.audit_tail
         self._meta.update(batch.meta_seen)
+        for table, rows in batch.keyed_seen.items():
+            self._keyed_cache[table].update(rows)
         if self._open is not None and not self._open_loaded_in_tx:
             for event in batch.touched.values():
                 self._open.put(event)
@@ -183,11 +187,14 @@ class StoreCore:
                 batch.audit_tail = self._read_tail()
                 batch.meta_seen.clear()
                 batch.touched.clear()
+                batch.numbers.clear()
                 batch.overlay = OpenEvents()
             self._head = None
             self._audit_tail = None
             self._meta.clear()
             self._open = None
+            for cache in self._keyed_cache.values():
+                cache.clear()
 
     def _require_tx(self) -> WriteBatch:
         batch = self._mine()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..domain.entities import Directive, Receipt
 from ..domain.schema import to_row
 from .base import StoreCore
@@ -16,16 +18,25 @@ class DirectiveRows(StoreCore):
             self.log_change("directive", directive.id, "upsert", to_row(directive), origin, ",".join(directive.targets))
 
     def get_directive(self, directive_id: str) -> Directive | None:
+        """A directive by id or number: the running transaction's, then the cache, then the table by key."""
         with self.lock:
             batch = self._mine()
             if batch is not None:
                 for d in batch.keyed_seen["directives"].values():
                     if directive_id in (d.id, d.number):
                         return d  # type: ignore[no-any-return]
-            found = self._select(Directive, "FROM directives WHERE id = ?", [directive_id], flush=False)
-            if not found:
-                found = self._select(Directive, "FROM directives WHERE number = ? LIMIT 1", [directive_id], flush=False)
-        return found[0] if found else None
+            cache = self._keyed_cache["directives"]
+            key = (directive_id,)
+            if key not in cache:
+                found = self._select(Directive, "FROM directives WHERE id = ?", [directive_id], flush=False)
+                if not found:
+                    found = self._select(Directive, "FROM directives WHERE number = ? LIMIT 1", [directive_id],
+                                         flush=False)
+                    if found:  # cached by its id, where commits update it; a number is looked up each time
+                        cache[(found[0].id,)] = found[0]
+                        return found[0]
+                self._remember(cache, key, found[0] if found else None)
+            return cache[key]  # type: ignore[no-any-return]
 
     def directives(self, limit: int = 100) -> list[Directive]:
         return self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
@@ -44,17 +55,31 @@ class DirectiveRows(StoreCore):
         """One recipient's receipt by its key (a directive to all streets has 1,031 of them)."""
         with self.lock:
             batch = self._mine()
+            key = (directive_id, jurisdiction_code)
             if batch is not None:
-                hit = batch.keyed_seen["receipts"].get((directive_id, jurisdiction_code))
+                hit = batch.keyed_seen["receipts"].get(key)
                 if hit is not None:
                     return hit  # type: ignore[no-any-return]
-            found = self._select(Receipt, "FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
-                                 [directive_id, jurisdiction_code], flush=False)
-        return found[0] if found else None
+            cache = self._keyed_cache["receipts"]
+            if key not in cache:
+                found = self._select(Receipt, "FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
+                                     [directive_id, jurisdiction_code], flush=False)
+                self._remember(cache, key, found[0] if found else None)
+            return cache[key]  # type: ignore[no-any-return]
+
+    def stage_keyed(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Stage whole directive or receipt rows as received (the replica logs them itself)."""
+        entity = {"directives": Directive, "receipts": Receipt}[table]
+        keys = ("id",) if table == "directives" else ("directive_id", "jurisdiction_code")
+        batch = self._require_tx()
+        for row in rows:
+            batch.put_keyed(table, tuple(row[k] for k in keys), entity(**row))
+
+    @staticmethod
+    def _remember(cache: dict[tuple[str, ...], Any], key: tuple[str, ...], value: Any) -> None:
+        if len(cache) > 200_000:  # one entry per street and directive: keep it bounded
+            cache.clear()
+        cache[key] = value
 
     def receipts(self, directive_id: str) -> list[Receipt]:
         return self._select(Receipt, "FROM receipts WHERE directive_id = ? ORDER BY jurisdiction_code", [directive_id])
-
-    # A receipt known to exist or known to be new is written the same way: staged, then one bulk upsert.
-    update_receipt = put_receipt
-    insert_receipt = put_receipt

@@ -5,6 +5,7 @@ and archive queries."""
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import replace
 from typing import Any, Iterable
 
@@ -15,6 +16,10 @@ from .base import StoreCore
 from .open_events import OpenEvents
 from .rows import COLOUR_RANK, EVENT_SELECT, QUEUE_COLUMNS, TERMINAL_VALUES, QueueRow, event_from_row, event_scope
 from .unit import WriteBatch
+
+
+# Human event numbers: <code tail>-<local date>-<daily serial>.
+_NUMBER = re.compile(r"[0-9A-Za-z]{1,8}-\d{8}-\d{5,}")
 
 
 class EventRows(StoreCore):
@@ -57,18 +62,27 @@ class EventRows(StoreCore):
         if not ref:
             raise BadInput("no event reference given")
         with self.lock:
-            found = self.get_event(ref)
-            if found is not None:
-                return found
             batch = self._mine()
-            hits = {e.id: e for e in (batch.touched.values() if batch else ()) if e.number == ref}
             index = self._open_index()
-            if ref in index.by_number:
-                hit = index.by_number[ref]
-                hits.setdefault(hit, self.get_event(hit))  # type: ignore[arg-type]
+            hits: dict[str, Event] = {}
+            if batch is not None:
+                if ref in batch.touched:
+                    return batch.touched[ref]
+                mine = batch.numbers.get(ref)
+                if mine is not None and batch.touched[mine].number == ref:
+                    hits[mine] = batch.touched[mine]
+            if ref in index.by_id:
+                return index.by_id[ref]
+            numbered = index.by_number.get(ref)
+            if numbered is not None and (batch is None or numbered not in batch.touched):
+                hits.setdefault(numbered, index.by_id[numbered])
             if not hits:
-                for e in self._archived_by_number(ref):
-                    hits.setdefault(e.id, e)
+                # The archive, by key: a number within the days it names, anything else as an id.
+                stored = (self._archived_by_number(ref) if _NUMBER.fullmatch(ref) else
+                          [event_from_row(r) for r in self._conn.execute(
+                              f"SELECT {EVENT_SELECT} FROM events WHERE id = ?", [ref]).fetchall()])
+                for e in stored:
+                    hits.setdefault(e.id, batch.touched.get(e.id, e) if batch is not None else e)
             if not hits and prefix and len(ref) >= 8:
                 for e in [*self._touched_open(batch), *index]:
                     if e.id.startswith(ref):

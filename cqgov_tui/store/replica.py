@@ -145,9 +145,8 @@ def _apply_keyed(store: Store, changes: list[Change], result: Applied, table: st
         touched.add(ch.key)
         applied.append(ch)
     if touched:
-        store.conn.execute(f"DELETE FROM {table} WHERE list_contains(?, {key_expr})", [list(touched)])
-        # Every touched key's row was set above (never None).
-        _insert(store, table, [new for k in touched if (new := current[k]) is not None], cols, schema)
+        # Every touched key's row was set above (never None); staged like the store's own writes.
+        store.stage_keyed(table, [new for k in touched if (new := current[k]) is not None])
     return applied
 
 

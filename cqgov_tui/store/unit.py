@@ -72,6 +72,7 @@ class WriteBatch:
     # (open-event index, metadata) learn it at commit.
     touched: dict[str, Event] = field(default_factory=dict)
     overlay: OpenEvents = field(default_factory=OpenEvents)  # the open ones among ``touched``, indexed
+    numbers: dict[str, str] = field(default_factory=dict)  # number → id of ``touched`` (checked on use)
     meta_seen: dict[str, str] = field(default_factory=dict)
     keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
     commands_seen: list[tuple] = field(default_factory=list)
@@ -99,6 +100,8 @@ class WriteBatch:
         self.events[event.id] = event
         self.touched[event.id] = event
         self.overlay.put(event)
+        had_number = self.numbers.get(event.number)
+        self.numbers[event.number] = event.id
         if created:
             self.created.add(event.id)
 
@@ -108,6 +111,10 @@ class WriteBatch:
             else:
                 self.events[event.id] = had
             self.overlay.drop(event.id)
+            if had_number is None:
+                self.numbers.pop(event.number, None)
+            else:
+                self.numbers[event.number] = had_number
             if was_touched is None:
                 self.touched.pop(event.id, None)
             else:
@@ -196,10 +203,10 @@ class WriteBatch:
         """Write every staged row with one statement per table (inside the caller's DuckDB transaction)."""
         import pyarrow as pa  # bulk paths only; kept off the console's start-up
 
-        def bulk(name: str, table: pa.Table, sql: str) -> None:
+        def bulk(name: str, table: pa.Table, sql: str, params: list[Any] | None = None) -> None:
             conn.register(name, table)
             try:
-                conn.execute(sql.format(t=name)).fetchall()  # drained: DuckDB refuses new work on an open result
+                conn.execute(sql.format(t=name), params).fetchall()  # drained: DuckDB refuses new work on an open result
             finally:
                 conn.unregister(name)
 
@@ -221,8 +228,11 @@ class WriteBatch:
                 bulk("_uow_old", table if not new else pa.Table.from_pylist(old, schema=arrow_schema(Event)),
                      f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
             # The queue rule, in one place: open events are in event_queue, the rest are not.
-            bulk("_uow_queue", table,
-                 "DELETE FROM event_queue WHERE id IN (SELECT id FROM {t})")
+            # (An event created in this batch cannot be in the queue yet, so only the others are deleted.)
+            if old:
+                bulk("_uow_queue", table, "DELETE FROM event_queue WHERE id IN (SELECT id FROM {t})"
+                     + (" AND id NOT IN (SELECT unnest(?::VARCHAR[]))" if new else ""),
+                     [[r["id"] for r in new]] if new else None)
             if any(r["status"] not in _TERMINAL for r in rows):
                 bulk("_uow_queue", table,
                      f"INSERT INTO event_queue SELECT * FROM {{t}} WHERE status NOT IN {_TERMINAL}")
