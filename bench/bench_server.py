@@ -420,7 +420,8 @@ class IngestClient:
         sent = 0
         with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
                           timeout=self.request_timeout) as http:
-            while sent < max_commands and time.monotonic() < deadline:
+            # At least one batch whatever the budget: a loaded machine may start a client after its deadline.
+            while sent < max_commands and (sent == 0 or time.monotonic() < deadline):
                 batch = self.next_batch()
                 if not self.post(http, batch):
                     return  # a failed request ends this client (bounded: no retry storm)

@@ -24,7 +24,7 @@ class DirectiveRows(StoreCore):
             if batch is not None:
                 for d in batch.keyed_seen["directives"].values():
                     if directive_id in (d.id, d.number):
-                        return d  # type: ignore[no-any-return]
+                        return d
             cache = self._keyed_cache["directives"]
             key = (directive_id,)
             if key not in cache:
@@ -36,7 +36,7 @@ class DirectiveRows(StoreCore):
                         cache[(found[0].id,)] = found[0]
                         return found[0]
                 self._remember(cache, key, found[0] if found else None)
-            return cache[key]  # type: ignore[no-any-return]
+            return cache[key]
 
     def directives(self, limit: int = 100) -> list[Directive]:
         return self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
@@ -59,13 +59,13 @@ class DirectiveRows(StoreCore):
             if batch is not None:
                 hit = batch.keyed_seen["receipts"].get(key)
                 if hit is not None:
-                    return hit  # type: ignore[no-any-return]
+                    return hit
             cache = self._keyed_cache["receipts"]
             if key not in cache:
                 found = self._select(Receipt, "FROM receipts WHERE directive_id = ? AND jurisdiction_code = ?",
                                      [directive_id, jurisdiction_code], flush=False)
                 self._remember(cache, key, found[0] if found else None)
-            return cache[key]  # type: ignore[no-any-return]
+            return cache[key]
 
     def stage_keyed(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Stage whole directive or receipt rows as received (the replica logs them itself)."""
