@@ -29,15 +29,8 @@ from .unit import Mark, WriteBatch
 
 
 class StoreCore:
-    """One DuckDB file owned by this process.
-
-    Writes go through ``tx()``: they are staged in a ``WriteBatch`` and written
-    with one statement per table at commit (``unit.py``). Hot reads (an event
-    by id or number, open events near a place, overdue ones) come from the
-    batch and the in-memory ``OpenEvents`` index, so a command's cost does not
-    grow with the archive. Any other read goes through ``conn``, which first
-    flushes what the running transaction staged, so SQL always sees it.
-    """
+    """What every entity module builds on: the connection, ``tx()`` and its write batch, the
+    committed caches (change-log head, audit tail, metadata, open events, keyed rows)."""
 
     def __init__(self, path: str, conn: duckdb.DuckDBPyConnection, clock: Clock | None = None):
         self.path = path
