@@ -195,7 +195,7 @@ class EventRows(StoreCore):
                 batch.rewrite_create(event.id, to_row(merged))
                 return merged
             merged = replace(merged, version=current.version + 1)
-            batch.stage_event(merged, created=False)
+            batch.stage_event(merged, created=False, changed=[*cols, "version"])
             row = to_row(merged)
             self.log_change("event", merged.id, "update", {"id": merged.id, **{c: row[c] for c in [*cols, "version"]}},
                             origin, event_scope(merged))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
 from ..domain.schema import arrow_schema, column_names, to_row
@@ -60,6 +60,8 @@ class WriteBatch:
     audit_tail: tuple[int, str]  # (seq, hash) of the last audit entry, staged ones included
     events: dict[str, Event] = field(default_factory=dict)  # final image of each touched event
     created: set[str] = field(default_factory=set)  # staged events not yet in the table
+    # Per staged update of a stored event, the columns it changed (None: all): only those are written.
+    columns: dict[str, frozenset[str] | None] = field(default_factory=dict)
     changes: list[list[Any]] = field(default_factory=list)  # [seq, at, entity, key, op, data dict, origin, scope]
     created_change: dict[str, int] = field(default_factory=dict)  # event id → index of its create row
     audit: list[AuditEntry] = field(default_factory=list)
@@ -95,8 +97,13 @@ class WriteBatch:
 
     # ------------------------------------------------------------ staging
 
-    def stage_event(self, event: Event, created: bool) -> None:
+    def stage_event(self, event: Event, created: bool, changed: Iterable[str] | None = None) -> None:
+        """Stage an event's final image; ``changed``: the columns an update changed (None: any of them)."""
         had, was_created, was_touched = self.events.get(event.id), event.id in self.created, self.touched.get(event.id)
+        had_cols = self.columns.get(event.id, _ABSENT)
+        if not created and event.id not in self.created:
+            before = self.columns.get(event.id, frozenset())
+            self.columns[event.id] = None if changed is None or before is None else before | frozenset(changed)
         self.events[event.id] = event
         self.touched[event.id] = event
         self.overlay.put(event)
@@ -122,6 +129,10 @@ class WriteBatch:
                 self.overlay.put(was_touched)
             if not was_created:
                 self.created.discard(event.id)
+            if had_cols is _ABSENT:
+                self.columns.pop(event.id, None)
+            else:
+                self.columns[event.id] = had_cols  # type: ignore[assignment]
 
         self.undo.append(undo)
 
@@ -199,6 +210,30 @@ class WriteBatch:
 
     # ------------------------------------------------------------ flush
 
+    def _update_events(self, bulk: Callable[..., None], rows: list[dict[str, Any]]) -> None:
+        """UPDATE stored events, writing only the columns their updates changed: DuckDB's cost of an
+        update grows with the columns it writes (a list column such as ``departments`` most of all).
+        Rows whose changes touched ``departments`` (or any column) go in a second statement."""
+        import pyarrow as pa
+
+        groups: dict[bool, list[dict[str, Any]]] = {}
+        for r in rows:
+            cols = self.columns.get(r["id"])
+            groups.setdefault(cols is None or "departments" in cols, []).append(r)
+        schema = arrow_schema(Event)
+        for wide, part in groups.items():
+            if wide:
+                names = [c for c in EVENT_COLUMNS if c != "id"]
+            else:
+                touched: set[str] = {"version", "updated_at"}
+                for r in part:
+                    touched |= self.columns.get(r["id"]) or set()
+                names = [c for c in EVENT_COLUMNS if c in touched and c != "id"]
+            table = pa.Table.from_pylist([{c: r[c] for c in ["id", *names]} for r in part],
+                                         schema=pa.schema([schema.field(c) for c in ["id", *names]]))
+            sets = ", ".join(f"{c} = u.{c}" for c in names)
+            bulk(f"_uow_old_{int(wide)}", table, f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
+
     def flush(self, conn: "duckdb.DuckDBPyConnection") -> None:
         """Write every staged row with one statement per table (inside the caller's DuckDB transaction)."""
         import pyarrow as pa  # bulk paths only; kept off the console's start-up
@@ -224,9 +259,7 @@ class WriteBatch:
                 bulk("_uow_new", table if not old else pa.Table.from_pylist(new, schema=arrow_schema(Event)),
                      "INSERT INTO events SELECT * FROM {t}")
             if old:
-                sets = ", ".join(f"{c} = u.{c}" for c in EVENT_COLUMNS if c != "id")
-                bulk("_uow_old", table if not new else pa.Table.from_pylist(old, schema=arrow_schema(Event)),
-                     f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
+                self._update_events(bulk, old)
             # The queue rule, in one place: open events are in event_queue, the rest are not.
             # (An event created in this batch cannot be in the queue yet, so only the others are deleted.)
             if old:
@@ -264,6 +297,7 @@ class WriteBatch:
             }), "INSERT INTO applied_commands SELECT * FROM {t}")
         self.events.clear()
         self.created.clear()
+        self.columns.clear()
         self.changes.clear()
         self.created_change.clear()
         self.audit.clear()
