@@ -17,3 +17,16 @@ def uuid7(ms: int | None = None) -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+def uuid7_time(value: str) -> float | None:
+    """The creation time (epoch seconds) a UUIDv7 carries; None for anything else."""
+    if len(value) != 36:
+        return None
+    try:
+        u = uuid.UUID(value)
+    except ValueError:
+        return None
+    if u.version != 7:
+        return None
+    return (u.int >> 80) / 1000.0

@@ -179,3 +179,29 @@ def test_kill_9_mid_commit_leaves_a_whole_store(tmp_path, after_commits):
         assert store.count_rows("applied_commands") == events
     finally:
         store.close()
+
+
+def test_a_command_id_is_known_again_in_the_same_process_and_after_a_restart(tmp_path):
+    """Recent ids are remembered in memory (no SQL for a fresh UUIDv7); older ones are found by key."""
+    from cqgov_tui.ids import uuid7
+
+    clock, store, server, user = _setup(tmp_path)
+    cmds = [{"id": uuid7(), "type": "report", "body": {"category": "garbage", "code": "500108001"}} for _ in range(3)]
+    cmds.append({"id": "not-a-uuid-0001", "type": "report", "body": {"category": "garbage", "code": "500108001"}})
+    try:
+        first = GroupCommit(server).submit(user, cmds)
+        assert len(first["accepted"]) == 4
+        again = GroupCommit(server).submit(user, cmds)
+        assert len(again["duplicate"]) == 4 and not again["accepted"]
+        path = store.path
+    finally:
+        store.close()
+    store = open_store(path, clock)
+    try:
+        server = TierServer(store, TokenAuthority(SECRET), clock=clock)
+        after = GroupCommit(server).submit(user, cmds)
+        assert len(after["duplicate"]) == 4 and not after["accepted"]
+        assert store.count_rows("events") == 4
+        check_invariants(store)
+    finally:
+        store.close()

@@ -135,9 +135,14 @@ class StoreCore:
         self._meta.update(batch.meta_seen)
         for table, rows in batch.keyed_seen.items():
             self._keyed_cache[table].update(rows)
+        if batch.commands_seen:
+            self._committed_commands([r[0] for r in batch.commands_seen])
         if self._open is not None and not self._open_loaded_in_tx:
             for event in batch.touched.values():
                 self._open.put(event)
+
+    def _committed_commands(self, ids: list[str]) -> None:
+        """Told the command ids each commit wrote (``commands`` remembers them)."""
 
     def _abort(self) -> None:
         if self._db_tx:
