@@ -137,7 +137,9 @@ class StoreCore:
             self._keyed_cache[table].update(rows)
         if batch.commands_seen:
             self._committed_commands([r[0] for r in batch.commands_seen])
-        if self._open is not None and not self._open_loaded_in_tx:
+        if self._open is not None:
+            # Loaded before this transaction, or during it from its own flushed rows: either way the
+            # staged images are the newest.
             for event in batch.touched.values():
                 self._open.put(event)
 
@@ -149,8 +151,12 @@ class StoreCore:
             self._db_tx = False
             with contextlib.suppress(duckdb.Error):
                 self._conn.execute("ROLLBACK")
-        if self._open_loaded_in_tx:
-            self._open = None  # it may hold rows the rollback undid
+            # SQL ran inside the transaction: what a cache read from it there, the rollback undid.
+            self._meta.clear()
+            for cache in self._keyed_cache.values():
+                cache.clear()
+            if self._open_loaded_in_tx:
+                self._open = None
 
     def mark(self) -> Mark:
         """Where the running transaction's writes stand; ``rollback_to`` undoes everything after it."""

@@ -230,8 +230,7 @@ class EventRows(StoreCore):
             for i in ids:
                 batch.touched.pop(i, None)
                 batch.overlay.drop(i)
-            if self._open is not None:
-                self._open_loaded_in_tx = True  # forget the index at the end of this transaction
+            self._open = None  # reloaded on next use, from the rows as they now stand
 
     def queue(self, *, include_closed: bool = False, limit: int = 200, offset: int = 0, **filters: Any) -> list[Event]:
         """The console's main query with full rows: open events by colour, then by deadline."""
