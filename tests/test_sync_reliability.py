@@ -369,6 +369,9 @@ def test_8_failing_pushes_retry_without_blocking_pulls(tmp_path):
         client = SyncClient(rep, server.url, wait=0.5, backoff_base=0.02, backoff_cap=0.2)
         try:
             client.start()
+            # The first snapshot replays pending commands' local effects (as it must); wait for it so
+            # that what follows counts only retries.
+            _until(lambda: (c := client.cursor()) is not None and c.phase == "live", 20, "the first snapshot")
             rng = random.Random(8)
             for i in range(5):
                 client.enqueue("report", report_body(rng, i))
