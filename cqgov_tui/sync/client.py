@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
@@ -33,7 +33,11 @@ from ..ids import uuid7
 from ..store import Store
 from ..store import replica
 from . import optimistic, wire
-from ..store.outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, get_cursor, put_cursor
+from ..store.outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, OutboxRow, get_cursor, put_cursor
+
+if TYPE_CHECKING:
+    from ..catalogue import Catalogue
+    from ..geo.registry import Registry
 
 UPSTREAM = "upstream"
 MAX_GONE_IN_A_ROW = 3
@@ -111,8 +115,8 @@ class SyncClient:
         timeout: float = 30.0,
         live_within: float = 30.0,
         retain_acked_s: float = 7 * 86400.0,
-        catalogue=None,
-        registry=None,
+        catalogue: "Catalogue | None" = None,
+        registry: "Registry | None" = None,
         rng: random.Random | None = None,
     ):
         self.store = store
@@ -325,7 +329,7 @@ class SyncClient:
         except httpx.HTTPError as exc:
             self._failed(f"snapshot: {type(exc).__name__}: {exc}")
             raise SyncError(f"cannot reach {self.base_url}: {exc}") from None
-        if r.status_code == 410 and token:
+        if r.status_code == 410 and token and state is not None:
             # The page token went stale (epoch changed or log compacted): start the snapshot over.
             with self.store.tx():
                 put_cursor(self.store, _replace_state(state, snap_token=None, snap_seq=None), self.clock.now())
@@ -496,7 +500,7 @@ class SyncClient:
         self._failed(error)
         self.outbox.retry_later(ids, self.clock.now() + self._backoff(attempts), error)
 
-    def _reject(self, row, reason: str, now: float) -> None:
+    def _reject(self, row: OutboxRow, reason: str, now: float) -> None:
         """A refused command leaves the queue as 'rejected' (shown, never dropped) and its local effect is undone."""
         self.outbox.answered(row.id, REJECTED, {"reason": reason}, "", now)
         if row.pre_image and row.post_image:
@@ -532,17 +536,17 @@ class SyncClient:
             else:
                 mode = "lagging"
             lag = None if self.caught_up_at is None else (0.0 if mode == "live" else max(0.0, now - self.caught_up_at))
-            snapshot = dict(last_error=self.last_error, bytes_in=self.bytes_in, bytes_out=self.bytes_out,
-                            offline_since=self.offline_since, last_pull_at=self.last_pull_at,
-                            last_push_at=self.last_push_at, pulls=self.pulls, pushes=self.pushes,
-                            resyncs=self.resyncs)
+            last_error, bytes_in, bytes_out = self.last_error, self.bytes_in, self.bytes_out
+            offline_since, last_pull_at, last_push_at = self.offline_since, self.last_pull_at, self.last_push_at
+            pulls, pushes, resyncs = self.pulls, self.pushes, self.resyncs
         recent = [{"id": r.id, "type": r.type, "reason": (r.result or {}).get("reason", "")}
                   for r in self.outbox.rejections(10)]
         return SyncStatus(
             state=mode, lag_s=lag, outbox=self.outbox.count(PENDING), rejected=self.outbox.count(REJECTED),
             recent_rejections=recent,
             cursor=wire.format_cursor(state.epoch, state.seq) if state and state.phase == "live" else None,
-            **snapshot,
+            last_error=last_error, bytes_in=bytes_in, bytes_out=bytes_out, offline_since=offline_since,
+            last_pull_at=last_pull_at, last_push_at=last_push_at, pulls=pulls, pushes=pushes, resyncs=resyncs,
         )
 
     # ------------------------------------------------------------ background
@@ -618,7 +622,7 @@ def _seconds(wait: float) -> float | int:
     return int(wait) if float(wait).is_integer() else wait
 
 
-def _replace_state(state: CursorState, **changes) -> CursorState:
+def _replace_state(state: CursorState, **changes: Any) -> CursorState:
     return CursorState(**{**asdict(state), **changes})
 
 

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 STOP_CHECK_S = 0.1  # how soon waiters notice that the server began to stop (uvicorn allows 1 s)
 
@@ -55,7 +58,7 @@ class CommitWaiters:
     cached from the store (such as the compaction floor) may be stale.
     """
 
-    def __init__(self, store, stopping: threading.Event | None = None, stop_check_s: float = STOP_CHECK_S):
+    def __init__(self, store: "Store", stopping: threading.Event | None = None, stop_check_s: float = STOP_CHECK_S):
         self.stopping = stopping
         self.stop_check_s = stop_check_s
         self.head = 0
@@ -138,7 +141,7 @@ class CommitWaiters:
             raise
 
     async def wait_past(self, seen_head: int, timeout: float,
-                        hung_up: "asyncio.Future[object] | None" = None) -> str:
+                        hung_up: "asyncio.Future[Any] | None" = None) -> str:
         """Wait until a commit moves the head past ``seen_head``: returns COMMIT, TIMEOUT, STOPPING or HUNG_UP.
 
         ``hung_up`` is a task that finishes when the caller goes away (see ``watch_disconnect``).
@@ -175,14 +178,14 @@ class CommitWaiters:
                 lw.waiting -= 1
 
 
-async def _until_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
+async def _until_disconnect(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
     while True:
         message = await receive()
         if message.get("type") == "http.disconnect":
             return
 
 
-def watch_disconnect(receive: Callable[[], Awaitable[dict]]) -> asyncio.Task:
+def watch_disconnect(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> asyncio.Task[None]:
     """A task that ends when the ASGI ``receive`` channel reports ``http.disconnect``.
 
     For a GET the first message is the (empty) request body; the next one

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..domain.entities import User
 from ..errors import CqgovError
+from ..store import Store
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
 from . import changelog, wire
@@ -124,7 +125,7 @@ def _retrieved(fut: asyncio.Future) -> None:
         fut.exception()
 
 
-def _gone(reason: str, store) -> JSONResponse:
+def _gone(reason: str, store: Store) -> JSONResponse:
     return JSONResponse(status_code=410, content={"detail": reason, "epoch": store.epoch, "head": store.head()})
 
 
@@ -255,7 +256,7 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         return await to_thread.run_sync(delta_now, epoch, seq, limit, scope, node, as_json)
 
     @router.get("/v1/sync/info")
-    def info(request: Request):
+    def info(request: Request) -> dict[str, Any]:
         user = host.authenticate(request)
         return {"epoch": store.epoch, "head": store.head(), "floor": changelog.floor(store), "tier": store.tier.value,
                 "code": store.code, "node": store.node, "scope": user.scope_code, "wire": wire.WIRE_VERSION,
@@ -323,7 +324,7 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         raise AssertionError("unreachable: /v1/changes is served by the plain route registered first")
 
     @router.get("/v1/snapshot")
-    def snapshot(request: Request):
+    def snapshot(request: Request) -> Response:
         user = host.authenticate(request)
         try:
             limit = _int_param(request, "limit", 2000, 1, 20_000)
@@ -343,7 +344,7 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
                         headers={"X-Cqgov-Cursor": cursor})
 
     @router.post("/v1/commands")
-    async def commands(request: Request):
+    async def commands(request: Request) -> Response:
         user = await to_thread.run_sync(host.authenticate, request)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
@@ -365,7 +366,7 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
     return router
 
 
-def _parse_batch(raw: bytes, known_types) -> list[dict]:
+def _parse_batch(raw: bytes, known_types: set[str] | None) -> list[dict[str, Any]]:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
