@@ -8,7 +8,6 @@ import sys
 from typing import Any, Callable
 
 import click
-import duckdb
 
 from ..errors import CqgovError
 
@@ -23,14 +22,25 @@ def handle_errors(fn: Callable) -> Callable:
         except CqgovError as exc:
             click.echo(f"cqgov: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except duckdb.Error as exc:  # a store that broke after it opened (disk full, truncated file)
-            click.echo(f"cqgov: store error: {str(exc).splitlines()[0]}", err=True)
-            sys.exit(5)
         except KeyboardInterrupt:
             click.echo("cqgov: interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            if not _is_store_error(exc):
+                raise
+            # a store that broke after it opened (disk full, truncated file)
+            click.echo(f"cqgov: store error: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(5)
 
     return wrapper
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    """A ``duckdb.Error``, without importing duckdb here: a command that never opened a store cannot
+    raise one, and `cqgov tui` opens its store on the launcher's thread while Textual imports (a
+    module-level ``import duckdb`` put its ~0.15 s on the main thread before that thread started)."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.Error)
 
 
 def emit_json(data: Any) -> None:
