@@ -41,8 +41,10 @@ SWEEP_EVERY_S = 5.0
 PUMP_EVERY_S = 0.2
 # Engine-clock seconds between sensor upkeep passes (fold sensor state, roll up old readings).
 SENSOR_UPKEEP_EVERY_S = 300.0
-# Long-poll of a tier server pulling from the tier above: short, so a stopping server's pull ends quickly.
-PEER_WAIT = 2.0
+# Long-poll of a tier server pulling from the tier above: long, so an idle link costs next to nothing
+# (a commit above answers it at once); stopping cuts the poll in flight, so it never holds a shutdown.
+PEER_WAIT = 55.0
+PEER_STOP_S = 5.0  # how long stopping waits for the upstream client's threads
 
 
 def status_for(exc: BaseException) -> int:
@@ -214,13 +216,13 @@ class TierServer:
 
     def _stop_client(self) -> None:
         with contextlib.suppress(Exception):
-            # A pull waits at most PEER_WAIT upstream, so this bound lets it finish before the store closes.
-            self.client.stop(timeout=PEER_WAIT + 1.0)
+            # stop() cuts the pull in flight, so its threads end well inside this bound.
+            self.client.stop(timeout=PEER_STOP_S)
 
     def stop(self) -> None:
         self.begin_stop()
         if self._client_stopper is not None:
-            self._client_stopper.join(PEER_WAIT + 1.5)
+            self._client_stopper.join(PEER_STOP_S + 0.5)
         self.scheduler.stop()
         with contextlib.suppress(Exception):
             self.handler.flush_denials()
