@@ -52,7 +52,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -690,38 +689,15 @@ def parse_plans_text(text: str, name: str = "<plans>", catalogue: Catalogue | No
 # ---------------------------------------------------------------- catalogue
 
 
-def default_root() -> Path:
-    """``fixtures/catalogue`` of the installed ``fixtures`` package (works from a wheel)."""
-    import fixtures
-
-    return Path(fixtures.__file__).resolve().parent / "catalogue"
+# The process-wide cache and the on-disk parsed cache live in ``cached`` (which does not import PyYAML);
+# these names are the same functions, sharing the same in-memory cache.
+from .cached import _CACHE, _LOCK, clear_cache, default_root, load_catalogue  # noqa: E402,F401
 
 
-_CACHE: dict[Path, Catalogue] = {}
-_LOCK = threading.Lock()
-
-
-def load_catalogue(root: str | Path | None = None) -> Catalogue:
-    """Load, validate and cache the catalogue under ``root`` (default: the installed fixtures).
-
-    Risk points and sensors are generated on first access to
-    ``catalogue.risk_points`` / ``catalogue.sensors`` (they need the geography).
-    """
-    path = Path(root).resolve() if root is not None else default_root()
-    with _LOCK:
-        cached = _CACHE.get(path)
-        if cached is None:
-            cached = _CACHE[path] = _build(path)
-        return cached
-
-
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
-def _build(root: Path) -> Catalogue:
-    from .risk import LazyMapping, RiskGenerator, parse_risk_config
+def parse_catalogue(root: Path) -> dict:
+    """Compose and validate every file under ``root``: the catalogue's parts (``cached.assemble`` builds
+    the ``Catalogue``). Raises ``BadInput`` naming file and line on the first problem."""
+    from .risk import parse_risk_config
 
     if not root.is_dir():
         raise BadInput(f"{root}: catalogue directory not found")
@@ -738,20 +714,16 @@ def _build(root: Path) -> Catalogue:
     plans = _load_plan_files(_plan_files(plans_dir), _Refs(categories, departments, profiles)) \
         if plans_dir.is_dir() else []
     risk_config = parse_risk_config(_Doc(root / "risk_points.yaml"), categories, kinds)
-    generator = RiskGenerator(risk_config, categories, kinds)
-    return Catalogue(
-        departments=departments,
-        categories=categories,
-        sla_profiles=profiles,
-        sectors=sectors,
-        runways=tree.runways,
-        sub_runways=tree.sub_runways,
-        indicators=tree.indicators,
-        plans=plans,
-        risk_points=LazyMapping(lambda: generator.generate()[0]),
-        sensors=LazyMapping(lambda: generator.generate()[1]),
-        sensor_kinds=kinds,
-    )
+    return {"departments": departments, "categories": categories, "sla_profiles": profiles, "sectors": sectors,
+            "runways": tree.runways, "sub_runways": tree.sub_runways, "indicators": tree.indicators,
+            "plans": plans, "risk_config": risk_config, "sensor_kinds": kinds}
+
+
+def _build(root: Path) -> Catalogue:
+    """Parse ``root`` without the on-disk cache."""
+    from .cached import assemble
+
+    return assemble(parse_catalogue(root))
 
 
 def _check_counts(cat_doc: _Doc, runway_doc: _Doc, categories, sectors, tree: _RunwayTree) -> None:

@@ -74,7 +74,7 @@ class Backend(abc.ABC):
         if self._catalogue is None:
             with self._load_lock:
                 if self._catalogue is None:
-                    from ..catalogue.loader import load_catalogue
+                    from ..catalogue.cached import load_catalogue
 
                     self._catalogue = load_catalogue()
         return self._catalogue
