@@ -323,6 +323,16 @@ class ConsoleApp(App):
 
     def on_console_ready(self, message: ConsoleReady) -> None:
         self.call_after_refresh(self._ready_painted)
+        self._load_geometry()
+
+    @work(thread=True, exclusive=True, group="geometry", exit_on_error=False)
+    def _load_geometry(self) -> None:
+        """Once every pane is filled: the full registry behind the cached one (the first drill into a
+        street or a grid's name then finds it loaded)."""
+        try:
+            self.backend.preload_geometry()
+        except Exception:  # loaded again on demand, and any error shows then
+            pass
 
     def _ready_painted(self) -> None:
         """Benchmarks set CQGOV_TUI_MARKS to a file: the start's marks go there (JSON) and the console exits."""

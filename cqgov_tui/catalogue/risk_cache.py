@@ -37,11 +37,11 @@ def cache_dir() -> Path | None:
 
 def digest(config, kinds) -> str:
     """Everything generation reads: recipe, sensor kinds, the geography files and the generating code."""
-    from ..geo import generate as gen
+    from ..geo import files  # not ``geo.generate``: its numpy, pyarrow and shapely are not needed for a key
 
     h = hashlib.sha256()
     h.update(f"{FORMAT}|{sys.version_info[:2]}|{config!r}|{sorted(kinds.items())!r}".encode())
-    for path in (gen.FIXTURES / gen.DISTRICTS_FILE, gen.FIXTURES / gen.STREETS_FILE,
+    for path in (files.FIXTURES / files.DISTRICTS_FILE, files.FIXTURES / files.STREETS_FILE,
                  _HERE / "risk.py", _HERE.parent / "geo" / "registry.py"):
         h.update(path.read_bytes())
     return h.hexdigest()[:32]

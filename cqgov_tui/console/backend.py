@@ -84,9 +84,9 @@ class Backend(abc.ABC):
         if self._registry is None:
             with self._load_lock:
                 if self._registry is None:
-                    from ..geo.registry import get_registry
+                    from .geo_cache import load_registry  # tree and map from a cache; the rest on demand
 
-                    self._registry = get_registry()
+                    self._registry = load_registry()
         return self._registry
 
     @property
@@ -98,6 +98,11 @@ class Backend(abc.ABC):
         """Load what names and the map need; meant for a thread started before the UI is imported."""
         self.catalogue
         self.registry
+
+    def preload_geometry(self) -> None:
+        """Load the full registry behind a cached one (grids, shapes for drilling, point lookup); for a
+        thread once the console is up, so the first drill into a street does not wait for it."""
+        full_registry(self.registry)
 
     def preload_board(self) -> None:
         """Load what the runway board needs beyond ``preload``: the catalogue's risk points and sensors
@@ -167,7 +172,7 @@ class LocalBackend(Backend):
         if self._engine is None:
             from ..engine import Engine
 
-            self._engine = Engine(self.store, self.catalogue, self.registry, self.clock)
+            self._engine = Engine(self.store, self.catalogue, full_registry(self.registry), self.clock)
         return self._engine
 
     def tick(self) -> None:
@@ -191,7 +196,7 @@ class LocalBackend(Backend):
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
         try:
-            directive = local_directive(self.store, self.registry, self.catalogue, self.user, draft.validate())
+            directive = local_directive(self.store, full_registry(self.registry), self.catalogue, self.user, draft.validate())
         except CqgovError as exc:
             return Outcome(False, str(exc))
         return Outcome(True, directive.number, directive.id, ref=directive.id)
@@ -205,6 +210,13 @@ class LocalBackend(Backend):
 
     def status(self) -> LinkStatus:
         return LinkStatus(mode="local", server=self.store.path)
+
+
+def full_registry(registry):
+    """The full ``geo.registry.Registry`` behind a console's cached one (engine and directives get the real
+    object, as before), or ``registry`` itself."""
+    full = getattr(type(registry), "full", None)
+    return full(registry) if full is not None else registry
 
 
 def local_directive(store, registry, catalogue, user: User, draft: DirectiveDraft) -> Directive:

@@ -46,7 +46,11 @@ class MapCanvas:
 
 
 def rasterise(registry, code: str, width: int, height: int) -> MapCanvas:
-    return _rasterise(registry, code, max(8, int(width)), max(4, int(height)))
+    width, height = max(8, int(width)), max(4, int(height))
+    canvas = getattr(type(registry), "canvas", None)  # ``geo_cache.CachedRegistry``: drawn once per install
+    if canvas is not None:
+        return canvas(registry, code, width, height)
+    return _rasterise(registry, code, width, height)
 
 
 @lru_cache(maxsize=32)

@@ -28,13 +28,11 @@ import pyarrow.parquet as pq
 import shapely
 from shapely.geometry import shape
 
+from .files import DISTRICTS_FILE, FIXTURES, STREETS_FILE  # noqa: F401  (gen.FIXTURES … as before)
 from .names import FIRST, REAL_STREETS, SECOND
 
 SEED = 20240531
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SOURCE = "chongqing_districts.geojson"
-DISTRICTS_FILE = "cq_districts.parquet"
-STREETS_FILE = "cq_streets.parquet"
 FORMAT_VERSION = "1"
 
 CITY_CODE = "500000"
