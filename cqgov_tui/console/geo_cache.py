@@ -157,12 +157,20 @@ class CachedRegistry:
         return getattr(self.full(), name)
 
     def _known(self, code):
+        """The city, a district or a street; None for what only the full registry can answer (grids,
+        codes that are not strings). A district or street code not in the tree raises as ``Registry``
+        does (a replica's rows may carry codes this build does not know: no need to load it for that)."""
         if type(code) is not str:
             return None
         code = code.strip()
         if code == self.city.code:
             return self.city
-        return self.districts.get(code) or self.streets.get(code)
+        j = self.districts.get(code) or self.streets.get(code)
+        if j is None and len(code) in (6, 9) and code.isdigit():
+            from ..errors import UnknownCode
+
+            raise UnknownCode(f"unknown {'district' if len(code) == 6 else 'street'} code {code!r}")
+        return j
 
     # the same answers as ``Registry``'s for the city, districts and streets; grids and errors go to it
 
