@@ -294,17 +294,21 @@ class ConsoleApp(App):
         self.post_message(ResourcesLoaded())
 
     def on_resources_loaded(self, message: ResourcesLoaded) -> None:
-        # Names replace the codes the first rows carried: the next poll reloads the queue.
-        self.feed.invalidate()
         centre = self._centre_screen()
+        named = False
         if centre is not None:
             rmap = centre.query_one(RegionMap)
             rmap.attach(self.backend.registry)
+            events = centre.query_one(EventQueue)
+            named = events.filled
             # The cursor's event was chosen before there were shapes to highlight: highlight it now.
-            row = centre.query_one(EventQueue).current_row()
+            row = events.current_row()
             if row is not None:
                 rmap.show_event(row.district_code, row.grid_code or row.street_code or row.district_code)
-        self.refresh_data()
+        if not named:
+            # Names replace the codes the first rows carried: the next poll reloads the queue.
+            self.feed.invalidate()
+            self.refresh_data()
 
     def _after_first_frame(self) -> None:
         if self.first_frame_at is None:

@@ -1,15 +1,16 @@
 """Open the console. ``cqgov tui`` reaches this module by name (``importlib``) and ``cqgov demo``
 through the ``cqgov.console`` entry point, so the core never imports the UI statically.
 
-Start-up order: the store opens and the first poll (queue, map colours,
-directives, link) runs on a thread while Textual is imported — DuckDB's
-import, connect and query release the GIL for much of their time, so the two
-overlap — and the app paints its panes already holding that frame. The same
-thread then goes on loading what names, the map's shapes and the runway board
-need (catalogue, registry, risk points) while the first frame is drawn; the
-app's workers wait for those loads rather than starting their own, and each
-pane fills as its data arrives (``cqgov_tui.console.readiness`` says when
-every one has).
+Start-up order: the store opens, names load (catalogue and the registry's
+tree, both from disk caches) and the first poll (queue with names, map
+colours, directives, link) runs on a thread while Textual is imported —
+DuckDB's import, connect and query release the GIL for much of their time, so
+the two overlap — and the app paints its panes already holding that frame.
+The same thread then goes on loading what the runway board needs (risk
+points) and computing the board (``ConsoleFeed.prefetch_board``) while the
+first frame is drawn; the app's workers wait for those
+loads rather than starting their own, and each pane fills as its data arrives
+(``cqgov_tui.console.readiness`` says when every one has).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
     def open_and_poll():
         b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample,
                                     low_bandwidth=low_bandwidth)
+        # Names first, so the first frame's rows carry them and need no second query and redraw: the
+        # catalogue and the registry's tree come from disk caches (``catalogue.cached``,
+        # ``console.geo_cache``) in a few hundredths of a second, while Textual is still importing.
+        try:
+            b.preload()
+        except Exception:  # the app's worker loads them again and reports what fails
+            pass
         feed = ConsoleFeed(b, limit=100 if low_bandwidth else 300)
         try:
             first = feed.poll(None)
@@ -37,9 +45,9 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
         return b, feed, first
 
     def preload(opened) -> None:
-        b = opened[0]
-        b.preload()
+        b, feed = opened[0], opened[1]
         b.preload_board()
+        feed.prefetch_board()  # the app's board worker takes this one (or waits for it)
 
     opening = _Opening(open_and_poll, then=preload)
     from .app import ConsoleApp

@@ -146,6 +146,16 @@ def test_feed_reports_only_what_changed(world):
     assert target.id in moved.changed and moved.queue is not None
 
 
+def test_feed_hands_a_prefetched_board_to_the_next_call_once(world):
+    feed = ConsoleFeed(world)
+    feed.prefetch_board()
+    ahead = feed._prefetched
+    assert ahead and feed.board(force=True) is ahead  # the launcher's board, not a second computation
+    assert feed.board() is None  # then on its timer again
+    again = feed.board(force=True)
+    assert again is not ahead and [n.code for n in again] == [n.code for n in ahead]
+
+
 def test_local_backend_refusal_carries_the_reason(world):
     row = next(r for r in load_queue(world.store, world.names) if r.status.value == "reported")
     out = world.act(row.id, "close")

@@ -58,6 +58,9 @@ class ConsoleFeed:
     _stale: bool = False
     # Polls may overlap (a worker replaced by a newer one still runs to its end): one at a time.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # A board computed ahead (``prefetch_board``) waits here for the next ``board`` call.
+    _board_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _prefetched: tuple | None = field(default=None, repr=False, compare=False)
 
     def invalidate(self) -> None:
         """Forget the last frame (after a resize, a filter, a drill or names arriving the panes redraw
@@ -112,10 +115,24 @@ class ConsoleFeed:
         return Frame(head, now, queue, fill, directives, None, link, frozenset(changed), tuple(new_red), named=named)
 
     def board(self, force: bool = False) -> tuple[BoardNode, ...] | None:
-        """The runway board when due (every ``board_every_s``, or ``force``), else None."""
-        b = self.backend
-        now = b.clock.now()
-        if not force and now - self._board_at < self.board_every_s:
-            return None
-        self._board_at = now
-        return load_board(b.store, b.catalogue, now, b.user.scope_code)
+        """The runway board when due (every ``board_every_s``, or ``force``), else None. A board
+        prefetched since the last call is returned as it is (a call during the prefetch waits for it)."""
+        with self._board_lock:
+            if self._prefetched is not None:
+                board, self._prefetched = self._prefetched, None
+                return board
+            b = self.backend
+            now = b.clock.now()
+            if not force and now - self._board_at < self.board_every_s:
+                return None
+            self._board_at = now
+            return load_board(b.store, b.catalogue, now, b.user.scope_code)
+
+    def prefetch_board(self) -> None:
+        """Compute the board now, for the next ``board`` call (the launcher's thread, while the UI is still
+        starting: its queries then overlap Textual's start instead of following the first frame)."""
+        with self._board_lock:
+            b = self.backend
+            now = b.clock.now()
+            self._prefetched = load_board(b.store, b.catalogue, now, b.user.scope_code)
+            self._board_at = now
