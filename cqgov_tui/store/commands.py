@@ -22,11 +22,11 @@ _POINT_LOOKUPS = 32  # more unknown ids than this in one call: one scan instead 
 
 
 class _Recent:
-    """Ids applied by this process since ``since`` (wall clock), with when."""
+    """Ids applied since ``since`` (wall clock), with when."""
 
-    def __init__(self) -> None:
-        self.since = time.time()
-        self.applied: dict[str, float] = {}
+    def __init__(self, since: float, applied: dict[str, float]) -> None:
+        self.since = since
+        self.applied = applied
 
     def add(self, ids: list[str]) -> None:
         now = time.time()
@@ -51,7 +51,14 @@ class CommandRows(StoreCore):
 
     def _recent(self) -> _Recent:
         if self._recent_commands is None:
-            self._recent_commands = _Recent()
+            now = time.time()
+            if abs(self.clock.now() - now) < 60.0:
+                # The store's clock is the wall clock (a real server): start from the last hour's ids.
+                rows = self._conn.execute("SELECT id, applied_at FROM applied_commands WHERE applied_at >= ?",
+                                          [now - RECENT_S]).fetchall()
+                self._recent_commands = _Recent(now - RECENT_S, {r[0]: float(r[1]) for r in rows})
+            else:  # a simulated clock: only what this process applies is known
+                self._recent_commands = _Recent(now, {})
         return self._recent_commands
 
     def applied_commands(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
