@@ -49,6 +49,7 @@ class StoreCore:
         self._open: OpenEvents | None = None
         # Committed directives and receipts read by key (a fan-out reads each street's receipt once).
         self._keyed_cache: dict[str, dict[tuple[str, ...], Any]] = {"receipts": {}, "directives": {}}
+        self._directives_version = 0  # moves whenever the directives table may have changed
         self._open_loaded_in_tx = False
         # Called with the change-log head after every commit (outside the lock): long-polls wake on
         # this instead of re-reading the head on a timer. A listener must be quick and never raise.
@@ -135,6 +136,8 @@ class StoreCore:
         self._meta.update(batch.meta_seen)
         for table, rows in batch.keyed_seen.items():
             self._keyed_cache[table].update(rows)
+        if batch.keyed_seen["directives"]:
+            self._directives_version += 1
         if batch.commands_seen:
             self._committed_commands([r[0] for r in batch.commands_seen])
         if self._open is not None:
@@ -155,6 +158,7 @@ class StoreCore:
             self._meta.clear()
             for cache in self._keyed_cache.values():
                 cache.clear()
+            self._directives_version += 1
             if self._open_loaded_in_tx:
                 self._open = None
 
@@ -199,6 +203,7 @@ class StoreCore:
             self._open = None
             for cache in self._keyed_cache.values():
                 cache.clear()
+            self._directives_version += 1
 
     def _require_tx(self) -> WriteBatch:
         batch = self._mine()

@@ -38,8 +38,19 @@ class DirectiveRows(StoreCore):
                 self._remember(cache, key, found[0] if found else None)
             return cache[key]
 
+    _listed: tuple[int, int, list[Directive]] | None = None  # (version, limit, newest first)
+
     def directives(self, limit: int = 100) -> list[Directive]:
-        return self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
+        """The newest directives. Every street asks for them on each visit (1,031 at a fan-out) while
+        only receipts change, so the list is kept until a directive is written."""
+        with self.lock:
+            if self._mine() is not None:
+                return self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
+            listed = self._listed
+            if listed is None or listed[0] != self._directives_version or listed[1] != limit:
+                rows = self._select(Directive, "FROM directives ORDER BY created_at DESC LIMIT ?", [limit])
+                listed = self._listed = (self._directives_version, limit, rows)
+            return list(listed[2])
 
     def put_receipt(self, receipt: Receipt, origin: str | None = None) -> None:
         with self.tx():
