@@ -50,6 +50,7 @@ class StoreCore:
         # Committed directives and receipts read by key (a fan-out reads each street's receipt once).
         self._keyed_cache: dict[str, dict[tuple[str, ...], Any]] = {"receipts": {}, "directives": {}}
         self._directives_version = 0  # moves whenever the directives table may have changed
+        self._receipts_complete: set[str] = set()  # directives whose every receipt is in the keyed cache
         self._open_loaded_in_tx = False
         # Called with the change-log head after every commit (outside the lock): long-polls wake on
         # this instead of re-reading the head on a timer. A listener must be quick and never raise.
@@ -158,6 +159,7 @@ class StoreCore:
             self._meta.clear()
             for cache in self._keyed_cache.values():
                 cache.clear()
+            self._receipts_complete.clear()
             self._directives_version += 1
             if self._open_loaded_in_tx:
                 self._open = None
@@ -203,6 +205,7 @@ class StoreCore:
             self._open = None
             for cache in self._keyed_cache.values():
                 cache.clear()
+            self._receipts_complete.clear()
             self._directives_version += 1
 
     def _require_tx(self) -> WriteBatch:
