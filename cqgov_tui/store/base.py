@@ -196,6 +196,8 @@ class StoreCore:
                 batch.head = self._read_head()
                 batch.audit_tail = self._read_tail()
                 batch.meta_seen.clear()
+                for seen in batch.keyed_seen.values():
+                    seen.clear()  # flushed above; raw SQL may since have changed them
                 batch.touched.clear()
                 batch.numbers.clear()
                 batch.overlay = OpenEvents()
