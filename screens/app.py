@@ -327,13 +327,12 @@ class ConsoleApp(App):
 
     def on_console_ready(self, message: ConsoleReady) -> None:
         self.call_after_refresh(self._ready_painted)
-        # A second later, not now: the load's Python would compete with painting the ready frame.
-        self.set_timer(1.0, self._load_geometry)
+        self._load_geometry()
 
     @work(thread=True, exclusive=True, group="geometry", exit_on_error=False)
     def _load_geometry(self) -> None:
-        """A second after every pane is filled: the full registry behind the cached one (the first drill
-        into a street or a grid's name then finds it loaded)."""
+        """Once every pane is filled: the full registry behind the cached one (the first drill into a
+        street or a grid's name then finds it loaded)."""
         try:
             self.backend.preload_geometry()
         except Exception:  # loaded again on demand, and any error shows then
