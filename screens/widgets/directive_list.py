@@ -31,7 +31,9 @@ class DirectiveList(DataTable):
         self.filled = False  # the directives query's answer is on screen (none is an answer too)
 
     def on_mount(self) -> None:
-        for key, label, width in (("pri", "", 4), ("number", "", 12), ("title", "", None),
+        # Every width fixed: an auto-width title column took its width from whichever rows it had measured
+        # when the pane first laid out, so under load the titles sometimes vanished (width 0).
+        for key, label, width in (("pri", "", 4), ("number", "", 12), ("title", "", 16),
                                   ("bar", "", 8), ("progress", self.t("directives.progress"), 19),
                                   ("deadline", "", 9), ("overdue", "", 10)):
             self.add_column(label, key=key, width=width)
