@@ -37,7 +37,7 @@ def _servers_of(data_dir: str) -> list[str]:
 
 def test_headless_demo_federates_two_districts_into_the_city(tmp_path):
     data = str(tmp_path / "demo")
-    proc = _cqgov("demo", "--headless", "--for", "12s", "--json", "--data-dir", data, "--rate", "25")
+    proc = _cqgov("demo", "--headless", "--for", "20s", "--json", "--data-dir", data, "--rate", "25")
     try:
         out, err = proc.communicate(timeout=150)
     finally:
