@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import sys
-import tempfile
 import threading
 from pathlib import Path
+
+from ..diskcache import cache_dir, write_atomic
 
 from . import Catalogue
 
@@ -102,13 +102,6 @@ def assemble(parts: dict) -> Catalogue:
     )
 
 
-def cache_dir() -> Path | None:
-    if os.environ.get("CQGOV_NO_CACHE") == "1":
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cqgov"
-
-
 def digest(root: Path) -> str | None:
     """Everything parsing reads: each file under ``root`` and the parsing code. None: no cache (turned
     off, or the root is unreadable — parsing then reports it as it always did)."""
@@ -155,20 +148,10 @@ def load(key: str) -> dict | None:
 
 
 def save(key: str, parts: dict) -> None:
-    base = cache_dir()
-    if base is None:
+    if cache_dir() is None:
         return
-    tmp = None
     try:
         data = pickle.dumps(dict(parts, format=FORMAT), protocol=pickle.HIGHEST_PROTOCOL)
-        base.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=base, prefix=".catalogue-", suffix=".pickle")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, base / f"catalogue-{key}.pickle")  # atomic: a reader sees no file or the whole one
     except Exception:  # caching is best effort
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        return
+    write_atomic(f"catalogue-{key}.pickle", data)

@@ -16,23 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from ..diskcache import cache_dir, write_atomic
 
 from ..domain.colour import Colour
 from ..domain.entities import RiskPoint, Sensor
 
 FORMAT = 1
 _HERE = Path(__file__).resolve().parent
-
-
-def cache_dir() -> Path | None:
-    if os.environ.get("CQGOV_NO_CACHE") == "1":
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cqgov"
 
 
 def digest(config, kinds) -> str:
@@ -64,22 +57,11 @@ def load(key: str) -> tuple[dict[str, RiskPoint], dict[str, Sensor]] | None:
 
 
 def save(key: str, points: dict[str, RiskPoint], sensors: dict[str, Sensor]) -> None:
-    base = cache_dir()
-    if base is None:
+    if cache_dir() is None:
         return
     data = {"format": FORMAT,
             "points": [[p.code, p.name, p.category_code, p.grid_code, p.lon, p.lat, Colour(p.colour).value]
                        for p in points.values()],
             "sensors": [[s.code, s.kind, s.risk_point_code, s.unit, s.threshold, s.clear_below]
                         for s in sensors.values()]}
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=base, prefix=".risk-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
-        os.replace(tmp, base / f"risk-{key}.json")  # atomic: a reader sees the old file or the whole new one
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+    write_atomic(f"risk-{key}.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import sys
-import tempfile
 import threading
 from pathlib import Path
+
+from ..diskcache import cache_dir, write_atomic
 
 FORMAT = 1
 _ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +37,6 @@ _SOURCES = ("geo/registry.py", "geo/generate.py", "geo/files.py", "console/mapvi
             "domain/entities.py", "domain/colour.py", "domain/schema.py")
 _ALLOWED = {("cqgov_tui.domain.entities", "Jurisdiction"), ("cqgov_tui.domain.entities", "Level"),
             ("cqgov_tui.console.mapview", "MapCanvas"), ("cqgov_tui.console.mapview", "Region")}
-
-
-def cache_dir() -> Path | None:
-    if os.environ.get("CQGOV_NO_CACHE") == "1":
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cqgov"
 
 
 def digest() -> str | None:
@@ -84,23 +77,13 @@ def _read(name: str):
 
 
 def _write(name: str, data: dict) -> None:
-    base = cache_dir()
-    if base is None:
+    if cache_dir() is None:
         return
-    tmp = None
     try:
         blob = pickle.dumps(dict(data, format=FORMAT), protocol=pickle.HIGHEST_PROTOCOL)
-        base.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=base, prefix=".geo-", suffix=".pickle")
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, base / name)  # atomic: a reader sees no file or the whole one
     except Exception:  # caching is best effort
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        return
+    write_atomic(name, blob)
 
 
 def load_registry():
