@@ -79,21 +79,23 @@ class DeltaCache:
         self.hits = 0
         self.misses = 0
 
+    def _hit(self, key: tuple) -> Encoded | None:
+        """The entry for ``key``, counted and kept fresh; caller holds the lock."""
+        hit = self._data.get(key)
+        if hit is not None:
+            self._data.move_to_end(key)
+            self.hits += 1
+        return hit
+
     def peek(self, key: tuple) -> Encoded | None:
         """The cached entry for ``key`` if there is one (counted as a hit); never builds."""
         with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
-                self._data.move_to_end(key)
-                self.hits += 1
-            return hit
+            return self._hit(key)
 
     def get_or_build(self, key: tuple, build: Callable[[], Encoded]) -> Encoded:
         with self._lock:
-            hit = self._data.get(key)
+            hit = self._hit(key)
             if hit is not None:
-                self._data.move_to_end(key)
-                self.hits += 1
                 return hit
             gate = self._inflight.setdefault(key, threading.Lock())
         with gate:
