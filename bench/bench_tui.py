@@ -197,8 +197,8 @@ def changes_500(path: str, repeats: int) -> tuple[float, float, float, int]:
 
     from cqgov_tui.console.backend import LocalBackend
     from cqgov_tui.store import open_store
-    from screens.app import ConsoleApp
-    from screens.widgets.event_queue import EventQueue
+    from cqgov_screens.app import ConsoleApp
+    from cqgov_screens.widgets.event_queue import EventQueue
 
     store = open_store(path)
     backend = LocalBackend(store, sweep=False)

@@ -24,7 +24,7 @@ from cqgov_tui.domain.entities import Event
 from cqgov_tui.domain.schema import arrow_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-DISTRICTS_GEOJSON = ROOT / "fixtures" / "chongqing_districts.geojson"
+DISTRICTS_GEOJSON = ROOT / "fixtures" / "cqgov_fixtures" / "chongqing_districts.geojson"
 
 # Functional areas that have their own hub but no shape in the district layer.
 EXTRA_DISTRICTS = {

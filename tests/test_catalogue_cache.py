@@ -11,7 +11,7 @@ import pytest
 from cqgov_tui.catalogue import cached, loader
 from cqgov_tui.errors import BadInput
 
-ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue"
+ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "cqgov_fixtures" / "catalogue"
 
 
 def _same(a, b) -> bool:

@@ -8,7 +8,7 @@ from cqgov_tui.catalogue import risk_cache
 from cqgov_tui.catalogue.loader import _Doc, load_catalogue
 from cqgov_tui.catalogue.risk import RiskGenerator, parse_risk_config
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "catalogue"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cqgov_fixtures" / "catalogue"
 
 
 def _fresh() -> RiskGenerator:

@@ -12,17 +12,17 @@ from cqgov_tui.engine.directives import recipients
 from cqgov_tui.console.backend import LinkStatus, LocalBackend
 from cqgov_tui.console.sample import sample_user
 from cqgov_tui.domain.entities import Role
-from screens.app import ConsoleApp
-from screens.i18n import Strings, all_keys
-from screens.keymap import load_overrides
-from screens.views.command_centre import CommandCentre
-from screens.views.compose import ComposeScreen, TargetTree
-from screens.views.event_detail import EventDetailScreen
-from screens.views.help import HelpScreen
-from screens.views.receipts import ReceiptsScreen
-from screens.widgets.event_queue import EventQueue
-from screens.widgets.region_map import RegionMap
-from screens.widgets.status_bar import StatusBar
+from cqgov_screens.app import ConsoleApp
+from cqgov_screens.i18n import Strings, all_keys
+from cqgov_screens.keymap import load_overrides
+from cqgov_screens.views.command_centre import CommandCentre
+from cqgov_screens.views.compose import ComposeScreen, TargetTree
+from cqgov_screens.views.event_detail import EventDetailScreen
+from cqgov_screens.views.help import HelpScreen
+from cqgov_screens.views.receipts import ReceiptsScreen
+from cqgov_screens.widgets.event_queue import EventQueue
+from cqgov_screens.widgets.region_map import RegionMap
+from cqgov_screens.widgets.status_bar import StatusBar
 
 from factories import SAMPLE_START, sample_backend, settle
 
@@ -365,7 +365,7 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
 
     from rich.cells import cell_len
 
-    from screens.widgets.event_queue import HOT_SECONDS
+    from cqgov_screens.widgets.event_queue import HOT_SECONDS
 
     app = make_app(backend, tmp_path, lang="en", tick_s=3600)  # no background poll: this test feeds the table
     async with app.run_test(size=(160, 50)) as pilot:
@@ -411,8 +411,8 @@ async def test_console_reaches_every_pane_filled(backend, tmp_path):
     # The start-up contract the benchmark times: each pane reports its first real content, then the app
     # is ready — queue rows with names, map shapes coloured, runway values, directives, link and clock.
     from factories import until_ready
-    from screens.widgets.directive_list import DirectiveList
-    from screens.widgets.runway_board import RunwayBoard
+    from cqgov_screens.widgets.directive_list import DirectiveList
+    from cqgov_screens.widgets.runway_board import RunwayBoard
 
     app = make_app(backend, tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:

@@ -19,12 +19,12 @@ from cqgov_tui.domain.entities import Role, User
 from cqgov_tui.server.app import TierServer, create_app
 from cqgov_tui.server.auth import TokenAuthority
 from cqgov_tui.store import init_store
-from screens.app import ConsoleApp
-from screens.views.compose import ComposeScreen
-from screens.views.event_detail import EventDetailScreen
-from screens.views.receipts import ReceiptsScreen
-from screens.widgets.event_queue import EventQueue
-from screens.widgets.status_bar import StatusBar
+from cqgov_screens.app import ConsoleApp
+from cqgov_screens.views.compose import ComposeScreen
+from cqgov_screens.views.event_detail import EventDetailScreen
+from cqgov_screens.views.receipts import ReceiptsScreen
+from cqgov_screens.widgets.event_queue import EventQueue
+from cqgov_screens.widgets.status_bar import StatusBar
 
 from factories import make_event
 from synchost import ServerThread

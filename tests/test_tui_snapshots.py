@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from screens.app import ConsoleApp
+from cqgov_screens.app import ConsoleApp
 
 from factories import SAMPLE_START, sample_backend, settle
 

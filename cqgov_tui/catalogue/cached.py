@@ -45,10 +45,10 @@ _LOCK = threading.Lock()
 
 
 def default_root() -> Path:
-    """``fixtures/catalogue`` of the installed ``fixtures`` package (works from a wheel)."""
-    import fixtures
+    """``catalogue/`` of the installed ``cqgov_fixtures`` data package (works from a wheel)."""
+    from ..geo.files import FIXTURES
 
-    return Path(fixtures.__file__).resolve().parent / "catalogue"
+    return FIXTURES / "catalogue"
 
 
 def load_catalogue(root: str | Path | None = None) -> Catalogue:

@@ -24,7 +24,7 @@ from .common import handle_errors
 def tui(server_url, token, db_path, lang, low_bandwidth, high_contrast, role) -> None:
     """The command-centre console (事件 · 地图 · 跑道 · 政令)."""
     # Looked up by name: the core package must not import the UI (import-linter contract).
-    launcher = importlib.import_module("screens.launch")
+    launcher = importlib.import_module("cqgov_screens.launch")
     code = launcher.launch(server_url=server_url, token=token, db_path=db_path, lang=lang,
                            low_bandwidth=low_bandwidth, high_contrast=high_contrast, role=role)
     raise SystemExit(code)

@@ -1,5 +1,5 @@
 """Open the console's backend from command-line options: a replica synced with a tier server,
-or a local store. The sample city is for tests and ``python -m screens`` only."""
+or a local store. The sample city is for tests and ``python -m cqgov_screens`` only."""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+import cqgov_fixtures
+
+# The data package (the repository's fixtures/ folder, installed as cqgov_fixtures).
+FIXTURES = Path(cqgov_fixtures.__file__).resolve().parent
 DISTRICTS_FILE = "cq_districts.parquet"
 STREETS_FILE = "cq_streets.parquet"

@@ -33,10 +33,11 @@ from ..domain.colour import Colour
 from ..domain.entities import Event, Role, Source, Status, Tier, User
 from ..engine import lifecycle
 from ..errors import BadInput, CqgovError
+from ..geo.files import FIXTURES
 from ..textfile import read_text
 from ..scope import CITY_CODE
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
+SCENARIO_DIR = FIXTURES / "scenarios"
 _M_PER_DEG = 111_320.0
 
 

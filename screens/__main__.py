@@ -1,7 +1,0 @@
-"""`python -m screens` opens the console on the built-in sample city (development and screenshots)."""
-
-import sys
-
-from .launch import launch
-
-sys.exit(launch(sample=True))
