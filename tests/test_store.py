@@ -16,7 +16,7 @@ from cqgov_tui.domain.entities import Directive, Receipt
 from cqgov_tui.errors import BadInput, StoreCorrupt, StoreError, StoreMissing
 from cqgov_tui.store import init_store, open_store
 from cqgov_tui.store.connection import connect
-from cqgov_tui.store.migrations import LATEST, migrate
+from cqgov_tui.store.migrations import LATEST, MIGRATIONS, migrate
 
 from factories import make_event
 
@@ -52,7 +52,7 @@ def test_migrations_are_recorded_and_upgrade_an_old_store(tmp_db):
     store = open_store(tmp_db)
     assert store.schema_version() == LATEST
     versions = [r[0] for r in store.conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()]
-    assert versions == list(range(1, LATEST + 1))
+    assert versions == sorted(v for v, _, _ in MIGRATIONS)  # numbers are assigned per line of work: gaps are fine
     assert store.get_event("old-1").title == "井盖缺失"  # data survived the upgrade
     store.put_directive(Directive("d1", "D-1", "city", "500000", "t", "x", "urgent", ["500108"], True, 2.0, 1.0, "u", 1))
     assert store.get_directive("d1").targets == ["500108"]

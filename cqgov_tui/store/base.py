@@ -23,6 +23,7 @@ from ..domain.entities import Tier
 from ..domain.schema import column_names
 from ..errors import StoreCorrupt, StoreError
 from . import audit as audit_chain
+from .walmark import WalMark
 from .migrations import applied
 from .open_events import OpenEvents
 from .unit import Mark, WriteBatch
@@ -32,9 +33,13 @@ class StoreCore:
     """What every entity module builds on: the connection, ``tx()`` and its write batch, the
     committed caches (change-log head, audit tail, metadata, open events, keyed rows)."""
 
-    def __init__(self, path: str, conn: duckdb.DuckDBPyConnection, clock: Clock | None = None):
+    def __init__(self, path: str, conn: duckdb.DuckDBPyConnection, clock: Clock | None = None, *,
+                 read_only: bool = False):
         self.path = path
         self._conn = conn
+        self.read_only = read_only
+        # The write-ahead log's size after each commit, for the next open to check (walmark.py).
+        self._walmark = None if read_only or path == ":memory:" else WalMark(path)
         self.clock = clock or SystemClock()
         self.lock = threading.RLock()
         self._depth = 0
@@ -65,8 +70,20 @@ class StoreCore:
         self.node: str = meta["node"]
 
     def close(self) -> None:
+        """Close; a store opened for writing is checkpointed first, so the main file holds everything
+        and no write-ahead log is left for the next open to replay."""
         with self.lock:
+            if self._walmark is not None:
+                self._walmark.clear()  # before the checkpoint shortens the log the mark measured
+                with contextlib.suppress(duckdb.Error):  # closing checkpoints anyway when it can
+                    self._conn.execute("CHECKPOINT")
             self._conn.close()
+
+    @property
+    def is_replica(self) -> bool:
+        """A replica (a console's, ``cqgov sync``'s) rather than a tier's own store: tier stores are the
+        node ``<tier>-<code>``; replicas carry other names. A replica never numbers events itself."""
+        return self.node != f"{self.tier.value}-{self.code}"
 
     def __enter__(self) -> "StoreCore":
         return self
@@ -132,11 +149,15 @@ class StoreCore:
         if self._db_tx:
             self._conn.execute("COMMIT")
             self._db_tx = False
+            if self._walmark is not None:
+                self._walmark.record()
         self._head = batch.head
         self._audit_tail = batch.audit_tail
         self._meta.update(batch.meta_seen)
         for table, rows in batch.keyed_seen.items():
-            self._keyed_cache[table].update(rows)
+            cache = self._keyed_cache.get(table)  # only directives and receipts are remembered
+            if cache is not None:
+                cache.update(rows)
         if batch.keyed_seen["directives"]:
             self._directives_version += 1
         if batch.commands_seen:
@@ -243,9 +264,15 @@ class StoreCore:
         return day, n
 
     def next_number(self, now: float) -> str:
-        """Human event number: <code tail>-<local date>-<daily serial>."""
+        """Human event number: <jurisdiction code>-<local date>-<daily serial>, e.g. 500108001-20261124-00001.
+
+        The full code of the issuing tier makes numbers unique across the city (each tier store numbers
+        only its own events, and no two tiers share a code). A replica never numbers: its server does."""
+        if self.is_replica:
+            raise StoreError(f"{self.path} is a replica of {self.tier.value} {self.code} (node {self.node}): "
+                             "only its server numbers events; send the report through the replica's outbox")
         day, n = self.next_serial("serial", now)
-        return f"{self.code[-4:]}-{day}-{n:05d}"
+        return f"{self.code}-{day}-{n:05d}"
 
     def schema_version(self) -> int:
         with self.lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt
+from ..domain.people import Notification, Person, Task
 from ..domain.schema import column_names
 from ..errors import BadInput
 from .store import Store
@@ -11,6 +12,8 @@ _EVENT_COLS = column_names(Event)
 _DIRECTIVE_COLS = column_names(Directive)
 _RECEIPT_COLS = column_names(Receipt)
 _AUDIT_COLS = column_names(AuditEntry)
+_PEOPLE_TABLES = {"person": ("people", Person, "user"), "task": ("tasks", Task, "id"),
+                  "notification": ("notifications", Notification, "id")}
 # The node a directive or receipt last came from, as the change log remembers it (this node if compacted away).
 _LAST_ORIGIN = "SELECT key, arg_max(origin, seq) AS origin FROM changes WHERE entity = ? GROUP BY key"
 
@@ -62,6 +65,18 @@ def snapshot_rows(store: Store, entity: str, after: str, chunk: int) -> list[tup
         ).fetchall()
         return [(f"{d['directive_id']}/{d['jurisdiction_code']}", d["jurisdiction_code"], r[0], d)
                 for r, d in ((r, dict(zip(_RECEIPT_COLS, r[1:]))) for r in rows)]
+    if entity in _PEOPLE_TABLES:
+        table, cls, key = _PEOPLE_TABLES[entity]
+        cols = column_names(cls)
+        rows = conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                            [after, chunk]).fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r))
+            scope = (d["jurisdiction"] if entity == "person" else d["scope"] if entity == "notification"
+                     else d["grid_code"] or d["street_code"] or d["district_code"])
+            out.append((d[key], scope, d.get("origin_node") or store.node, d))
+        return out
     if entity == "audit":
         # Own chain and entries received from other nodes, keyed node/seq (zero-padded so text order is seq order).
         cols = ", ".join(f"a.{c}" for c in _AUDIT_COLS)

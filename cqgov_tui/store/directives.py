@@ -7,6 +7,7 @@ from typing import Any
 from ..domain.entities import Directive, Receipt
 from ..domain.schema import to_row
 from .base import StoreCore
+from .unit import _KEYED
 
 
 class DirectiveRows(StoreCore):
@@ -84,9 +85,9 @@ class DirectiveRows(StoreCore):
             return cache.get(key)
 
     def stage_keyed(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Stage whole directive or receipt rows as received (the replica logs them itself)."""
-        entity = {"directives": Directive, "receipts": Receipt}[table]
-        keys = ("id",) if table == "directives" else ("directive_id", "jurisdiction_code")
+        """Stage whole rows of a keyed table (directives, receipts, people…) as received (the replica logs them)."""
+        entity = _KEYED[table]
+        keys: tuple[str, ...] = getattr(entity, "__key__")  # set by @table
         batch = self._require_tx()
         for row in rows:
             batch.put_keyed(table, tuple(row[k] for k in keys), entity(**row))

@@ -161,9 +161,59 @@ FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
             "INSERT INTO sensor_state_gen SELECT 0, 0, coalesce(max(seq), 0) FROM changes",
         ],
     ),
+    (
+        8,
+        "people: roster, duty overrides, grid tasks, notifications (issue 14)",
+        [
+            """CREATE TABLE people (
+  user VARCHAR NOT NULL, name VARCHAR NOT NULL, role VARCHAR NOT NULL, department VARCHAR,
+  jurisdiction VARCHAR NOT NULL, phone VARCHAR NOT NULL, email VARCHAR NOT NULL, on_duty VARCHAR NOT NULL,
+  rotation BIGINT NOT NULL, duties VARCHAR[] NOT NULL, status VARCHAR NOT NULL, lon DOUBLE, lat DOUBLE,
+  seen_at DOUBLE, updated_at DOUBLE NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (user))""",
+            """CREATE TABLE duty_overrides (
+  role VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, user VARCHAR NOT NULL, starts_at DOUBLE NOT NULL,
+  ends_at DOUBLE NOT NULL, set_by VARCHAR NOT NULL, PRIMARY KEY (role, jurisdiction, starts_at))""",
+            """CREATE TABLE tasks (
+  id VARCHAR NOT NULL, kind VARCHAR NOT NULL, template VARCHAR, event_id VARCHAR, day VARCHAR,
+  district_code VARCHAR NOT NULL, street_code VARCHAR, grid_code VARCHAR, target VARCHAR, title VARCHAR NOT NULL,
+  assignee VARCHAR, status VARCHAR NOT NULL, created_at DOUBLE NOT NULL, due_at DOUBLE, accepted_at DOUBLE,
+  done_at DOUBLE, finding VARCHAR, note VARCHAR NOT NULL, photo VARCHAR, created_by VARCHAR NOT NULL,
+  origin_node VARCHAR NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (id))""",
+            """CREATE TABLE notifications (
+  id VARCHAR NOT NULL, message_key VARCHAR NOT NULL, recipient VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+  address VARCHAR NOT NULL, subject VARCHAR NOT NULL, body VARCHAR NOT NULL, ref VARCHAR NOT NULL,
+  priority VARCHAR NOT NULL, needs_ack BOOLEAN NOT NULL, state VARCHAR NOT NULL, attempts BIGINT NOT NULL,
+  next_attempt_at DOUBLE, last_error VARCHAR, created_at DOUBLE NOT NULL, sent_at DOUBLE, acked_at DOUBLE,
+  acked_by VARCHAR, step BIGINT NOT NULL, scope VARCHAR NOT NULL, origin_node VARCHAR NOT NULL,
+  version BIGINT NOT NULL, PRIMARY KEY (id))""",
+        ],
+    ),
+    (
+        9,
+        "open standards: Open311 intake records (issue 15)",
+        [
+            # What an Open311 POST carried beyond the event: contact details stay with the intake tier
+            # (never synced, never shown by the public GETs), the media link and the request's token.
+            """CREATE TABLE open311_requests (
+  event_id VARCHAR NOT NULL, token VARCHAR NOT NULL, service_code VARCHAR NOT NULL, media_url VARCHAR,
+  email VARCHAR, phone VARCHAR, first_name VARCHAR, last_name VARCHAR, device_id VARCHAR, account_id VARCHAR,
+  api_user VARCHAR NOT NULL, requested_at DOUBLE NOT NULL, PRIMARY KEY (event_id))""",
+        ],
+    ),
+    (
+        10,
+        "figures fed through 一表通 for the runway board (issue 13)",
+        [
+            # Values a form or another system reports per jurisdiction (``figure:<name>`` metrics); local
+            # to the store that received them, like sensor readings.
+            """CREATE TABLE figures (
+  name VARCHAR NOT NULL, scope_code VARCHAR NOT NULL, measured_at DOUBLE NOT NULL, value DOUBLE NOT NULL,
+  source VARCHAR NOT NULL, PRIMARY KEY (name, scope_code, measured_at))""",
+        ],
+    ),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(version for version, _, _ in MIGRATIONS)  # numbers are assigned per line of work; gaps are fine
 
 
 def applied(conn: duckdb.DuckDBPyConnection) -> int:

@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from .. import ownership
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
+from ..domain.people import Notification, Person, Task
 from ..domain.schema import arrow_schema, column_names
+from ..scope import covers
 from .store import Store
 
 if TYPE_CHECKING:
@@ -58,14 +61,25 @@ def apply_changes(store: Store, changes: Iterable[Change]) -> Applied:
     logged: list[Change] = []
     if "event" in groups:
         logged += _apply_events(store, groups["event"], result)
+    tier_node = _is_tier_node(store)
     if "directive" in groups:
         logged += _apply_keyed(store, groups["directive"], result, "directives", _DIRECTIVE_COLS, _DIRECTIVE_ARROW,
                                ("id",), lambda row: row["origin_code"] == store.code and row["origin_tier"] == store.tier.value,
-                               lambda row: ",".join(row["targets"]))
+                               lambda row: ",".join(row["targets"]),
+                               refuse=_directive_from_above(store) if tier_node else None)
     if "receipt" in groups:
         logged += _apply_keyed(store, groups["receipt"], result, "receipts", _RECEIPT_COLS, _RECEIPT_ARROW,
                                ("directive_id", "jurisdiction_code"), lambda row: False,
-                               lambda row: row["jurisdiction_code"])
+                               lambda row: row["jurisdiction_code"],
+                               refuse=_receipt_from_above(store) if tier_node else None)
+    # Roster rows, tasks and notifications: whole rows by version; a task or notification this node made is its own.
+    for entity, table, cls, key, scope_of in (
+            ("person", "people", Person, "user", lambda row: row["jurisdiction"]),
+            ("task", "tasks", Task, "id", lambda row: row["grid_code"] or row["street_code"] or row["district_code"]),
+            ("notification", "notifications", Notification, "id", lambda row: row["scope"])):
+        if entity in groups:
+            logged += _apply_keyed(store, groups[entity], result, table, column_names(cls), arrow_schema(cls), (key,),
+                                   lambda row: row.get("origin_node") == store.node, scope_of)
     if "audit" in groups:
         logged += _apply_audit(store, groups["audit"], result)
     logged.sort(key=lambda ch: ch.seq)
@@ -89,8 +103,24 @@ def _current_rows(store: Store, table: str, key_expr: str, cols: list[str],
     return current
 
 
+def _directive_from_above(store: Store) -> Callable[[Row, Row | None], bool]:
+    def refuse(row: Row, have: Row | None) -> bool:
+        held = f"{have['origin_tier']}-{have['origin_code']}" if have is not None else None
+        return ownership.directive_refusal(store.node, row["origin_tier"], row["origin_code"], list(row["targets"]),
+                                           held) is not None
+    return refuse
+
+
+def _receipt_from_above(store: Store) -> Callable[[Row, Row | None], bool]:
+    def refuse(row: Row, have: Row | None) -> bool:
+        mine = covers(store.code, row["jurisdiction_code"]) if store.tier is not Tier.CITY else True
+        return have is not None and mine and ownership.receipt_goes_back(have["state"], row["state"])
+    return refuse
+
+
 def _apply_events(store: Store, changes: list[Change], result: Applied) -> list[Change]:
     current = _current_rows(store, "events", "id", _EVENT_COLS, changes)
+    tier_node = _is_tier_node(store)
     existed = {k for k, row in current.items() if row is not None}
     touched: set[str] = set()
     applied: list[Change] = []
@@ -113,6 +143,11 @@ def _apply_events(store: Store, changes: list[Change], result: Applied) -> list[
                 result.skipped_stale += 1
                 continue
             row = {**have, **{k: v for k, v in ch.data.items() if k in have}}
+        if tier_node and ownership.copy_refusal(
+                store.node, None, row["origin_node"], row["grid_code"] or row["street_code"] or row["district_code"],
+                have["origin_node"] if have is not None else None, from_above=True) is not None:
+            result.skipped_owned += 1  # from above, only the upper tiers' own rows (see cqgov_tui.ownership)
+            continue
         current[ch.key] = row
         if not ch.scope:  # scopes are not sent on the wire: derive from the row
             ch.scope = row["grid_code"] or row["street_code"] or row["district_code"]
@@ -125,7 +160,8 @@ def _apply_events(store: Store, changes: list[Change], result: Applied) -> list[
 
 def _apply_keyed(store: Store, changes: list[Change], result: Applied, table: str, cols: list[str], schema: pa.Schema,
                  key_cols: tuple[str, ...], owned: Callable[[Row], bool],
-                 scope_of: Callable[[Row], str]) -> list[Change]:
+                 scope_of: Callable[[Row], str], *,
+                 refuse: Callable[[Row, Row | None], bool] | None = None) -> list[Change]:
     """Full-row upserts (directives, receipts) with the owner and version guards."""
     key_expr = " || '/' || ".join(key_cols)
     current = _current_rows(store, table, key_expr, cols, changes)
@@ -139,7 +175,11 @@ def _apply_keyed(store: Store, changes: list[Change], result: Applied, table: st
         if have is not None and ch.data["version"] < have["version"]:
             result.skipped_stale += 1
             continue
-        row = current[ch.key] = {c: ch.data.get(c) for c in cols}
+        row = {c: ch.data.get(c) for c in cols}
+        if refuse is not None and refuse(row, have):
+            result.skipped_owned += 1
+            continue
+        current[ch.key] = row
         if not ch.scope:
             ch.scope = scope_of(row)
         touched.add(ch.key)
@@ -256,6 +296,9 @@ def clear_replicated(store: Store) -> None:
             store.conn.execute("DELETE FROM receipts WHERE NOT starts_with(jurisdiction_code, ?) "
                                "AND directive_id NOT IN (SELECT id FROM directives)", [store.code])
         store.conn.execute("DELETE FROM audit_remote WHERE list_contains(?, split_part(node, '-', 1))", [above])
+        for table in ("tasks", "notifications"):
+            store.conn.execute(f"DELETE FROM {table} WHERE origin_node <> ? "
+                               "AND list_contains(?, split_part(origin_node, '-', 1))", [store.node, above])
         store.invalidate_caches()  # the open-event index held rows these deletes removed
         return
     store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ?", [store.node])
@@ -265,6 +308,9 @@ def clear_replicated(store: Store) -> None:
     )
     store.conn.execute("DELETE FROM receipts WHERE directive_id NOT IN (SELECT id FROM directives)")
     store.conn.execute("DELETE FROM audit_remote")
+    store.conn.execute("DELETE FROM people")  # a replica holds only what its server sends
+    for table in ("tasks", "notifications"):
+        store.conn.execute(f"DELETE FROM {table} WHERE origin_node <> ?", [store.node])
     store.invalidate_caches()  # the open-event index held rows these deletes removed
 
 

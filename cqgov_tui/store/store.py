@@ -22,13 +22,15 @@ from .events import EventRows
 from .figures import EventFigures
 from .indicators import IndicatorRows
 from .migrations import LATEST, applied, migrate
+from .people import PeopleRows
 from .sensors import SensorQueries
 from .unit import FlushedPastMark, Mark
 
 __all__ = ["Store", "open_store", "init_store", "FlushedPastMark", "Mark"]
 
 
-class Store(AuditRows, EventRows, DirectiveRows, CommandRows, IndicatorRows, EventFigures, SensorQueries, StoreCore):
+class Store(AuditRows, EventRows, DirectiveRows, CommandRows, IndicatorRows, EventFigures, SensorQueries, PeopleRows,
+            StoreCore):
     """One DuckDB file owned by this process.
 
     Writes go through ``tx()``: they are staged in a ``WriteBatch`` and written
@@ -41,7 +43,7 @@ class Store(AuditRows, EventRows, DirectiveRows, CommandRows, IndicatorRows, Eve
 
     def count_rows(self, table_name: str) -> int:
         if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue",
-                              "sensor_readings", "applied_commands"):
+                              "sensor_readings", "applied_commands", "people", "tasks", "notifications"):
             raise BadInput(f"unknown table {table_name!r}")
         with self.lock:
             return int(self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchall()[0][0])
@@ -74,7 +76,7 @@ def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node
     except BaseException:
         conn.close()
         if path != ":memory:":
-            for p in (path, path + ".wal"):
+            for p in (path, path + ".wal", path + ".walmark"):
                 if os.path.exists(p):
                     os.remove(p)
         raise
@@ -82,7 +84,10 @@ def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node
 
 
 def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -> Store:
-    """Open an existing store, applying pending migrations."""
+    """Open an existing store, applying pending migrations.
+
+    ``read_only`` is for pure reads: DuckDB then replays the write-ahead log in memory and leaves the
+    files as they were. A store that still needs a migration is opened for writing instead (once)."""
     clock = clock or SystemClock()
     conn = connect(path, create=False, read_only=read_only)
     try:
@@ -94,9 +99,12 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
         version = applied(conn)
         if version > LATEST:
             raise StoreError(f"{path}: schema version {version} is newer than this cqgov ({LATEST}); upgrade cqgov")
-        if version < LATEST and not read_only:
+        if version < LATEST and read_only:
+            conn.close()
+            return open_store(path, clock)
+        if version < LATEST:
             migrate(conn, clock.now())
-        store = Store(path, conn, clock)
+        store = Store(path, conn, clock, read_only=read_only)
         store.conn.execute("SELECT count(*), max(seq) FROM changes").fetchone()  # touches data blocks early
         return store
     except duckdb.Error as exc:

@@ -38,7 +38,17 @@ if TYPE_CHECKING:
 
 EVENT_COLUMNS = column_names(Event)
 _TERMINAL = tuple(s.value for s in Status if not s.is_open)
-_KEYED = {"receipts": Receipt, "directives": Directive}
+_KEYED: dict[str, type] = {"receipts": Receipt, "directives": Directive}
+
+
+def register_keyed(name: str, entity: type) -> None:
+    """Let an entity module stage whole rows of its table by key (``put_keyed``), written with one
+    ``INSERT OR REPLACE`` at flush like directives and receipts (the people module's tables)."""
+    _KEYED[name] = entity
+
+
+def _keyed_tables() -> dict[str, dict[tuple, Any]]:
+    return {name: {} for name in _KEYED}
 _ABSENT = object()
 
 
@@ -65,7 +75,7 @@ class WriteBatch:
     changes: list[list[Any]] = field(default_factory=list)  # [seq, at, entity, key, op, data dict, origin, scope]
     created_change: dict[str, int] = field(default_factory=dict)  # event id → index of its create row
     audit: list[AuditEntry] = field(default_factory=list)
-    keyed: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
+    keyed: dict[str, dict[tuple, Any]] = field(default_factory=_keyed_tables)
     commands: list[tuple] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
     undo: list[Callable[[], None]] = field(default_factory=list)
@@ -76,7 +86,7 @@ class WriteBatch:
     overlay: OpenEvents = field(default_factory=OpenEvents)  # the open ones among ``touched``, indexed
     numbers: dict[str, str] = field(default_factory=dict)  # number → id of ``touched`` (checked on use)
     meta_seen: dict[str, str] = field(default_factory=dict)
-    keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=lambda: {"receipts": {}, "directives": {}})
+    keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=_keyed_tables)
     commands_seen: list[tuple] = field(default_factory=list)
 
     # ------------------------------------------------------------ marks

@@ -1,0 +1,198 @@
+"""People, duty overrides, grid tasks and notifications: staged by key in the unit of work, logged for sync.
+
+Roster rows, tasks and notifications replicate like directives: whole rows,
+upserted by key with a version, scoped by jurisdiction (a person's
+jurisdiction, a task's grid, a notification's recipient's jurisdiction).
+Duty overrides stay on the server where they were set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, TypeVar
+
+from ..domain.people import DutyOverride, Notification, Person, Task
+from ..domain.schema import to_row
+from .base import StoreCore
+from .unit import register_keyed
+
+for _name, _entity in (("people", Person), ("duty_overrides", DutyOverride), ("tasks", Task),
+                       ("notifications", Notification)):
+    register_keyed(_name, _entity)
+
+T = TypeVar("T")
+
+
+def task_scope(task: Task) -> str:
+    return task.grid_code or task.street_code or task.district_code
+
+
+class PeopleRows(StoreCore):
+    """Roster, tasks and notifications (mixed into ``Store``)."""
+
+    # ------------------------------------------------------------ generic keyed reads
+
+    def _staged(self, table: str) -> dict[tuple[Any, ...], Any]:
+        batch = self._mine()
+        return batch.keyed_seen.get(table, {}) if batch is not None else {}
+
+    def _by_key(self, table: str, entity: type[T], key_col: str, key: str) -> T | None:
+        with self.lock:
+            hit = self._staged(table).get((key,))
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+            found = self._select(entity, f"FROM {table} WHERE {key_col} = ?", [key], flush=False)
+            return found[0] if found else None
+
+    # ------------------------------------------------------------ people
+
+    def put_person(self, person: Person, origin: str | None = None) -> None:
+        with self.tx():
+            self._require_tx().put_keyed("people", (person.user,), person)
+            self.log_change("person", person.user, "upsert", to_row(person), origin, person.jurisdiction)
+
+    def put_people(self, people: Iterable[Person], origin: str | None = None) -> int:
+        n = 0
+        with self.tx():
+            for p in people:
+                self.put_person(p, origin)
+                n += 1
+        return n
+
+    def get_person(self, user: str) -> Person | None:
+        return self._by_key("people", Person, "user", user)
+
+    def people(self, scope_code: str | None = None, role: str | None = None) -> list[Person]:
+        """Roster rows, optionally inside a jurisdiction subtree and of one role, by jurisdiction then rotation."""
+        where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+        if scope_code and scope_code != "500000":
+            where.append("starts_with(jurisdiction, ?)")
+            params.append(scope_code)
+        if role:
+            where.append("role = ?")
+            params.append(role)
+        return self._select(Person, f"FROM people WHERE {' AND '.join(where)} ORDER BY jurisdiction, role, rotation, "
+                                    "user", params)
+
+    # ------------------------------------------------------------ duty overrides
+
+    def put_override(self, override: DutyOverride) -> None:
+        with self.tx():
+            self._require_tx().put_keyed("duty_overrides", (override.role, override.jurisdiction, override.starts_at),
+                                         override)
+
+    def active_overrides(self, now: float) -> list[DutyOverride]:
+        return self._select(DutyOverride, "FROM duty_overrides WHERE starts_at <= ? AND ends_at > ? "
+                                          "ORDER BY starts_at DESC", [now, now])
+
+    # ------------------------------------------------------------ tasks
+
+    def put_task(self, task: Task, origin: str | None = None) -> None:
+        with self.tx():
+            self._require_tx().put_keyed("tasks", (task.id,), task)
+            self.log_change("task", task.id, "upsert", to_row(task), origin, task_scope(task))
+
+    def put_tasks(self, tasks: Iterable[Task], origin: str | None = None) -> int:
+        n = 0
+        with self.tx():
+            batch = self._require_tx()
+            for t in tasks:
+                batch.put_keyed("tasks", (t.id,), t)
+                self.log_change("task", t.id, "upsert", to_row(t), origin, task_scope(t))
+                n += 1
+        return n
+
+    def get_task(self, task_id: str) -> Task | None:
+        return self._by_key("tasks", Task, "id", task_id)
+
+    def get_tasks(self, ids: list[str]) -> dict[str, Task]:
+        """Tasks by id in one query (staged ones first)."""
+        with self.lock:
+            staged = self._staged("tasks")
+            out = {i: staged[(i,)] for i in ids if (i,) in staged}
+            rest = [i for i in ids if i not in out]
+            if rest:
+                for t in self._select(Task, "FROM tasks WHERE list_contains(?, id)", [rest], flush=False):
+                    out[t.id] = t
+        return out
+
+    def tasks(self, *, assignee: str | None = None, scope_code: str | None = None, day: str | None = None,
+              open_only: bool = False, event_id: str | None = None, limit: int = 1000) -> list[Task]:
+        where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+        if assignee is not None:
+            where.append("assignee = ?")
+            params.append(assignee)
+        if scope_code and scope_code != "500000":
+            where.append("starts_with(coalesce(grid_code, street_code, district_code), ?)")
+            params.append(scope_code)
+        if day is not None:
+            where.append("day = ?")
+            params.append(day)
+        if event_id is not None:
+            where.append("event_id = ?")
+            params.append(event_id)
+        if open_only:
+            where.append("status NOT IN ('done', 'cancelled')")
+        params.append(limit)
+        return self._select(Task, f"FROM tasks WHERE {' AND '.join(where)} "
+                                  "ORDER BY coalesce(due_at, created_at), id LIMIT ?", params)
+
+    def task_figures(self, scope_code: str, since: float, until: float) -> dict[str, Any]:
+        """Counts and on-time rate of tasks due in [since, until) inside a scope (what the runways read)."""
+        scope = "" if scope_code == "500000" else scope_code
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'done'), "
+                "count(*) FILTER (WHERE status = 'done' AND done_at <= due_at), "
+                "count(*) FILTER (WHERE kind = 'periodic'), count(*) FILTER (WHERE kind = 'adhoc') "
+                "FROM tasks WHERE due_at >= ? AND due_at < ? "
+                "AND starts_with(coalesce(grid_code, street_code, district_code), ?)",
+                [since, until, scope]).fetchall()[0]
+        total, done, on_time, periodic, adhoc = (int(x) for x in row)
+        return {"total": total, "done": done, "on_time": on_time, "periodic": periodic, "adhoc": adhoc,
+                "completion_rate": round(done / total, 4) if total else None,
+                "on_time_rate": round(on_time / done, 4) if done else None}
+
+    def hazard_targets(self, since: float) -> list[str]:
+        """Risk points an inspection found a hazard at since ``since``."""
+        with self.lock:
+            rows = self.conn.execute("SELECT DISTINCT target FROM tasks WHERE finding = 'hazard' AND target IS NOT NULL "
+                                     "AND done_at >= ? ORDER BY target", [since]).fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------ notifications
+
+    def put_notification(self, n: Notification, origin: str | None = None) -> None:
+        with self.tx():
+            self._require_tx().put_keyed("notifications", (n.id,), n)
+            self.log_change("notification", n.id, "upsert", to_row(n), origin, n.scope)
+
+    def get_notification(self, notification_id: str) -> Notification | None:
+        return self._by_key("notifications", Notification, "id", notification_id)
+
+    def notifications(self, *, recipient: str | None = None, message_key: str | None = None,
+                      states: Iterable[str] | None = None, due_by: float | None = None, ref: str | None = None,
+                      channel: str | None = None, limit: int = 500) -> list[Notification]:
+        where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+        for col, value in (("recipient", recipient), ("message_key", message_key), ("ref", ref),
+                           ("channel", channel)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if states is not None:
+            where.append("list_contains(?, state)")
+            params.append(list(states))
+        if due_by is not None:
+            where.append("next_attempt_at <= ?")
+            params.append(due_by)
+        params.append(limit)
+        return self._select(Notification, f"FROM notifications WHERE {' AND '.join(where)} "
+                                          "ORDER BY created_at DESC, id LIMIT ?", params)
+
+    def unacked_messages(self, older_than: float) -> list[Notification]:
+        """Notifications that need an answer, created before ``older_than``, whose message nobody answered and
+        that were not escalated yet: the escalation sweep's work."""
+        return self._select(
+            Notification,
+            "FROM notifications n WHERE needs_ack AND state IN ('pending', 'sent', 'failed') AND created_at <= ? "
+            "AND origin_node = ? AND NOT EXISTS (SELECT 1 FROM notifications m WHERE m.message_key = n.message_key "
+            "AND (m.acked_at IS NOT NULL OR m.step > n.step)) ORDER BY created_at, id", [older_than, self.node])
