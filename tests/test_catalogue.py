@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from cqgov_tui.catalogue import Catalogue
 from cqgov_tui.catalogue.loader import (
     clear_cache,
-    const_start_value,
     default_root,
     load_catalogue,
     load_plans,
@@ -42,7 +41,7 @@ def test_exact_seed_counts(cat):
     assert len(cat.categories) == 40
     assert len(cat.sectors) == 8
     assert len(cat.runways) == 70
-    assert len(cat.sub_runways) == 255
+    assert sum(1 for s in cat.sub_runways.values() if not s.places) == 255  # + 特色子跑道
     assert 600 <= len(cat.indicators) <= 1000
     assert 20 <= len(cat.departments) <= 30
     assert len(cat.plans) >= 8
@@ -92,26 +91,26 @@ def test_indicator_metrics_resolve_and_thresholds_ascend(cat):
         assert len(i.thresholds) == 4
         assert all(a < b for a, b in zip(i.thresholds, i.thresholds[1:])), i
         assert i.unit
-    assert {"open", "overdue_ratio", "mean_response_min", "sensor_max", "sensor_alarms", "risk_high", "const",
-            "closed_24h"} <= kinds
+    assert {"open", "overdue_ratio", "mean_response_min", "sensor_max", "sensor_alarms", "risk_high",
+            "closed_24h", "satisfaction", "handle_days", "figure", "fresh", "receipts_ack_ratio"} <= kinds
+    assert "const" not in kinds
 
 
-def test_const_start_values_give_every_colour(cat):
-    colours = {i.colour(parse_metric(i.metric).value) for i in cat.indicators.values() if i.metric.startswith("const:")}
-    assert colours == set(Colour)
+def test_no_constant_metrics_and_every_indicator_is_vital_or_kpi(cat):
+    """Issue 13: every indicator is computed from data; none is typed into the catalogue."""
+    assert not [i.code for i in cat.indicators.values() if i.metric.startswith("const")]
+    assert {i.kind for i in cat.indicators.values()} == {"vital", "kpi"}
+    # a plain sub-runway's figures are fed through 一表通 and have no value until fed
+    plain = cat.indicators["cs01.04.rate"]  # 消防通道畅通达标率
+    assert plain.metric == "figure_mean:cs01.04.rate" and plain.kind == "kpi"
 
 
-@pytest.mark.parametrize("lower", [False, True])
-@pytest.mark.parametrize("unit", ["%", "件", "分钟"])
-def test_const_start_values_are_deterministic_and_plausible(lower, unit):
-    bands = (85, 90, 95, 98) if lower else (1, 3, 5, 10)
-    values = [const_start_value(f"x{n}", bands, lower, unit) for n in range(300)]
-    assert values == [const_start_value(f"x{n}", bands, lower, unit) for n in range(300)]
-    assert all(v >= 0 for v in values)
-    if unit == "%":
-        assert all(v <= 100 for v in values)
-    if unit == "件":
-        assert all(v == int(v) for v in values)
+def test_feature_sub_runways_belong_to_their_districts(cat):
+    feature = [s for s in cat.sub_runways.values() if s.places]
+    assert {p for s in feature for p in s.places} >= {"500107", "500118"}
+    assert sum(1 for s in cat.sub_runways.values() if not s.places) == 255
+    for s in feature:
+        assert all(i.places == s.places for i in cat.indicators_of(s.code))
 
 
 def test_indicator_colour_rule(cat):
@@ -124,13 +123,19 @@ def test_indicator_colour_rule(cat):
 
 
 def test_metric_language_rejects_bad_references(cat):
-    for text in ("open:nope", "sensor_max:nope", "frobnicate:*", "const:abc", "const:nan", "open:", "open",
-                 "open:noise,noise", "open:noise,"):
+    for text in ("open:nope", "sensor_max:nope", "frobnicate:*", "const:abc", "const:3.5", "open:", "open",
+                 "open:noise,noise", "open:noise,", "open:*@7d", "handle_days:*@0d", "handle_days:*@7w",
+                 "reported_by:martians", "receipts_ack_ratio:noise", "figure:a b"):
         with pytest.raises(ValueError):
             parse_metric(text, cat.categories, cat.sensor_kinds)
+    with pytest.raises(ValueError, match="not measurements"):
+        parse_metric("const:90.5")
     assert parse_metric("open:*").categories is None
     assert parse_metric("overdue_ratio:noise,garbage").categories == ("noise", "garbage")
-    assert str(parse_metric("const:3.5")) == "const:3.5"
+    m = parse_metric("handle_days:*@30d")
+    assert (m.window_s, str(m), m.default_class) == (30 * 86400.0, "handle_days:*@30d", "kpi")
+    assert parse_metric("open:*").default_class == "vital"
+    assert str(parse_metric("figure:cs01.04.warn")) == "figure:cs01.04.warn"
 
 
 def test_sensor_kinds(cat):
@@ -382,7 +387,9 @@ def _edit(path: Path, old: str, new: str) -> int:
     ("categories.yaml", "sla: grid, sector: cs}", "sla: grid, sector: zz}", "unknown sector 'zz'"),
     ("categories.yaml", "manhole_cover:", "waterlogging:", "duplicate key 'waterlogging'"),
     ("departments.yaml", "{code: jtj,", "{code: cgj,", "duplicate department code 'cgj'"),
-    ("runways.yaml", "metric: \"const:12\"", "metric: \"open:unicorns\"", "unknown category 'unicorns'"),
+    ("runways.yaml", "metric: \"risk_red:highrise_fire\"", "metric: \"open:unicorns\"", "unknown category 'unicorns'"),
+    ("runways.yaml", "metric: \"risk_red:highrise_fire\"", "metric: \"const:12\"", "constants are not measurements"),
+    ("runways.yaml", "places: [\"500118\"]", "places: [\"beijing\"]", "not a jurisdiction code"),
     ("runways.yaml", "bands: [5, 10, 20, 40]}", "bands: [5, 30, 20, 40]}", "strictly ascend"),
     ("runways.yaml", "sensors: [smoke]", "sensors: [radon]", "unknown sensor kind 'radon'"),
     ("runways.yaml", "cats: [highrise_fire]}", "cats: [highrise_fire], colour: red}", "unknown key 'colour'"),
@@ -453,7 +460,9 @@ def test_risk_point_counts_from_the_seeds(cat):
         kind = cat.sensor_kinds[s.kind]
         assert kind.serves(rp.category_code)
         assert (s.threshold, s.clear_below, s.unit) == (kind.threshold, kind.clear_below, kind.unit)
-    assert {p.colour for p in points.values()} == set(Colour)
+    # the register's grades: orange and red take data (engine.risk_grades), never the register alone
+    assert {p.colour for p in points.values()} == {Colour.GREEN, Colour.BLUE, Colour.YELLOW}
+    assert all(p.owner for p in points.values())  # 责任人
 
 
 def test_risk_points_sit_in_their_grid(cat, registry):

@@ -15,20 +15,25 @@ Files (all YAML):
     ``<sector code>: {name, runways: {<runway name>: [sub-runway, …]}}`` —
     8 sectors, 70 runways, 255 sub-runways.  Runway codes are
     ``<sector><nn>``, sub-runway codes ``<runway>.<nn>``, in file order.
-    A sub-runway is a plain name or ``{name, cats, sensors, risk, kpis}``;
+    A sub-runway is a plain name or ``{name, cats, sensors, risk, kpis, places}``;
     its indicators (code ``<sub-runway>.<suffix>``) are expanded thus:
 
     * ``cats: [T…]`` → ``.open`` 在办事件 (``open:T``), ``.overdue`` 超期率
       (``overdue_ratio:T``), ``.resp`` 平均响应时长 (``mean_response_min:T``,
       boundaries 1×/1.5×/2×/3× the first stage of the categories' SLA);
     * ``sensors: [kind…]`` → ``.<kind>_max`` (``sensor_max:kind``, the kind's
-      bands) and ``.<kind>_alarms`` (``sensor_alarms:kind``);
+      bands), ``.<kind>_alarms`` (``sensor_alarms:kind``) and ``.<kind>_fresh``
+      (``sensor_fresh:kind``);
     * ``risk: [T…]`` → ``.risk`` 高风险点位 (``risk_high:T``);
-    * ``kpis: [{name, unit, metric, bands, lower_better}]`` → ``.k1``, ``.k2``…;
-    * a plain name → three externally fed indicators ``.rate`` 达标率,
-      ``.warn`` 预警数, ``.fresh`` 数据更新及时率 whose ``const:`` start values
-      are drawn deterministically from the code (most green, a few red) so a
-      fresh console shows a believable spread of colours.
+    * ``kpis: [{name, unit, metric, bands, lower_better, kind}]`` → ``.k1``, ``.k2``…;
+      ``kind`` is ``vital`` (城市体征) or ``kpi``, by default the metric's;
+    * a plain name → three figures fed through 一表通: ``.rate`` 达标率
+      (``figure_mean:<code>.rate``), ``.warn`` 预警数 (``figure:<code>.warn``)
+      and ``.fresh`` 数据更新及时率 (``fresh:<code>``) — no data until fed.
+
+    ``places: [code…]`` makes a sub-runway a 特色子跑道 of those jurisdictions:
+    only their boards (and boards inside them) show it. The 255 counted are
+    the common ones.
 
     The metric language is documented in ``catalogue.metrics``.
 ``categories.yaml``
@@ -49,7 +54,6 @@ Files (all YAML):
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -76,7 +80,7 @@ from ..domain.entities import (
 from ..errors import BadInput
 from ..textfile import read_text
 from . import Catalogue, SensorKind
-from .metrics import parse_metric
+from .metrics import KPI, VITAL, parse_metric
 
 try:  # libyaml is several times faster and keeps the same marks
     _LOADER = yaml.CSafeLoader
@@ -420,28 +424,12 @@ class _RunwayTree:
     indicators: dict[str, Indicator]
 
 
-_COUNT_UNITS = ("件", "个", "栋", "次", "人", "起")
-
-
 def _load_runways(doc: _Doc, sectors, categories, profiles, sensor_kinds) -> _RunwayTree:
     runways: dict[str, Runway] = {}
     subs: dict[str, SubRunway] = {}
     indicators: dict[str, Indicator] = {}
     names_seen: dict[str, str] = {}
     root = doc.mapping(doc.root, "runway catalogue", any_keys=True)
-
-    def add(code: str, name: str, sub_code: str, unit: str, metric: str, bands, lower_better: bool = False):
-        indicators[code] = Indicator(code, name, sub_code, unit, metric, tuple(float(b) for b in bands),
-                                     not lower_better)
-
-    def target(node, what) -> tuple[str, tuple[str, ...]]:
-        cats = doc.codes(node, what, list(categories) + ["*"], "category")
-        if not cats:
-            raise doc.error(node, f"{what}: empty list")
-        if "*" in cats and len(cats) > 1:
-            raise doc.error(node, f"{what}: '*' already means every category")
-        return ("*" if cats == ("*",) else ",".join(cats)), cats
-
     for skey, (sknode, svnode) in root.items():
         sector = sectors[skey]
         sm = doc.mapping(svnode, f"sector {skey!r}", required=("name", "runways"))
@@ -455,98 +443,97 @@ def _load_runways(doc: _Doc, sectors, categories, profiles, sensor_kinds) -> _Ru
             sub_names: set[str] = set()
             for sindex, snode in enumerate(doc.seq(rvnode, f"sub-runways of {rname!r}"), 1):
                 scode = f"{rcode}.{sindex:02d}"
-                if isinstance(snode, yaml.ScalarNode):
-                    sname, sm2 = doc.text_(snode, "sub-runway name"), {}
-                else:
-                    sm2 = doc.mapping(snode, f"sub-runway of {rname!r}", required=("name",),
-                                      optional=("cats", "sensors", "risk", "kpis"))
-                    sname = doc.text_(sm2["name"][1], "sub-runway name")
-                if sname in sub_names:
-                    raise doc.error(snode, f"sub-runway {sname!r} listed twice in runway {rname!r}")
-                sub_names.add(sname)
-                subs[scode] = SubRunway(scode, sname, rcode)
-                if not (set(sm2) - {"name"}):
-                    _default_indicators(add, scode, sname)
-                    continue
-                if "cats" in sm2:
-                    arg, cats = target(sm2["cats"][1], f"cats of {sname!r}")
-                    first = 30.0 if cats == ("*",) else min(profiles[categories[c].sla_profile].stages[0].minutes
-                                                            for c in cats)
-                    scale = 10 if cats == ("*",) else 1
-                    add(f"{scode}.open", f"{sname}在办事件", scode, "件", f"open:{arg}",
-                        [5 * scale, 10 * scale, 20 * scale, 40 * scale])
-                    add(f"{scode}.overdue", f"{sname}超期率", scode, "%", f"overdue_ratio:{arg}", [5, 10, 20, 30])
-                    add(f"{scode}.resp", f"{sname}平均响应时长", scode, "分钟", f"mean_response_min:{arg}",
-                        [first, first * 1.5, first * 2, first * 3])
-                if "sensors" in sm2:
-                    kinds = doc.codes(sm2["sensors"][1], f"sensors of {sname!r}", sensor_kinds, "sensor kind")
-                    for kind in kinds:
-                        sk = sensor_kinds[kind]
-                        add(f"{scode}.{kind}_max", f"{sk.name}最高值", scode, sk.unit, f"sensor_max:{kind}", sk.bands)
-                        add(f"{scode}.{kind}_alarms", f"{sk.name}超限设备", scode, "个", f"sensor_alarms:{kind}",
-                            [1, 3, 5, 10])
-                if "risk" in sm2:
-                    arg, _ = target(sm2["risk"][1], f"risk of {sname!r}")
-                    add(f"{scode}.risk", f"{sname}高风险点位", scode, "个", f"risk_high:{arg}", [5, 20, 50, 100])
-                if "kpis" in sm2:
-                    for kindex, knode in enumerate(doc.seq(sm2["kpis"][1], f"kpis of {sname!r}"), 1):
-                        km = doc.mapping(knode, "kpi", required=("name", "unit", "metric", "bands"),
-                                         optional=("lower_better",))
-                        metric = doc.text_(km["metric"][1], "metric")
-                        try:
-                            parse_metric(metric, categories, sensor_kinds)
-                        except ValueError as exc:
-                            raise doc.error(km["metric"][1], str(exc)) from None
-                        lower = doc.boolean(km["lower_better"][1], "lower_better") if "lower_better" in km else False
-                        add(f"{scode}.k{kindex}", doc.text_(km["name"][1], "kpi name"), scode,
-                            doc.text_(km["unit"][1], "unit"), metric, doc.bands(km["bands"][1], "bands"), lower)
+                _sub_runway(doc, snode, scode, rname, rcode, sub_names, subs, indicators, categories, profiles,
+                            sensor_kinds)
     return _RunwayTree(runways, subs, indicators)
 
 
-def _default_indicators(add: Callable, scode: str, sname: str) -> None:
-    """Three externally fed indicators for a sub-runway with no event or sensor source."""
-    specs = (
-        ("rate", f"{sname}达标率", "%", (85, 90, 95, 98), True),
-        ("warn", f"{sname}预警数", "件", (1, 3, 5, 10), False),
-        ("fresh", f"{sname}数据更新及时率", "%", (80, 90, 95, 99), True),
-    )
-    for suffix, name, unit, bands, lower in specs:
-        code = f"{scode}.{suffix}"
-        value = const_start_value(code, bands, lower, unit)
-        add(code, name, scode, unit, f"const:{value:g}", bands, lower)
+_SUB_KEYS = ("cats", "sensors", "risk", "kpis", "places")
 
 
-# Most externally fed indicators start green; the few reds give a fresh demo something to look at.
-_COLOUR_ODDS = ((Colour.GREEN, 0.55), (Colour.BLUE, 0.80), (Colour.YELLOW, 0.92), (Colour.ORANGE, 0.98),
-                (Colour.RED, 1.0))
-
-
-def const_start_value(code: str, bands, lower_better: bool, unit: str = "") -> float:
-    """A deterministic start value for ``code``, chosen to fall in a colour band by fixed odds."""
-    digest = hashlib.sha256(code.encode()).digest()
-    u1 = int.from_bytes(digest[:4], "big") / 2**32
-    u2 = int.from_bytes(digest[4:8], "big") / 2**32
-    colour = next(c for c, cum in _COLOUR_ODDS if u1 < cum)
-    t = list(bands)
-    pad = (t[3] - t[0]) * 0.5
-    steps = (Colour.GREEN, Colour.BLUE, Colour.YELLOW, Colour.ORANGE, Colour.RED).index(colour)
-    if lower_better:  # colour steps count the boundaries the value is at or under
-        edges = [t[0] - pad, t[0], t[1], t[2], t[3], t[3] + pad]
-        lo, hi = edges[4 - steps], edges[5 - steps]
-        if unit == "%":
-            hi = min(hi, 100.0)
+def _sub_runway(doc: _Doc, snode, scode: str, rname: str, rcode: str, sub_names: set[str], subs, indicators,
+                categories, profiles, sensor_kinds) -> None:
+    """One sub-runway and its indicators (see the module docstring for the expansion rules)."""
+    if isinstance(snode, yaml.ScalarNode):
+        sname, sm2 = doc.text_(snode, "sub-runway name"), {}
     else:
-        edges = [max(0.0, t[0] - pad) if t[0] > 0 else t[0] - pad, t[0], t[1], t[2], t[3], t[3] + pad]
-        lo, hi = edges[steps], edges[steps + 1]
-    raw = lo + (hi - lo) * u2
-    if unit in _COUNT_UNITS:
-        candidates = [math.floor(raw), math.ceil(raw), math.ceil(lo), math.floor(hi)]
-    else:
-        candidates = [round(raw, 1)]
-    # the band's closed end always lies inside it, whatever rounding did
-    candidates.append(hi if lower_better else lo)
-    probe = Indicator(code, "", "", unit, "", tuple(t), not lower_better)
-    return float(next(v for v in candidates if probe.colour(v) == colour))
+        sm2 = doc.mapping(snode, f"sub-runway of {rname!r}", required=("name",), optional=_SUB_KEYS)
+        sname = doc.text_(sm2["name"][1], "sub-runway name")
+    if sname in sub_names:
+        raise doc.error(snode, f"sub-runway {sname!r} listed twice in runway {rname!r}")
+    sub_names.add(sname)
+    places: tuple[str, ...] = ()
+    if "places" in sm2:
+        places = doc.codes(sm2["places"][1], f"places of {sname!r}", noun="place")
+        for item, p in zip(sm2["places"][1].value, places):
+            if not _PLACE.match(p):
+                raise doc.error(item, f"place {p!r} of {sname!r} is not a jurisdiction code (digits, 50…)")
+        if not places:
+            raise doc.error(sm2["places"][1], f"places of {sname!r}: empty list (omit places for every jurisdiction)")
+    subs[scode] = SubRunway(scode, sname, rcode, places)
+    cats_kinds = list(categories) + ["*"]
+
+    def add(code: str, name: str, unit: str, metric: str, bands, lower_better: bool = False,
+            kind: str | None = None) -> None:
+        m = parse_metric(metric, categories, sensor_kinds)
+        indicators[code] = Indicator(code, name, scode, unit, metric, tuple(float(b) for b in bands),
+                                     not lower_better, kind or m.default_class, places)
+
+    def target(node, what) -> tuple[str, tuple[str, ...]]:
+        cats = doc.codes(node, what, cats_kinds, "category")
+        if not cats:
+            raise doc.error(node, f"{what}: empty list")
+        if "*" in cats and len(cats) > 1:
+            raise doc.error(node, f"{what}: '*' already means every category")
+        return ("*" if cats == ("*",) else ",".join(cats)), cats
+
+    if not (set(sm2) - {"name", "places"}):
+        _fed_indicators(add, scode, sname)
+        return
+    if "cats" in sm2:
+        arg, cats = target(sm2["cats"][1], f"cats of {sname!r}")
+        first = 30.0 if cats == ("*",) else min(profiles[categories[c].sla_profile].stages[0].minutes for c in cats)
+        scale = 10 if cats == ("*",) else 1
+        add(f"{scode}.open", f"{sname}在办事件", "件", f"open:{arg}", [5 * scale, 10 * scale, 20 * scale, 40 * scale])
+        add(f"{scode}.overdue", f"{sname}超期率", "%", f"overdue_ratio:{arg}", [5, 10, 20, 30])
+        add(f"{scode}.resp", f"{sname}平均响应时长", "分钟", f"mean_response_min:{arg}",
+            [first, first * 1.5, first * 2, first * 3])
+    if "sensors" in sm2:
+        kinds = doc.codes(sm2["sensors"][1], f"sensors of {sname!r}", sensor_kinds, "sensor kind")
+        for kind in kinds:
+            sk = sensor_kinds[kind]
+            add(f"{scode}.{kind}_max", f"{sk.name}最高值", sk.unit, f"sensor_max:{kind}", sk.bands)
+            add(f"{scode}.{kind}_alarms", f"{sk.name}超限设备", "个", f"sensor_alarms:{kind}", [1, 3, 5, 10])
+            add(f"{scode}.{kind}_fresh", f"{sk.name}数据更新及时率", "%", f"sensor_fresh:{kind}",
+                [80, 90, 95, 99], lower_better=True)
+    if "risk" in sm2:
+        arg, _ = target(sm2["risk"][1], f"risk of {sname!r}")
+        add(f"{scode}.risk", f"{sname}高风险点位", "个", f"risk_high:{arg}", [5, 20, 50, 100])
+    if "kpis" in sm2:
+        for kindex, knode in enumerate(doc.seq(sm2["kpis"][1], f"kpis of {sname!r}"), 1):
+            km = doc.mapping(knode, "kpi", required=("name", "unit", "metric", "bands"),
+                             optional=("lower_better", "kind"))
+            metric = doc.text_(km["metric"][1], "metric")
+            try:
+                parse_metric(metric, categories, sensor_kinds)
+            except ValueError as exc:
+                raise doc.error(km["metric"][1], str(exc)) from None
+            lower = doc.boolean(km["lower_better"][1], "lower_better") if "lower_better" in km else False
+            kind = None
+            if "kind" in km:
+                kind = doc.text_(km["kind"][1], "kind")
+                if kind not in (VITAL, KPI):
+                    raise doc.error(km["kind"][1], f"kind must be {VITAL} (城市体征) or {KPI}, got {kind!r}")
+            add(f"{scode}.k{kindex}", doc.text_(km["name"][1], "kpi name"), doc.text_(km["unit"][1], "unit"), metric,
+                doc.bands(km["bands"][1], "bands"), lower, kind)
+
+
+def _fed_indicators(add: Callable, scode: str, sname: str) -> None:
+    """A sub-runway no event, sensor or risk point measures: its figures come through 一表通 (``cqgov kpi
+    feed``). Until a jurisdiction feeds them they have no value ("no data"), never a made-up one."""
+    add(f"{scode}.rate", f"{sname}达标率", "%", f"figure_mean:{scode}.rate", (85, 90, 95, 98), True)
+    add(f"{scode}.warn", f"{sname}预警数", "件", f"figure:{scode}.warn", (1, 3, 5, 10), False)
+    add(f"{scode}.fresh", f"{sname}数据更新及时率", "%", f"fresh:{scode}", (80, 90, 95, 99), True)
 
 
 # ---------------------------------------------------------------- plans
@@ -728,8 +715,9 @@ def _build(root: Path) -> Catalogue:
 
 def _check_counts(cat_doc: _Doc, runway_doc: _Doc, categories, sectors, tree: _RunwayTree) -> None:
     """The seeds' catalogue is 40 categories, 8 sectors, 70 runways, 255 sub-runways; hold the fixtures to it."""
+    # 特色子跑道 (sub-runways with places) come on top of the city's common 255
     got = {"categories": len(categories), "sectors": len(sectors), "runways": len(tree.runways),
-           "sub_runways": len(tree.sub_runways)}
+           "sub_runways": sum(1 for s in tree.sub_runways.values() if not s.places)}
     for key, want in EXPECTED.items():
         if got[key] != want:
             doc = cat_doc if key == "categories" else runway_doc

@@ -23,8 +23,15 @@ from ..errors import BadInput
 from . import SensorKind
 
 _DISTRICT = re.compile(r"^50\d{4}$")
-# Risk grading as the 高楼消防 application reports it: most points low, a few red.
-_COLOUR_WEIGHTS = ((Colour.GREEN, 60), (Colour.BLUE, 22), (Colour.YELLOW, 12), (Colour.ORANGE, 4.5), (Colour.RED, 1.5))
+# The register's inherent grade (固有风险): most points low, some moderate. The register alone never
+# makes a point orange or red — that takes data (an alarm, an open hazard, a failed inspection; see
+# ``engine.risk_grades``). The weights keep one draw per point, so codes and places are unchanged.
+_COLOUR_WEIGHTS = ((Colour.GREEN, 66), (Colour.BLUE, 24), (Colour.YELLOW, 10), (Colour.ORANGE, 0), (Colour.RED, 0))
+# 责任人: each point's responsible person, drawn from the code (the register names one per point).
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何罗高林谭冉向邓"
+_GIVEN = ("建国", "志强", "秀英", "桂兰", "明", "丽", "军", "芳", "勇", "静", "磊", "敏", "洋", "艳", "涛", "红梅",
+          "海燕", "德明", "小龙", "春华")
+_ROLES = ("网格长", "楼栋长", "物业经理", "安全员", "站长")
 _MAX_TRIES = 20
 
 
@@ -184,7 +191,7 @@ class RiskGenerator:
                 code = f"RP-{dcode}-{n:05d}"
                 noun = self.config.nouns[g.category]
                 points[code] = RiskPoint(code, f"{street.name}{noun}{n:04d}号", g.category, grid,
-                                         lon, lat, colour)
+                                         lon, lat, colour, owner_of(code))
                 if has_sensor:
                     kind = self.kinds[g.sensor_kind]
                     n_sensor += 1
@@ -212,6 +219,15 @@ class RiskGenerator:
             if loc is not None and loc.street.code == street_code:
                 return lon, lat, loc.grid.code
         raise BadInput(f"{source}: could not place a risk point inside street {street_code}")
+
+
+def owner_of(code: str) -> str:
+    """The 责任人 of a risk point: a deterministic name and role from its code."""
+    import hashlib
+
+    h = int.from_bytes(hashlib.blake2b(code.encode(), digest_size=6).digest(), "big")
+    return (f"{_SURNAMES[h % len(_SURNAMES)]}{_GIVEN[(h >> 8) % len(_GIVEN)]}"
+            f"({_ROLES[(h >> 16) % len(_ROLES)]})")
 
 
 class LazyMapping(Mapping):

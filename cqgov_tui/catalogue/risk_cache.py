@@ -24,7 +24,7 @@ from ..diskcache import cache_dir, write_atomic
 from ..domain.colour import Colour
 from ..domain.entities import RiskPoint, Sensor
 
-FORMAT = 1
+FORMAT = 2  # 2: the register's grades never orange/red; 责任人 per point
 _HERE = Path(__file__).resolve().parent
 
 
@@ -48,7 +48,7 @@ def load(key: str) -> tuple[dict[str, RiskPoint], dict[str, Sensor]] | None:
         data = json.loads((base / f"risk-{key}.json").read_text(encoding="utf-8"))
         if data.get("format") != FORMAT:
             return None
-        points = {p[0]: RiskPoint(p[0], p[1], p[2], p[3], float(p[4]), float(p[5]), Colour(p[6]))
+        points = {p[0]: RiskPoint(p[0], p[1], p[2], p[3], float(p[4]), float(p[5]), Colour(p[6]), str(p[7]))
                   for p in data["points"]}
         sensors = {s[0]: Sensor(s[0], s[1], s[2], s[3], float(s[4]), float(s[5])) for s in data["sensors"]}
     except (OSError, ValueError, KeyError, IndexError, TypeError):
@@ -60,7 +60,7 @@ def save(key: str, points: dict[str, RiskPoint], sensors: dict[str, Sensor]) -> 
     if cache_dir() is None:
         return
     data = {"format": FORMAT,
-            "points": [[p.code, p.name, p.category_code, p.grid_code, p.lon, p.lat, Colour(p.colour).value]
+            "points": [[p.code, p.name, p.category_code, p.grid_code, p.lon, p.lat, Colour(p.colour).value, p.owner]
                        for p in points.values()],
             "sensors": [[s.code, s.kind, s.risk_point_code, s.unit, s.threshold, s.clear_below]
                         for s in sensors.values()]}

@@ -2,7 +2,8 @@
 
 The board itself is computed by ``engine.runways.compute_board``; this module
 only normalises it into nodes the pane can draw and drill, and renders
-sparklines. Until that engine lands the pane shows an empty board.
+sparklines. An indicator without data keeps ``value`` None (``no_data``): the
+pane says 无数据 / no data in grey, never a number.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ class BoardNode:
     history: tuple[float, ...] = ()
     time_in_red: float = 0.0  # seconds
     children: tuple["BoardNode", ...] = ()
+    kind: str = ""  # an indicator's class: "vital" 城市体征 or "kpi"; "" above indicators
+
+    @property
+    def no_data(self) -> bool:
+        """An indicator with nothing to measure: shown as 无数据 / no data, grey."""
+        return not self.children and self.kind != "" and self.value is None
+
+
+def split_by_kind(nodes: tuple[BoardNode, ...]) -> tuple[tuple[BoardNode, ...], tuple[BoardNode, ...]]:
+    """Indicators apart: (城市体征, KPI), each in catalogue order."""
+    return tuple(n for n in nodes if n.kind != "kpi"), tuple(n for n in nodes if n.kind == "kpi")
 
 
 def sparkline(values, width: int = 12) -> str:
@@ -83,6 +95,7 @@ def normalise(node) -> BoardNode:
         history=history,
         time_in_red=float(_get(node, "time_in_red", "red_seconds", default=0.0) or 0.0),
         children=children,
+        kind=str(_get(node, "kind", default="") or "") if not children else "",
     )
 
 

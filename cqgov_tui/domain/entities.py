@@ -199,6 +199,8 @@ class Indicator:
     metric: str  # how it is computed from events/readings, e.g. "open_count:c12"
     thresholds: tuple[float, float, float, float]  # green|blue|yellow|orange|red boundaries
     higher_is_worse: bool = True
+    kind: str = "vital"  # "vital" 城市体征 (states, volumes) or "kpi" 关键绩效指标 (how well the work is done)
+    places: tuple[str, ...] = ()  # jurisdictions whose boards show it (and everything inside them); () = all
 
     def colour(self, value: float) -> Colour:
         """Five-colour rule: the value crosses thresholds towards red."""
@@ -215,6 +217,7 @@ class SubRunway:
     code: str
     name: str
     runway_code: str
+    places: tuple[str, ...] = ()  # a 特色子跑道 of these jurisdictions only; () = every jurisdiction
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,8 @@ class RiskPoint:
     grid_code: str
     lon: float
     lat: float
-    colour: Colour
+    colour: Colour  # the register's inherent grade (固有风险); the live grade is engine.risk_grades'
+    owner: str = ""  # 责任人: who answers for the point
 
 
 @dataclass(frozen=True)
@@ -424,6 +428,37 @@ class IndicatorValue:
     measured_at: float
     value: float
     colour: str
+
+
+@table("figures", key=("name", "scope_code", "measured_at"))
+@dataclass
+class FigureValue:
+    """A figure a form (一表通) or another system reported for a jurisdiction (``figure:<name>`` metrics)."""
+
+    name: str
+    scope_code: str
+    measured_at: float
+    value: float
+    source: str
+
+
+@table("open311_requests", key=("event_id",))
+@dataclass
+class ServiceRequestIntake:
+    """What an Open311 GeoReport v2 POST carried beyond its event (kept at the intake tier only)."""
+
+    event_id: str
+    token: str  # the request's Open311 token (answers tokens/{token})
+    service_code: str
+    media_url: str | None
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    device_id: str | None
+    account_id: str | None
+    api_user: str  # the token holder that posted it (a 12345 hotline, an app)
+    requested_at: float
 
 
 @dataclass(frozen=True)

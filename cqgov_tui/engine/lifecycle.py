@@ -61,12 +61,14 @@ RULES: dict[str, Rule] = {
             frozenset({S.REPORTED, S.VERIFIED, S.ASSESSED, S.DISPATCHED, S.ACCEPTED, S.ON_SCENE}),
             S.ESCALATED, _COMMAND, tiers=frozenset({Tier.STREET, Tier.DISTRICT}),
         ),
+        # 回访: the reporter's rating after closing (engine.callbacks), no status change.
+        Rule("callback", "回访", frozenset({S.CLOSED, S.REVIEWED}), None, _COMMAND | {R.AUDITOR}, needs_note=True),
         Rule("comment", "备注", frozenset(Status), None, frozenset(Role), needs_note=True),
     )
 }
 
 # Aliases people type from scripts.
-ALIASES = {"on_scene": "arrive", "on-scene": "arrive", "sign": "accept", "resolve": "dispose", "takeover": "escalate"}
+ALIASES = {"回访": "callback", "on_scene": "arrive", "on-scene": "arrive", "sign": "accept", "resolve": "dispose", "takeover": "escalate"}
 
 
 def rule_for(action: str) -> Rule:

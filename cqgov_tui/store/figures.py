@@ -72,3 +72,143 @@ class EventFigures(StoreCore):
         with self.lock:
             rows = self.conn.execute(sql, [now, since, *params, *pos_params, *first_params, since]).fetchall()
         return {cat: (float(s), int(n)) for cat, s, n in rows}
+
+    # ------------------------------------------------------------ the board's other inputs (issue 13)
+
+    def open_supervised_counts(self, scope_code: str, now: float) -> dict[str, int]:
+        """Per category: open events under supervision (督办), within a scope."""
+        from ..scope import sql_filter
+
+        where, params = sql_filter(scope_code)
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT category_code, count(*) FROM event_queue WHERE {where} AND reported_at <= ? "
+                "AND (escalation_level > 0 OR supervised_by IS NOT NULL) GROUP BY category_code",
+                [*params, now]).fetchall()
+        return {c: int(n) for c, n in rows}
+
+    def closed_event_stats(self, scope_code: str, now: float, window_s: float, close_minutes: dict[str, float]
+                           ) -> dict[str, dict[str, float]]:
+        """Per category, over events closed (closed or reviewed) within the window: ``n``, ``days`` (sum of
+        days from report to closed), ``ontime`` (closed before their profile's closing deadline; profile →
+        minutes in ``close_minutes``), ``reviewed`` and ``called`` (with a call-back entry)."""
+        from ..scope import sql_filter
+
+        where, params = sql_filter(scope_code)
+        since = now - window_s
+        case = "CASE sla_profile " + " ".join("WHEN ? THEN ?" for _ in close_minutes) + " ELSE NULL END" \
+            if close_minutes else "NULL"
+        case_params = [x for kv in close_minutes.items() for x in kv]
+        sql = f"""
+            WITH c AS (SELECT id, category_code, reported_at, closed_at, status, {case} AS close_min FROM events
+                       WHERE {where} AND status IN ('closed', 'reviewed') AND closed_at BETWEEN ? AND ?),
+            cb AS (SELECT DISTINCT event_id FROM {AUDIT_ALL} WHERE action = 'callback'
+                   AND event_id IN (SELECT id FROM c))
+            SELECT category_code, count(*), sum((closed_at - reported_at) / 86400.0),
+                   count(*) FILTER (WHERE close_min IS NOT NULL AND closed_at <= reported_at + close_min * 60),
+                   count(*) FILTER (WHERE status = 'reviewed'), count(cb.event_id)
+            FROM c LEFT JOIN cb ON cb.event_id = c.id GROUP BY category_code"""
+        with self.lock:
+            rows = self.conn.execute(sql, [*case_params, *params, since, now]).fetchall()
+        return {cat: {"n": float(n), "days": float(d or 0.0), "ontime": float(o), "reviewed": float(r),
+                      "called": float(k)} for cat, n, d, o, r, k in rows}
+
+    def callback_stats(self, scope_code: str, now: float, window_s: float) -> dict[str, tuple[int, int]]:
+        """Per category: (call-backs within the window, those rated satisfied: 4 or 5 of 5). A call-back
+        is an audit entry ``callback`` whose note starts ``rating N/5`` (``engine.callbacks``); an event
+        called back twice counts its latest rating."""
+        from ..scope import sql_filter
+
+        where, params = sql_filter(scope_code)
+        if where != "TRUE":
+            where = "e." + where
+        sql = f"""
+            WITH cb AS (SELECT event_id, arg_max(TRY_CAST(regexp_extract(note, '^rating ([1-5])/5', 1) AS INTEGER),
+                               acted_at) AS rating
+                        FROM {AUDIT_ALL} WHERE action = 'callback' AND acted_at BETWEEN ? AND ? GROUP BY event_id)
+            SELECT e.category_code, count(*), count(*) FILTER (WHERE cb.rating >= 4)
+            FROM cb JOIN events e ON e.id = cb.event_id WHERE cb.rating IS NOT NULL AND {where}
+            GROUP BY e.category_code"""
+        with self.lock:
+            rows = self.conn.execute(sql, [now - window_s, now, *params]).fetchall()
+        return {c: (int(n), int(s)) for c, n, s in rows}
+
+    def reported_by_source(self, scope_code: str, now: float, window_s: float) -> dict[str, int]:
+        """Source → events reported within the window, within a scope."""
+        from ..scope import sql_filter
+
+        where, params = sql_filter(scope_code)
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT source, count(*) FROM events WHERE {where} AND reported_at BETWEEN ? AND ? GROUP BY source",
+                [*params, now - window_s, now]).fetchall()
+        return {s: int(n) for s, n in rows}
+
+    def receipt_stats(self, scope_code: str, now: float, window_s: float) -> dict[str, int]:
+        """Receipts of require-ack directives inside a scope: ``sent`` (directive created within the
+        window), ``acked`` (of those, acknowledged or executed by the deadline), ``overdue`` (any age:
+        past the deadline, still unacknowledged)."""
+        from ..scope import CITY_CODE
+
+        scoped = "TRUE" if scope_code == CITY_CODE else "starts_with(r.jurisdiction_code, ?)"
+        params = [] if scope_code == CITY_CODE else [scope_code]
+        sql = f"""
+            SELECT count(*) FILTER (WHERE d.created_at BETWEEN ? AND ?),
+                   count(*) FILTER (WHERE d.created_at BETWEEN ? AND ?
+                                    AND least(coalesce(r.acknowledged_at, 1e18), coalesce(r.executed_at, 1e18))
+                                        <= d.deadline_at),
+                   count(*) FILTER (WHERE d.deadline_at < ? AND r.state NOT IN ('acknowledged', 'executed'))
+            FROM receipts r JOIN directives d ON d.id = r.directive_id
+            WHERE d.require_ack AND {scoped}"""
+        since = now - window_s
+        with self.lock:
+            sent, acked, overdue = self.conn.execute(sql, [since, now, since, now, now, *params]).fetchall()[0]
+        return {"sent": int(sent or 0), "acked": int(acked or 0), "overdue": int(overdue or 0)}
+
+    def last_inspections(self, since: float, until: float) -> dict[str, tuple[float, str]]:
+        """Risk point code → (time, note) of its latest inspection (audit ``inspect``) in [since, until]."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT event_id, max(acted_at), arg_max(note, acted_at) FROM {AUDIT_ALL} "
+                "WHERE action = 'inspect' AND acted_at BETWEEN ? AND ? GROUP BY event_id", [since, until]).fetchall()
+        return {c: (float(t), str(n)) for c, t, n in rows}
+
+    def risk_grade_history(self, code: str | None = None) -> list[tuple[float, str, str]]:
+        """(time, risk point code, note) of audited grade changes (audit ``risk_grade``), oldest first."""
+        cond, params = ("AND event_id = ?", [code]) if code else ("", [])
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT acted_at, event_id, note FROM {AUDIT_ALL} WHERE action = 'risk_grade' {cond} "
+                "ORDER BY acted_at, seq", params).fetchall()
+        return [(float(t), str(c), str(n)) for t, c, n in rows]
+
+    def last_risk_grades(self) -> dict[str, str]:
+        """Risk point code → the grade its latest audited change recorded (``to_status`` holds the colour)."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT event_id, arg_max(to_status, acted_at) FROM {AUDIT_ALL} WHERE action = 'risk_grade' "
+                "GROUP BY event_id").fetchall()
+        return {c: str(g) for c, g in rows}
+
+    # ------------------------------------------------------------ figures fed through 一表通
+
+    def feed_figure(self, name: str, scope_code: str, measured_at: float, value: float, source: str) -> None:
+        """Record one figure value for a jurisdiction (a form, another system). Local data, not replicated."""
+        with self.tx():
+            self.conn.execute("INSERT OR REPLACE INTO figures VALUES (?, ?, ?, ?, ?)",
+                              [name, scope_code, measured_at, value, source])
+
+    def latest_figures(self, scope_code: str, until: float) -> dict[str, list[tuple[str, float, float]]]:
+        """Figure name → [(jurisdiction, measured_at, value)] of each jurisdiction's latest value in scope."""
+        from ..scope import CITY_CODE
+
+        scoped = "TRUE" if scope_code == CITY_CODE else "starts_with(scope_code, ?)"
+        params = [] if scope_code == CITY_CODE else [scope_code]
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT name, scope_code, max(measured_at), arg_max(value, measured_at) FROM figures "
+                f"WHERE {scoped} AND measured_at <= ? GROUP BY name, scope_code", [*params, until]).fetchall()
+        out: dict[str, list[tuple[str, float, float]]] = {}
+        for name, scope, at, value in rows:
+            out.setdefault(name, []).append((str(scope), float(at), float(value)))
+        return out

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from cqgov_tui.clock import fmt_duration
-from cqgov_tui.console.board import BoardNode, sparkline
+from cqgov_tui.console.board import BoardNode, sparkline, split_by_kind
 
 from .. import theme
 from ..messages import PaneFilled
@@ -37,6 +37,7 @@ class RunwayBoard(Vertical):
         self.sectors: tuple[BoardNode, ...] = ()
         self.path: list[str] = []  # codes from sector down
         self.filled = False  # a computed board is on screen
+        self.rows: list[BoardNode | None] = []  # the table's rows (None: a 城市体征/KPI heading)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="board-crumb")
@@ -84,24 +85,43 @@ class RunwayBoard(Vertical):
             level_nodes = hit.children
         crumb.update(Text(" › ".join(names) if names else (self.t("runways.hint") if nodes else self.t("runways.empty")),
                           style=theme.DIM))
-        for n in nodes:
-            style = theme.colour_style(n.colour, self.high_contrast)
-            light = Text(theme.GLYPH[n.colour] if n.colour else "·", style=style)
-            value = "" if n.value is None else f"{n.value:g}{n.unit}"
-            thr = "/".join(f"{t:g}" for t in n.thresholds)
-            red = Text(fmt_duration(n.time_in_red) if n.time_in_red else "",
-                       style=theme.OVERDUE if n.time_in_red else "")
-            table.add_row(light, Text(n.name), Text(value), Text(thr), Text(sparkline(n.history), style=style), red,
-                          key=n.code or None)
+        self.rows = []
+        if nodes and all(n.kind for n in nodes):  # indicators: 城市体征 and KPI apart, each under its heading
+            vital, kpi = split_by_kind(nodes)
+            groups = [(self.t("runways.vital"), vital), (self.t("runways.kpi"), kpi)]
+        else:
+            groups = [("", nodes)]
+        for heading, group in groups:
+            if not group:
+                continue
+            if heading:
+                self.rows.append(None)
+                table.add_row(Text(""), Text(heading, style="bold"), Text(""), Text(""), Text(""), Text(""))
+            for n in group:
+                self.rows.append(n)
+                self._add_row(table, n)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 
+    def _add_row(self, table, n: BoardNode) -> None:
+        style = theme.colour_style(n.colour, self.high_contrast)
+        light = Text(theme.GLYPH[n.colour] if n.colour else "·", style=style)
+        if n.no_data:
+            value = Text(self.t("runways.no_data"), style=theme.DIM)
+        else:
+            value = Text("" if n.value is None else f"{n.value:g}{n.unit}")
+        thr = "/".join(f"{t:g}" for t in n.thresholds)
+        red = Text(fmt_duration(n.time_in_red) if n.time_in_red else "",
+                   style=theme.OVERDUE if n.time_in_red else "")
+        table.add_row(light, Text(n.name, style=theme.DIM if n.no_data else ""), value, Text(thr),
+                      Text(sparkline(n.history), style=style), red, key=n.code or None)
+
     def drill(self) -> None:
-        nodes = self.level()
         table = self.query_one(BoardTable)
-        if not nodes or table.cursor_row >= len(nodes):
+        rows = getattr(self, "rows", [])
+        if not rows or table.cursor_row >= len(rows) or rows[table.cursor_row] is None:
             return
-        node = nodes[table.cursor_row]
+        node = rows[table.cursor_row]
         if node.children:
             self.path.append(node.code)
             table.move_cursor(row=0, animate=False)
