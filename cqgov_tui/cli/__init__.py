@@ -32,6 +32,9 @@ _COMMANDS = {
     "simulate": "simulate_cmd",
     "demo": "demo_cmd",
     "store": "store_cmd",
+    "report": "report_cmd",
+    "export": "export_cmd",
+    "web": "web_cmd",
 }
 
 

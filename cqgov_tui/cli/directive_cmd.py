@@ -93,3 +93,6 @@ def receipt(server, token, ref, state, code, as_json) -> None:
         emit_json(result)
     else:
         click.echo(f"{result['code']} {result['state']}")
+
+
+from . import cap_cmd  # noqa: E402,F401  (show --cap and import --cap register on this group)

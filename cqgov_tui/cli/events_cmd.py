@@ -95,9 +95,12 @@ def report(db_path, category, title, text, lon, lat, code, colour, source, user,
 @click.option("--text", default=None, help="Substring of title, text or address.")
 @click.option("--all", "include_closed", is_flag=True, help="Include closed, merged and rejected events.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--geojson", "as_geojson", is_flag=True, help="Print a GeoJSON FeatureCollection (for GIS tools).")
+@click.option("--risk-points", is_flag=True, help="With --geojson: add the store's risk points as features.")
 @json_option
 @handle_errors
-def list_events(db_path, district, street, statuses, colours, categories, text, include_closed, limit, as_json):
+def list_events(db_path, district, street, statuses, colours, categories, text, include_closed, limit, as_json,
+                as_geojson=False, risk_points=False):
     """List events by colour, then by time left on their SLA."""
     from ..store import open_store
 
@@ -111,6 +114,11 @@ def list_events(db_path, district, street, statuses, colours, categories, text, 
         now = store.clock.now()
         rows = store.queue(district=district, street=street, statuses=statuses, colours=colours,
                            categories=categories, text=text, include_closed=include_closed, limit=limit)
+        if as_geojson:
+            from .geojson_out import emit_geojson
+
+            emit_geojson(store, rows, risk_points)
+            return
         if as_json:
             emit_json([event_dict(e, now) for e in rows])
             return

@@ -365,6 +365,12 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     router = factory(server)
     if router is not None:
         app.include_router(router)
+    # Open standards (issue 15): Open311, CAP and GeoJSON; before /v1/directives/{ref}, which would take ".cap".
+    from .cap_routes import make_standards_router
+    from .open311 import make_open311_router
+
+    app.include_router(make_open311_router(server))
+    app.include_router(make_standards_router(server))
 
     @app.get("/v1/health", tags=["server"], summary="Liveness, identity, head of the change log, federation state")
     def health() -> dict:

@@ -72,6 +72,16 @@ class Remote:
         _raise_for(resp, what)
         return resp.json()
 
+    def fetch(self, path: str, what: str, **params) -> bytes:
+        """A resource that is not JSON (a CAP alert, a GeoJSON or Atom document), as bytes."""
+        try:
+            resp = self.http.get(path, params=params or None)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"{what}: cannot reach {self.base_url} ({type(exc).__name__})") from None
+        self.bytes_received += len(resp.content)
+        _raise_for(resp, what)
+        return resp.content
+
     def health(self) -> dict:
         return self._get("/v1/health", "health")
 
