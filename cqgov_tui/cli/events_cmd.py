@@ -9,9 +9,8 @@ from ..domain.colour import Colour
 from ..domain.entities import Role, Status, User
 from ..errors import BadInput
 from ..scope import CITY_CODE
-from ..textsafe import plain as _plain
-from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from . import main, values
+from .common import db_option, emit_json, field, handle_errors, json_option, out
 
 
 def _actor(store, user: str, role: str) -> User:
@@ -21,6 +20,15 @@ def _actor(store, user: str, role: str) -> User:
         raise BadInput(f"unknown role {role!r} (expected one of {', '.join(r.value for r in Role)})") from None
     scope = CITY_CODE if store.tier.value == "city" else store.code
     return User(user, user, role_value, store.tier, scope)
+
+
+def _zh(kind, value, attr: str = "zh") -> str:
+    """The Chinese word for a stored colour or status; the value itself (made visible) if this build does
+    not know it (a newer peer may send one)."""
+    try:
+        return getattr(kind(value), attr)
+    except ValueError:
+        return field(value)
 
 
 def _engine(store):
@@ -76,25 +84,31 @@ def report(db_path, category, title, text, lon, lat, code, colour, source, user,
     if (lon is None) != (lat is None):
         raise BadInput("give both --lon and --lat, or --code")
     with open_store(db_path) as store:
+        if store.is_replica:  # its server numbers the event: the report waits in the outbox for `cqgov sync`
+            from . import replica_writes
+
+            return replica_writes.report(store, _actor(store, user, role), category=category, title=title, text=text,
+                                         lon=lon, lat=lat, code=code, colour=colour, source=source, as_json=as_json)
         engine = _engine(store)
-        event = engine.report(category=category, title=title, text=text, lon=lon, lat=lat, code=code,
+        event = engine.report(category=values.category(category), title=title, text=text, lon=lon, lat=lat, code=code,
                               colour=colour, source=source, reporter=user, actor=_actor(store, user, role))
         if as_json:
             emit_json(event_dict(event, store.clock.now()))
         else:
-            click.echo(f"{event.number} {event.id} {event.status} {event.colour} {event.address}")
+            out(f"{event.number} {event.id} {event.status} {event.colour} {field(event.address)}")
 
 
 @events.command("list")
 @db_option
-@click.option("--district", default=None)
-@click.option("--street", default=None)
-@click.option("--status", "statuses", multiple=True, help="Repeatable.")
-@click.option("--colour", "colours", multiple=True, help="Repeatable.")
-@click.option("--category", "categories", multiple=True, help="Repeatable.")
+@click.option("--district", default=None, help="District code or name (500108 or 南岸区).")
+@click.option("--street", default=None, help="Street code or name (500108001 or 南坪街道).")
+@click.option("--status", "statuses", multiple=True, help="reported … or the word the list prints (已上报); repeatable.")
+@click.option("--colour", "colours", multiple=True, help="red … green or 红 … 绿; repeatable.")
+@click.option("--category", "categories", multiple=True, help="Category code or name (muck_spill); repeatable.")
 @click.option("--text", default=None, help="Substring of title, text or address.")
 @click.option("--all", "include_closed", is_flag=True, help="Include closed, merged and rejected events.")
-@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000),
+              help="At most this many rows (a note on stderr says when more matched).")
 @click.option("--geojson", "as_geojson", is_flag=True, help="Print a GeoJSON FeatureCollection (for GIS tools).")
 @click.option("--risk-points", is_flag=True, help="With --geojson: add the store's risk points as features.")
 @json_option
@@ -104,29 +118,34 @@ def list_events(db_path, district, street, statuses, colours, categories, text, 
     """List events by colour, then by time left on their SLA."""
     from ..store import open_store
 
-    for s in statuses:
-        try:
-            Status(s)
-        except ValueError:
-            raise BadInput(f"unknown status {s!r}") from None
-    colours = [Colour.parse(c).value for c in colours] if colours else []
-    with open_store(db_path, read_only=False) as store:
+    # Every filter value is checked before the store opens: a typo is refused, never "no events".
+    statuses = [values.status(s) for s in statuses]
+    colours = [values.colour(c) for c in colours]
+    categories = [values.category(c) for c in categories]
+    district = values.jurisdiction(district, "district") if district else None
+    street = values.jurisdiction(street, "street", within=district) if street else None
+    with open_store(db_path, read_only=True) as store:  # a read leaves the store's files as they were
         now = store.clock.now()
         rows = store.queue(district=district, street=street, statuses=statuses, colours=colours,
-                           categories=categories, text=text, include_closed=include_closed, limit=limit)
+                           categories=categories, text=text, include_closed=include_closed, limit=limit + 1)
+        truncated = len(rows) > limit
+        rows = rows[:limit]
         if as_geojson:
             from .geojson_out import emit_geojson
 
             emit_geojson(store, rows, risk_points)
             return
         if as_json:
-            emit_json([event_dict(e, now) for e in rows])
+            emit_json({"events": [event_dict(e, now) for e in rows], "limit": limit, "truncated": truncated})
             return
         if not rows:
-            click.echo("no events")
+            out("no events")
         for e in rows:
             left = "-" if e.due_at is None else fmt_duration(e.due_at - now)
-            click.echo(f"{e.number}  {Colour(e.colour).zh}  {Status(e.status).zh:4}  {left:>8}  {e.address}  {_plain(e.title)}")
+            out(f"{field(e.number)}  {_zh(Colour, e.colour)}  {_zh(Status, e.status):4}  {left:>8}  {field(e.address)}  "
+                f"{field(e.title)}")
+        if truncated:
+            out(f"cqgov: showing the first {limit} events; more match (raise --limit or narrow the filters)", err=True)
 
 
 @events.command("show")
@@ -138,25 +157,28 @@ def show(db_path, ref, as_json):
     """Show one event with its audit timeline (by number, id or id prefix)."""
     from ..store import open_store
 
-    with open_store(db_path) as store:
+    with open_store(db_path, read_only=True) as store:
         event = store.resolve_event(ref, prefix=True)
         trail = store.audit_entries(event.id)
         now = store.clock.now()
         if as_json:
             data = event_dict(event, now)
-            data["audit"] = [a.__dict__ for a in trail]
+            data["audit"] = [dict(a.__dict__) for a in trail]
             emit_json(data)
             return
-        click.echo(f"{event.number}  {event.id}")
-        click.echo(f"  {Colour(event.colour).zh}{Colour(event.colour).zh_level}  {Status(event.status).zh} ({event.status})")
-        click.echo(f"  {_plain(event.title)} — {event.address}")
+        out(f"{field(event.number)}  {field(event.id)}")
+        out(f"  {_zh(Colour, event.colour)}{_zh(Colour, event.colour, 'zh_level')}  {_zh(Status, event.status)} "
+            f"({field(event.status)})")
+        out(f"  {field(event.title)} — {field(event.address)}")
         if event.text:
-            click.echo(f"  {_plain(event.text)}")
-        click.echo(f"  category {event.category_code}  SLA {event.sla_profile}  due {fmt_local(event.due_at, True)}")
+            out(f"  {field(event.text)}")
+        out(f"  category {field(event.category_code)}  SLA {field(event.sla_profile)}  "
+            f"due {fmt_local(event.due_at, True)}")
         if event.supervised_by:
-            click.echo(f"  督办 supervised by {event.supervised_by} (level {event.escalation_level})")
+            out(f"  督办 supervised by {field(event.supervised_by)} (level {event.escalation_level})")
         for a in trail:
-            click.echo(f"  #{a.seq} {fmt_local(a.acted_at, True)} {a.action:14} {a.from_status or '-'} → {a.to_status or '-'}  {a.actor} ({a.role}@{a.tier}) {_plain(a.note)}")
+            out(f"  #{a.seq} {fmt_local(a.acted_at, True)} {field(a.action):14} {field(a.from_status or '-')} → "
+                f"{field(a.to_status or '-')}  {field(a.actor)} ({field(a.role)}@{field(a.tier)}) {field(a.note)}")
 
 
 @events.command("act")
@@ -166,20 +188,31 @@ def show(db_path, ref, as_json):
 @click.option("--note", default="", help="Reason or remark (required for reject and comment).")
 @click.option("--department", "departments", multiple=True, help="Dispatch target (repeatable; first is the owner).")
 @click.option("--into", "target", default=None, help="Event to merge into.")
+@click.option("--to", "to_user", default=None, help="dispatch: the person (roster user) who takes the event.")
 @with_user
 @json_option
 @handle_errors
-def act(db_path, ref, action, note, departments, target, user, role, as_json):
+def act(db_path, ref, action, note, departments, target, to_user, user, role, as_json):
     """Perform a lifecycle action: verify, assess, dispatch, accept, arrive, dispose, feedback, close, review,
     reject, merge, escalate, comment."""
     from ..store import open_store
 
     with open_store(db_path) as store:
+        if store.is_replica:  # its server applies the action: it waits in the outbox for `cqgov sync`
+            from . import replica_writes
+
+            return replica_writes.act(store, _actor(store, user, role), ref, action, note=note,
+                                      departments=list(departments) or None, target=target, as_json=as_json)
         engine = _engine(store)
         ref = store.resolve_event(ref, prefix=True).id  # a person may give a number, an id or an id prefix
+        if to_user is not None:
+            from .tasks_cmd import dispatch_here
+
+            return dispatch_here(engine, ref, action, to_user, _actor(store, user, role), note, list(departments),
+                                 as_json)
         event = engine.act(ref, action, _actor(store, user, role), note=note, departments=list(departments) or None,
                            target=target)
         if as_json:
             emit_json(event_dict(event, store.clock.now()))
         else:
-            click.echo(f"{event.number} {event.status}")
+            out(f"{event.number} {event.status}")

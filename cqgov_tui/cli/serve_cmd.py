@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 
 import click
 
 from ..domain.entities import Tier
-from ..errors import BadInput, UnknownCode
+from ..errors import BadInput, CannotStart, UnknownCode
 from . import main
-from .common import handle_errors
+from .common import check_secret_file, handle_errors, log_to, verbosity
+
+log = logging.getLogger("cqgov.serve")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is created: a busy port is refused in one line and
+    leaves no store or secret behind. uvicorn serves on this very socket (no window for another process)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CannotStart(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def open_or_create(db_path: str, tier: str, code: str):
     """Open the tier's store, creating it on first start; a store of another tier or code is refused."""
-    from ..geo.registry import get_registry
     from ..store import init_store, open_store
 
-    j = get_registry().get(code)
-    if j.level.value != tier:
-        raise UnknownCode(f"{code} ({j.name}) is a {j.level.value}, not a {tier}")
+    check_tier_code(tier, code)
     if not os.path.exists(db_path):
         return init_store(db_path, tier, code)
     store = open_store(db_path)
+    if store.is_replica:
+        from ..sync.identity import check_tier_store
+
+        try:
+            check_tier_store(store)
+        finally:
+            store.close()
     if store.tier.value != tier or store.code != code:
         store.close()
         raise BadInput(f"{db_path} is the {store.tier.value} store of {store.code}, not the {tier} store of {code}")
@@ -46,35 +70,84 @@ def open_or_create(db_path: str, tier: str, code: str):
               help="Keep raw sensor readings this long (e.g. 2d, 36h; default 2d, kept in the store); older "
                    "ones are rolled up into buckets.")
 @click.option("--rollup-bucket", default=None, help="Roll-up bucket width (e.g. 1h, 5m; default 1h).")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="What goes to the log (start, stop, upstream trouble at info; -vv is debug).")
+@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+              help="Append the log here instead of stderr.")
+@click.option("--notify-config", default=None, type=click.Path(dir_okay=False),
+              help="TOML: [email] smtp_host/smtp_port/sender, [webhook] url, [[route]] roles/priorities/channels, "
+                   "[escalation] ack_after (README: Notifications).")
+@click.option("--grid-tasks", is_flag=True, help="Generate this jurisdiction's periodic grid tasks each day.")
 @handle_errors
 def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, readings_retention,
-          rollup_bucket, log_level) -> None:
+          rollup_bucket, log_level, log_file, notify_config, grid_tasks) -> None:
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
+    from ..store.sensors import BUCKET_KEY, RETENTION_KEY
+    from .values import parse_duration
+
+    # Everything that can be refused is checked before anything is created: flags, code, port, secret.
+    if tier == Tier.CITY.value and upstream:
+        raise BadInput("the city server has no upstream")
+    if tier != Tier.CITY.value and upstream and not upstream_token:
+        raise BadInput("--upstream needs --upstream-token (a peer token issued by the tier above)")
+    settings = {key: parse_duration(text, what) for key, text, what in (
+        (RETENTION_KEY, readings_retention, "--readings-retention"), (BUCKET_KEY, rollup_bucket, "--rollup-bucket"))
+        if text is not None}
+    check_tier_code(tier, code)
+    people = {"grid_tasks": grid_tasks}
+    if notify_config:
+        from ..notify.config import load_config
+
+        people["notify_config"] = load_config(notify_config)
+    secret_path = secret_file or db_path + ".secret"
+    check_secret_file(secret_path)
+    sock = bind(host, port)
+    try:
+        log_to(log_file, "debug" if verbosity() >= 2 else log_level)
+        _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level, people)
+    finally:
+        sock.close()
+
+
+def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level,
+         people=None) -> None:
     import uvicorn
 
     from ..server.app import TierServer, TierUvicorn, create_app
     from ..server.auth import TokenAuthority, load_secret
 
-    if tier == Tier.CITY.value and upstream:
-        raise BadInput("the city server has no upstream")
-    if tier != Tier.CITY.value and upstream and not upstream_token:
-        raise BadInput("--upstream needs --upstream-token (a peer token issued by the tier above)")
-    from ..store.sensors import BUCKET_KEY, RETENTION_KEY
-    from .store_cmd import parse_age
-
-    settings = {key: parse_age(text) for key, text in ((RETENTION_KEY, readings_retention),
-                                                        (BUCKET_KEY, rollup_bucket)) if text is not None}
     store = open_or_create(db_path, tier, code)
     try:
         for key, seconds in settings.items():  # remembered by the store for later starts
             store.set_meta(key, repr(seconds))
-        authority = TokenAuthority(load_secret(secret_file or db_path + ".secret"))
-        server = TierServer(store, authority, upstream=upstream, upstream_token=upstream_token, sweep_every=sweep_every)
+        authority = TokenAuthority(load_secret(secret_path))
+        host, port = sock.getsockname()[:2]
+        server = TierServer(store, authority, upstream=upstream, upstream_token=upstream_token, sweep_every=sweep_every,
+                            public_url=f"http://{host}:{port}", **(people or {}))
         app = create_app(server)
+        # log_config=None: uvicorn's loggers go through ours (the --log-file, or stderr made safe).
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                                timeout_graceful_shutdown=1, access_log=False)
-        TierUvicorn(config, server).run()
+                                timeout_graceful_shutdown=1, access_log=False, log_config=None)
+        log.info("%s server for %s %s on http://%s:%s, store %s (node %s, epoch %s)%s", tier, code,
+                 get_name(code), host, port, db_path, store.node, store.epoch,
+                 f", upstream {upstream}" if upstream else "")
+        TierUvicorn(config, server).run(sockets=[sock])
+        log.info("stopped; closing the store")
     finally:
         store.close()
+
+
+def get_name(code: str) -> str:
+    from ..geo.registry import get_registry
+
+    return get_registry().get(code).name
+
+
+def check_tier_code(tier: str, code: str) -> None:
+    """The code exists and is a jurisdiction of this tier."""
+    from ..geo.registry import get_registry
+
+    j = get_registry().get(code)
+    if j.level.value != tier:
+        raise UnknownCode(f"{code} ({j.name}) is a {j.level.value}, not a {tier}")

@@ -126,6 +126,8 @@ class Notification:
     acked_at: float | None
     acked_by: str | None
     step: int  # escalation step: 0 the first person of the rotation, then the next, then the duty chief
+    role: str | None  # the role (or duty) the message was for: escalation walks its rotation
+    place: str  # the jurisdiction whose rotation answers
     scope: str  # the recipient's jurisdiction (replication scope)
     origin_node: str
     version: int

@@ -124,9 +124,16 @@ class RosterRow(BaseModel):
 
 def parse_csv(text: str, source: str = "roster") -> list[RosterRow]:
     """Every row of a roster CSV, or ``BadInput`` naming the first bad line (nothing is imported then)."""
+    try:
+        return _parse_csv(text, source)
+    except csv.Error as exc:
+        raise BadInput(f"{source}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def _parse_csv(text: str, source: str) -> list[RosterRow]:
     if text.startswith("\ufeff"):
         text = text[1:]  # Excel's UTF-8 mark
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

@@ -456,3 +456,11 @@ def risk_grades(store: Store, catalogue: Catalogue, now: float) -> dict[str, str
         if rp is not None:
             out[rp.code] = rp.colour.raised().value
     return out
+
+
+def generate_today(store: Store, engine: Engine, now: float) -> Generated | None:
+    """The server's daily run: today's periodic tasks for its own jurisdiction, once (a cheap check after)."""
+    day = day_of(now)
+    if store.meta(f"{GENERATED_KEY}:{store.code}:{day:%Y%m%d}") is not None:
+        return None
+    return generate_day(store, engine.registry, engine.catalogue, store.code, now, day)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from dataclasses import asdict
@@ -32,7 +33,9 @@ from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, 
 from ..scope import CITY_CODE, covers
 from .auth import AuthError, Principal, TokenAuthority, bearer, check_server_scope, visible
 from .commands import CommandHandler, safe_message
+from .denials import DEFAULT_LIMIT as DENIAL_LIMIT
 from .federation import FederationPump
+from .upkeep import DegradedGuard, StoreHealth, make_store_router, stop_checking
 
 log = logging.getLogger("cqgov.server")
 
@@ -97,11 +100,14 @@ class Scheduler(threading.Thread):
             except Exception as exc:  # the schedule must survive a bad row; the error is reported in health
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.server.integrity.noticed(exc)
                 log.exception("scheduler tick failed")
 
     def tick(self, force_sweep: bool = False) -> None:
         """One round; the engine's clock decides 'now', the wall clock only paces the loop."""
         s = self.server
+        if s.degraded:
+            return  # a store that failed a read is not written to (upkeep.py)
         s.handler.flush_denials()
         while s.pump.run_once():
             if self._halt.is_set():
@@ -117,6 +123,10 @@ class Scheduler(threading.Thread):
             while s.pump.run_once():
                 pass
         now = s.clock.now()
+        if s.grid_tasks and s.store.tier is not Tier.CITY:
+            from ..people.tasks import generate_today
+
+            generate_today(s.store, s.engine, now)  # a dictionary lookup once today's tasks exist
         if self._last_sensor_upkeep is None or now - self._last_sensor_upkeep >= SENSOR_UPKEEP_EVERY_S:
             self._last_sensor_upkeep = now
             sensors.maintain(s.store, now)
@@ -128,14 +138,18 @@ class TierServer:
 
     def __init__(self, store, authority: TokenAuthority, *, engine: Engine | None = None, clock: Clock | None = None,
                  upstream: str | None = None, upstream_token: str | None = None, sync_client_factory=None,
-                 sweep_every: float = SWEEP_EVERY_S, pump_every: float = PUMP_EVERY_S):
+                 sweep_every: float = SWEEP_EVERY_S, pump_every: float = PUMP_EVERY_S,
+                 denial_limit: int = DENIAL_LIMIT, notify_config=None, public_url: str | None = None,
+                 grid_tasks: bool = False):
         self.store = store
         self.clock = clock or store.clock
         self.engine = engine or Engine(store, clock=self.clock)
         self.authority = authority
         self.started_at = self.clock.now()
+        self.integrity = StoreHealth(store)  # checked in full at start; ``degraded`` names a fault
         self.scheduler = Scheduler(self, sweep_every, pump_every)
-        self.handler = CommandHandler(self.engine, on_applied=lambda _t: self.scheduler.wake())
+        self.handler = CommandHandler(self.engine, on_applied=lambda _t: self.scheduler.wake(),
+                                      denial_limit=denial_limit)
         self.upstream = upstream
         self.client = None
         if upstream:
@@ -144,6 +158,13 @@ class TierServer:
             factory = sync_client_factory or _default_sync_client
             self.client = factory(store, upstream, upstream_token, self.clock)
         self.pump = FederationPump(store, self.client)
+        # People (issue 14): notifications on a thread of their own, the people command types, grid tasks.
+        from ..notify.service import Notifier
+        from .people_api import handlers as people_handlers
+
+        self.notifier = Notifier(store, notify_config, self.clock, self.engine.registry, public_url)
+        self.handler.handlers.update(people_handlers(self))
+        self.grid_tasks = grid_tasks
         # Set when shutdown begins (before uvicorn waits for open requests): long-polls answer at once.
         self.stopping = threading.Event()
         self._client_stopper: threading.Thread | None = None
@@ -157,10 +178,23 @@ class TierServer:
             check_server_scope(principal, self.store.tier, self.store.code)
         except PermissionDenied as exc:
             raise HTTPException(status_code=status_for(exc), detail=str(exc)) from None
+        wait = self.handler.denials.retry_after(principal.user, self.clock.now())
+        if wait is not None:  # past the denial rate: not heard until its minute ends
+            raise HTTPException(429, f"too many refused requests from {principal.user}; retry in {wait:.0f} s",
+                                headers={"Retry-After": str(int(math.ceil(wait)))})
         return principal
 
+    @property
+    def degraded(self) -> str | None:
+        """Why the store cannot be trusted (a failed read, or the start-up check's first fault), else None."""
+        return self.integrity.fault
+
     def execute(self, user: User, command_type: str, body: Any) -> dict:
-        return self.handler.execute(user, command_type, body)
+        try:
+            return self.handler.execute(user, command_type, body)
+        except Exception as exc:
+            self.integrity.noticed(exc)
+            raise
 
     def prepare(self, commands: list[dict]) -> None:
         self.handler.prepare(commands)
@@ -196,8 +230,10 @@ class TierServer:
             return False
 
     def start(self) -> None:
+        self.integrity.start()
         self.prime()
         self.scheduler.start()
+        self.notifier.start()
         if self.client is not None:
             self.client.start()
 
@@ -224,21 +260,24 @@ class TierServer:
         if self._client_stopper is not None:
             self._client_stopper.join(PEER_STOP_S + 0.5)
         self.scheduler.stop()
+        self.notifier.stop()
         with contextlib.suppress(Exception):
-            self.handler.flush_denials()
+            self.handler.flush_denials(final=True)
         with contextlib.suppress(Exception):  # a clean stop leaves no readings for the next start to replay
             self.store.fold_sensor_state()
+        stop_checking(self.integrity)
 
     def health(self) -> dict:
         store = self.store
         out = {
-            "status": "ok", "version": __version__, "tier": store.tier.value, "code": store.code, "node": store.node,
+            "status": "degraded" if self.degraded else "ok", "store": self.integrity.as_dict(), "version": __version__, "tier": store.tier.value, "code": store.code, "node": store.node,
             "epoch": store.epoch, "head": store.head(), "schema_version": store.schema_version(),
             "now": self.clock.now(), "uptime_s": round(self.clock.now() - self.started_at, 3),
             "scheduler": {"ticks": self.scheduler.ticks, "errors": self.scheduler.errors,
                           "last_error": self.scheduler.last_error, "alive": self.scheduler.is_alive()},
             "federation": {"upstream": self.upstream, "pump_backlog": self.pump.backlog(),
                            "enqueued": dict(self.pump.enqueued)},
+            "notify": self.notifier.status(),
         }
         if self.client is not None:
             try:
@@ -401,9 +440,16 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
         user = server.authenticate(request)
         d = store.get_directive(ref)
         if d is None or not visible(user.scope_code, ",".join(d.targets), "directive"):
-            raise HTTPException(404, f"no directive {ref!r}")
+            # Counted like a refused command (the same answer whether it exists elsewhere or not at all).
+            server.handler.deny(user, "directive.status", f"no directive {ref[:64]!r} in your jurisdiction")
+            raise HTTPException(404, f"no directive {ref[:64]!r} in your jurisdiction")
         return directives.status(store, server.engine.registry, d.id, viewer_scope=user.scope_code)
 
+    from .people_api import mount as mount_people
+
+    mount_people(app, server)
+    app.include_router(make_store_router(server))
+    app.add_middleware(DegradedGuard, health=server.integrity)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
 

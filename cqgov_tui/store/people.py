@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, TypeVar
 
+from ..domain.entities import AuditEntry
 from ..domain.people import DutyOverride, Notification, Person, Task
 from ..domain.schema import to_row
 from .base import StoreCore
@@ -158,6 +159,14 @@ class PeopleRows(StoreCore):
             rows = self.conn.execute("SELECT DISTINCT target FROM tasks WHERE finding = 'hazard' AND target IS NOT NULL "
                                      "AND done_at >= ? ORDER BY target", [since]).fetchall()
         return [r[0] for r in rows]
+
+    def audit_head(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchall()[0][0])
+
+    def audit_since(self, seq: int, limit: int = 500) -> list[AuditEntry]:
+        """This node's audit entries after ``seq`` (the notifier follows them)."""
+        return self._select(AuditEntry, "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit])
 
     # ------------------------------------------------------------ notifications
 

@@ -1,0 +1,84 @@
+"""`cqgov notify list|ack|check-config`: a person's notifications and acknowledging them."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import BadInput
+from ..textsafe import plain
+from . import main
+from .common import emit_json, handle_errors, json_option
+from .roster_cmd import check_source, local_store, local_user, remote, with_source
+
+
+@main.group("notify")
+def notify_group() -> None:
+    """Notifications to people: the inbox, acknowledgement, the server's notify config."""
+
+
+@notify_group.command("list")
+@with_source
+@click.option("--user", "who", default=None, help="With --db: whose inbox (default: every notification).")
+@json_option
+@handle_errors
+def list_cmd(db_path, server, token, who, as_json) -> None:
+    """The inbox (the token's user through a server), newest first."""
+    from ..clock import fmt_local
+    from ..notify.service import inbox, notification_dict
+
+    check_source(db_path, server, token)
+    if server:
+        with remote(server, token) as r:
+            rows = r._get("/v1/notifications", "notifications", mine="true")
+    else:
+        with local_store(db_path) as store:
+            found = inbox(store, who) if who else store.notifications(limit=500)
+            rows = [notification_dict(n) for n in found]
+    if as_json:
+        emit_json({"notifications": rows})
+        return
+    if not rows:
+        click.echo("no notifications")
+    for n in rows:
+        ack = "已确认" if n.get("acked_at") else ("待确认" if n.get("needs_ack") else "")
+        click.echo(f"{n['id']}  {fmt_local(n['created_at'], True)}  {n['channel']:7} {n['state']:9} {ack:4} "
+                   f"{plain(n['recipient'])}  {plain(n['subject'])}")
+
+
+@notify_group.command("ack")
+@with_source
+@click.argument("notification")
+@click.option("--user", "who", default=None, help="With --db: who acknowledges (a roster user).")
+@json_option
+@handle_errors
+def ack_cmd(db_path, server, token, notification, who, as_json) -> None:
+    """Acknowledge a notification (by id): it stops escalating for everyone it went to."""
+    from ..notify.service import acknowledge
+
+    check_source(db_path, server, token)
+    if server:
+        with remote(server, token) as r:
+            result = r.command("notify.ack", {"notification": notification})
+    else:
+        if not who:
+            raise BadInput("--user is needed with --db")
+        with local_store(db_path) as store:
+            rows = acknowledge(store, notification, local_user(store, who, None), via="cli")
+            result = {"message": rows[0].message_key, "acknowledged": len(rows), "by": who}
+    emit_json(result) if as_json else click.echo(f"acknowledged ({result['acknowledged']} copies) by {result['by']}")
+
+
+@notify_group.command("check-config")
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+@handle_errors
+def check_config(path, as_json) -> None:
+    """Validate a notify config (TOML) without starting a server."""
+    from ..notify.config import load_config
+
+    cfg = load_config(path)
+    if as_json:
+        emit_json(cfg.model_dump())
+    else:
+        channels = ["inbox"] + [c for c, v in (("email", cfg.email), ("webhook", cfg.webhook)) if v is not None]
+        click.echo(f"{path}: ok; channels {', '.join(channels)}; ack after {cfg.escalation.ack_after:.0f}s")
