@@ -51,10 +51,11 @@ def show(ref, server, token, db_path, as_cap, as_json) -> None:
         if not token:
             raise BadInput("--server needs --token (or CQGOV_TOKEN)")
         from ..server.remote import Remote
+        from ..standards import cap
 
         with Remote(server, token) as remote:
             if as_cap:
-                sys.stdout.buffer.write(remote.fetch(f"/v1/directives/{ref}.cap", f"directive {ref}"))
+                sys.stdout.buffer.write(remote.fetch(f"/v1/directives/{ref}.cap", f"directive {ref}", cap.MEDIA_TYPE))
                 return
             data = remote.directive_status(ref)
     if as_json:

@@ -72,15 +72,17 @@ class Remote:
         _raise_for(resp, what)
         return resp.json()
 
-    def fetch(self, path: str, what: str, **params) -> bytes:
-        """A resource that is not JSON (a CAP alert, a GeoJSON or Atom document), as bytes."""
+    def fetch(self, path: str, what: str, expect: str, **params) -> bytes:
+        """A resource that is not JSON (a CAP alert, a GeoJSON or Atom document) of media type ``expect``."""
         try:
-            resp = self.http.get(path, params=params or None)
+            resp = self.http.get(path, params=params or None, headers={"Accept": expect})
         except httpx.HTTPError as exc:
             raise RemoteError(f"{what}: cannot reach {self.base_url} ({type(exc).__name__})") from None
         self.bytes_received += len(resp.content)
+        if resp.status_code < 400 and resp.headers.get("content-type", "").split(";")[0].strip().lower() == expect:
+            return resp.content
         _raise_for(resp, what)
-        return resp.content
+        raise RemoteError(f"{what}: {self.base_url} answered HTTP {resp.status_code} without {expect}")
 
     def health(self) -> dict:
         return self._get("/v1/health", "health")

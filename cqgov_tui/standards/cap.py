@@ -203,26 +203,39 @@ def _name(registry: Registry, code: str) -> str:
 
 def feed(directives: list[Directive], registry: Registry, *, base_url: str, title: str, feed_id: str,
          now: float) -> bytes:
-    """An Atom feed of directives, newest first, each entry linking to its CAP alert."""
-    from feedgen.feed import FeedGenerator
+    """An Atom (RFC 4287) feed of directives, newest first, each entry linking to its CAP alert.
 
-    fg = FeedGenerator()
-    fg.id(feed_id)
-    fg.title(title)
-    fg.language("zh-CN")
-    fg.author({"name": title})
-    fg.link(href=f"{base_url}/v1/directives.atom", rel="self", type="application/atom+xml")
-    fg.updated(local(max([now] + [d.created_at for d in directives])))
-    for d in sorted(directives, key=lambda d: d.created_at):  # feedgen puts the last added first
-        entry = fg.add_entry()
-        entry.id(f"urn:uuid:{d.id}" if _is_uuid(d.id) else f"urn:cqgov:directive:{d.id}")
-        entry.title(d.title)
-        entry.updated(local(d.created_at if d.version <= 1 else max(d.created_at, d.deadline_at)))
-        entry.published(local(d.created_at))
-        entry.summary(d.text[:500])
-        entry.link(href=f"{base_url}/v1/directives/{d.id}.cap", rel="alternate", type=MEDIA_TYPE)
-        entry.category(term=category(f"{d.title}\n{d.text}"), scheme="urn:oasis:names:tc:emergency:cap:1.2:category")
-    return fg.atom_str(pretty=True)
+    Written with lxml: feedgen 1.0 drops the ``type`` and ``rel`` of entry links, and a CAP feed
+    is only useful if readers can tell the alert link by its media type.
+    """
+    from lxml import etree
+
+    atom = "http://www.w3.org/2005/Atom"
+    root = etree.Element(f"{{{atom}}}feed", nsmap={None: atom})
+    root.set("{http://www.w3.org/XML/1998/namespace}lang", "zh-CN")
+
+    def sub(parent, tag: str, text: str | None = None, **attrs: str):
+        node = etree.SubElement(parent, f"{{{atom}}}{tag}", **attrs)
+        if text is not None:
+            node.text = text
+        return node
+
+    sub(root, "id", feed_id)
+    sub(root, "title", title)
+    sub(root, "updated", cap_time(max([now] + [d.created_at for d in directives])))
+    sub(sub(root, "author"), "name", title)
+    sub(root, "link", href=f"{base_url}/v1/directives.atom", rel="self", type="application/atom+xml")
+    for d in sorted(directives, key=lambda d: d.created_at, reverse=True):
+        entry = sub(root, "entry")
+        sub(entry, "id", f"urn:uuid:{d.id}" if _is_uuid(d.id) else f"urn:cqgov:directive:{d.id}")
+        sub(entry, "title", d.title)
+        sub(entry, "updated", cap_time(d.created_at if d.version <= 1 else max(d.created_at, d.deadline_at)))
+        sub(entry, "published", cap_time(d.created_at))
+        sub(entry, "summary", d.text[:500])
+        sub(entry, "link", href=f"{base_url}/v1/directives/{d.id}.cap", rel="alternate", type=MEDIA_TYPE)
+        sub(entry, "category", term=category(f"{d.title}\n{d.text}"),
+            scheme="urn:oasis:names:tc:emergency:cap:1.2:category")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def _is_uuid(text: str) -> bool:
