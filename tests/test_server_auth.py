@@ -81,7 +81,8 @@ def city(tmp_path):
 def test_auth_matrix(city, role, where):
     """Each role, scoped to 南岸区 (500108): reads show only its subtree; commands outside it are refused and audited."""
     server, http, ids, clock = city
-    tok = server.authority.issue(user=f"u-{role}", role=role, tier="district", scope="500108", now=clock.now(), ttl=600)
+    tok = server.authority.issue(user=f"u-{role}", role=role, tier="district", scope="500108", now=clock.now(), ttl=600,
+                                 department="cgj" if role == "department" else None)
     h = {"Authorization": f"Bearer {tok}"}
     target = "500108" if where == "own" else "500112"
     event_id = ids[target]
@@ -104,16 +105,17 @@ def test_auth_matrix(city, role, where):
         {"id": f"rep-{role}-{where}", "type": "report", "body": {"category": "noise", "code": f"{target}001"}},
         {"id": f"com-{role}-{where}", "type": "act", "body": {"event": event_id, "action": "comment", "note": "看"}},
     ]}, headers=h).json()
-    server.handler.flush_denials()
+    server.handler.flush_denials(final=True)
     if where == "own":
         assert len(r["accepted"]) == 2, r
         assert server.store.count_rows("events") == before + 1
     else:
         assert len(r["rejected"]) == 2 and not r["accepted"], r
-        assert all("outside 500108" in x["reason"] for x in r["rejected"])
+        assert "outside 500108" in r["rejected"][0]["reason"]
+        assert r["rejected"][1]["reason"] == f"no event {event_id!r} in your jurisdiction"  # nothing of the event
         assert server.store.count_rows("events") == before
         denied = [a for a in server.store.audit_entries() if a.action == "denied" and a.actor == f"u-{role}"]
-        assert len(denied) == 2
+        assert len(denied) == 1 and denied[0].note.startswith("2 refused")  # one entry per caller and minute
 
 
 def test_missing_expired_and_foreign_tokens_are_refused(city):

@@ -117,7 +117,7 @@ def test_bad_and_out_of_scope_readings_are_refused_with_reasons(tmp_path, catalo
             reason = reply["rejected"][0]["reason"]
             assert why in reason and "\n" not in reason
         assert _stored(s.store, [mine.code, theirs.code]) == 0 and s.events() == []
-        s.server.handler.flush_denials()
+        s.server.handler.flush_denials(final=True)
         denied = [a for a in s.store.audit_entries() if a.action == "denied"]
         assert len(denied) == 1 and theirs.code in denied[0].note
 

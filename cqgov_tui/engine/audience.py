@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..domain.entities import Department, Role, User
 from ..errors import UnknownCode
+from . import access
 
 DEPT = "dept:"
 ROLE = "role:"
@@ -41,7 +42,7 @@ class Audience:
         role = Role(user.role)
         if role in _ANSWER_FOR_ALL or role.value in self.roles:
             return True
-        return role is Role.DEPARTMENT and user.department is not None and user.department in self.departments
+        return role is Role.DEPARTMENT and access.assigned(user, self.departments)  # the one department rule
 
     def describe(self, departments: Mapping[str, Department] | None = None) -> str:
         """``城管, 应急 · 网格员``: departments by short name (``departments``: code → Department,

@@ -27,7 +27,7 @@ from ..domain.entities import Department, Directive, Receipt, ReceiptState, Role
 from ..errors import BadInput, IllegalTransition, PermissionDenied, UnknownCode
 from ..ids import uuid7
 from ..scope import CITY_CODE, covers
-from . import audience
+from . import access, audience
 
 if TYPE_CHECKING:
     # Types only: this module stays light (no store, no DuckDB) for the console's first frame.
@@ -147,7 +147,7 @@ def send(store: Store, registry: Registry, *, actor: User, targets: list[str], t
         raise BadInput("the deadline is in the past")
     with store.tx():
         if directive_id and store.get_directive(directive_id) is not None:
-            raise BadInput(f"directive {directive_id} already exists")
+            raise access.id_taken("directive", directive_id)
         d = Directive(
             id=directive_id or uuid7(int(now * 1000)), number=_number(store, now), origin_tier=store.tier.value,
             origin_code=store.code, title=(title or "").strip() or text[:30], text=text,
@@ -290,10 +290,8 @@ def advance(store: Store, directive_ref: str, code: str, state: str, actor: User
         raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}")
     with store.tx():
         d = store.get_directive(directive_ref)
-        if d is None:
-            raise UnknownCode(f"no directive {directive_ref!r}")
-        if code not in set(_street_scope(d, code)):
-            raise BadInput(f"directive {d.number} is not addressed to {code}")
+        if d is None or code not in set(_street_scope(d, code)):
+            raise access.not_found("directive", directive_ref)  # one answer: none, or not addressed here
         who = audience.audience_of(d.targets)
         if not who.admits(actor):
             held = f"{Role(actor.role).value}" + (f" of {actor.department}" if actor.department else "")
