@@ -674,8 +674,10 @@ def bench_fanout(quick: bool = False, *, n_streets: int | None = None, deadline_
     init_store(db, "city", CITY).close()
     now = SystemClock().now()
     duty = authority.issue(user="duty", role="duty_officer", tier="city", scope=CITY, now=now, ttl=3600)
-    peers = {s: authority.issue(user=f"node:street-{s}", role="admin", tier="district", scope=s, now=now, ttl=3600,
-                                peer=True) for s in streets}
+    # Each street's receipts reach the city as its district relays them: with the district's peer token.
+    districts = {s[:6]: authority.issue(user=f"node:district-{s[:6]}", role="admin", tier="district", scope=s[:6],
+                                        now=now, ttl=3600, peer=True) for s in streets}
+    peers = {s: districts[s[:6]] for s in streets}
     tally = collections.Counter()
     errors: list[str] = []
     lock = threading.Lock()
