@@ -112,7 +112,9 @@ class PeopleRows(StoreCore):
             out = {i: staged[(i,)] for i in ids if (i,) in staged}
             rest = [i for i in ids if i not in out]
             if rest:
-                for t in self._select(Task, "FROM tasks WHERE list_contains(?, id)", [rest], flush=False):
+                # A semi-join on the key (list_contains would test every row of the table against the list).
+                for t in self._select(Task, "FROM tasks WHERE id IN (SELECT unnest(?::VARCHAR[]))", [rest],
+                                      flush=False):
                     out[t.id] = t
         return out
 
