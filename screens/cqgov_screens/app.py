@@ -470,6 +470,13 @@ class ConsoleApp(App):
 
         self.push_screen(ComposeScreen(self.backend, self.t), followed)
 
+    def action_my_work(self) -> None:
+        """My tasks and my inbox (issue 14)."""
+        from .views.my_work import MyWorkScreen
+
+        if not isinstance(self.screen, MyWorkScreen):
+            self.push_screen(MyWorkScreen(self.backend, self.t))
+
     def action_command_line(self) -> None:
         if self._on_centre() is not None:
             from .views.prompt import Prompt
@@ -536,6 +543,10 @@ class ConsoleApp(App):
             self.report_event(arg)
         elif cmd == "dismiss":
             self.action_dismiss()
+        elif cmd == "export":
+            self.export_ledger(arg)
+        elif cmd in ("work", "inbox", "mine"):
+            self.action_my_work()
         else:
             self.status_say(self.t("cmd.unknown", c=cmd), error=True)
 
@@ -563,6 +574,29 @@ class ConsoleApp(App):
         self.refresh_data()
         if outcome.ref:
             self.open_event(outcome.ref)
+
+    def export_ledger(self, arg: str) -> None:
+        """``:export LEDGER PERIOD [csv|xlsx|parquet] [FILE]``: a 一表通 ledger from this console's store."""
+        parts = arg.split()
+        if len(parts) < 2:
+            self.status_say(self.t("cmd.export_usage"), error=True)
+            return
+        name, period = parts[0], parts[1]
+        fmt = parts[2] if len(parts) > 2 else "xlsx"
+        out = parts[3] if len(parts) > 3 else f"{name}-{period}.{fmt}"
+        self._export(name, period, fmt, out)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, name: str, period: str, fmt: str, out: str) -> None:
+        from cqgov_tui.errors import CqgovError
+        from cqgov_tui.standards.ledgers import export
+
+        try:
+            result = export(self.backend.store, name, period=period, fmt=fmt, out=out)
+        except CqgovError as exc:
+            self.call_from_thread(self.status_say, _one_line(exc), True)
+            return
+        self.call_from_thread(self.status_say, self.t("export.done", name=result["name"], rows=result["rows"], out=out))
 
     def _rebuild_centre(self) -> None:
         """Language or contrast changed: rebuild the panes with the new strings and styles."""

@@ -112,6 +112,9 @@ _STRINGS: dict[str, tuple[str, str]] = {
                  "commands: report CATEGORY PLACE-CODE [TITLE], lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, "
                  "drill CODE, top, compose, dismiss, quit"),
     "cmd.report_usage": ("用法: report 类别(代码或名称) 地点代码 [标题]", "usage: report CATEGORY PLACE-CODE [TITLE]"),
+    "cmd.export_usage": ("用法: export 台账(代码或名称) 期间(2026-11) [csv|xlsx|parquet] [文件]",
+                         "usage: export LEDGER PERIOD(2026-11) [csv|xlsx|parquet] [FILE]"),
+    "export.done": ("{name} 已导出 {rows} 行 → {out}", "{name}: {rows} rows → {out}"),
     "report.done": ("已登记: {what}", "Reported: {what}"),
     "detail.owner": ("本事件由 {node} 负责处置: 本级的流转操作会被服务器拒绝, 请督办或备注",
                      "Owned by {node}: lifecycle actions here are refused by the server; supervise or comment"),
