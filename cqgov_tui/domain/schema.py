@@ -108,13 +108,47 @@ def column_names(cls) -> list[str]:
     return [c.name for c in columns(cls)]
 
 
+@functools.lru_cache(maxsize=None)
+def _names(cls) -> tuple[str, ...]:
+    return tuple(c.name for c in columns(cls))
+
+
+_PLAIN = frozenset({str, int, float, bool, list, type(None)})
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(cls) -> frozenset[str] | None:
+    """The init fields of a plain dataclass (no __post_init__, no slots), else None."""
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return None
+    fs = dataclasses.fields(cls)
+    return None if any(not f.init for f in fs) else frozenset(f.name for f in fs)
+
+
+T = typing.TypeVar("T")
+
+
+def evolve(obj: T, **changes: Any) -> T:
+    """``dataclasses.replace`` for the entities, without re-running ``__init__``: the write path copies an
+    event two or three times per command, and the generated ``__init__`` of a frozen 34-field class costs
+    more than the rest of the copy. Classes with a ``__post_init__`` (or slots) go through ``replace``."""
+    names = _fields(type(obj))
+    if names is None:
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    if not names.issuperset(changes):
+        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(set(changes) - names)}")
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def to_row(obj) -> dict[str, Any]:
-    """Entity → plain dict of stored values (enums flattened to their value)."""
-    row = {}
-    for c in columns(type(obj)):
-        v = getattr(obj, c.name)
-        if isinstance(v, enum.Enum):
-            v = v.value
-        row[c.name] = v
+    """Entity → plain dict of stored values (enums flattened to their value). It runs for every row
+    written, so a value of a plain type is passed through on one set lookup of its class."""
+    row = {n: getattr(obj, n) for n in _names(type(obj))}
+    for n, v in row.items():
+        if v.__class__ not in _PLAIN and isinstance(v, enum.Enum):
+            row[n] = v.value
     return row
 

@@ -15,6 +15,7 @@ from ..catalogue import Catalogue
 from ..clock import Clock
 from ..domain.colour import Colour
 from ..domain.entities import Event, Role, Source, Status, Tier, User
+from ..domain.schema import evolve
 from ..errors import BadInput, IllegalTransition, PermissionDenied
 from ..ids import uuid7
 from ..scope import CITY_CODE, event_in_scope
@@ -273,7 +274,7 @@ class Engine:
 
     def _save(self, event: Event, **changes: Any) -> Event:
         changes["updated_at"] = self.clock.now()
-        return self.store.update_event(replace(event, **changes), changes.keys())
+        return self.store.update_event(evolve(event, **changes), changes.keys())
 
     def _audit(self, event: Event, action: str, from_status: str | None, to_status: str, actor: User,
                note: str = "") -> None:

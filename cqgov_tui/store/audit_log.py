@@ -3,11 +3,10 @@ and the entries replicated from other nodes."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..domain.entities import AuditEntry
-from ..domain.schema import column_names, to_row
+from ..domain.schema import column_names, evolve, to_row
 from . import audit as audit_chain
 from .events import EventRows
 from .rows import AUDIT_ALL, event_scope
@@ -36,7 +35,7 @@ class AuditRows(EventRows):
         entry = AuditEntry(seq=seq, acted_at=self.clock.now() if at is None else at, event_id=event_id,
                            action=action, from_status=from_status, to_status=to_status, actor=actor, role=role,
                            tier=tier, node=self.node, note=note, prev_hash=prev, hash="")
-        entry = replace(entry, hash=audit_chain.entry_hash(prev, entry))
+        entry = evolve(entry, hash=audit_chain.entry_hash(prev, entry))
         batch.append_audit(entry)
         self.log_change("audit", str(entry.seq), "append", to_row(entry), scope=scope or self._scope_of(event_id))
         return entry

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import replace
 from typing import Any, Iterable
 
 from ..domain.entities import Event
-from ..domain.schema import to_row
+from ..domain.schema import evolve, to_row
 from ..errors import BadInput
 from .base import StoreCore
 from .open_events import OpenEvents
@@ -189,12 +188,13 @@ class EventRows(StoreCore):
             current = self.get_event(event.id)
             if current is None:
                 raise BadInput(f"no event {event.id}")
-            merged = replace(current, **{c: getattr(event, c) for c in cols})
+            changes = {c: getattr(event, c) for c in cols}
             if event.id in batch.created_change:
+                merged = evolve(current, **changes)
                 batch.stage_event(merged, created=True)
                 batch.rewrite_create(event.id, to_row(merged))
                 return merged
-            merged = replace(merged, version=current.version + 1)
+            merged = evolve(current, **changes, version=current.version + 1)
             batch.stage_event(merged, created=False, changed=[*cols, "version"])
             row = to_row(merged)
             self.log_change("event", merged.id, "update", {"id": merged.id, **{c: row[c] for c in [*cols, "version"]}},
