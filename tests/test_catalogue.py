@@ -498,9 +498,9 @@ def test_cli_stats_json_shape():
 
 def test_cli_lists_and_check_plans(tmp_path):
     result = _cli("fixtures", "categories", "--json")
-    assert result.exit_code == 0 and len(json.loads(result.output)) == 40
+    assert result.exit_code == 0 and len(json.loads(result.output)["categories"]) == 40
     result = _cli("fixtures", "plans", "--json")
-    assert result.exit_code == 0 and {"muck_spill_auto", "highrise_fire"} <= {p["code"] for p in json.loads(result.output)}
+    assert result.exit_code == 0 and {"muck_spill_auto", "highrise_fire"} <= {p["code"] for p in json.loads(result.output)["plans"]}
     assert "渣土车" in _cli("fixtures", "plans").output
     good = tmp_path / "good.yaml"
     good.write_text(GOOD, encoding="utf-8")

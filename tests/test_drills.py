@@ -130,7 +130,7 @@ def test_cli_unknown_scenario_is_one_line():
 
 def test_cli_drill_list():
     res = CliRunner().invoke(main, ["drill", "list", "--json"])
-    assert res.exit_code == 0 and set(SIX) <= {r["name"] for r in json.loads(res.output)}
+    assert res.exit_code == 0 and set(SIX) <= {r["name"] for r in json.loads(res.output)["drills"]}
 
 
 def test_shipped_scenarios_validate():

@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from ..errors import EXIT_CHECK_FAILED
+from .common import db_option, emit_json, handle_errors, json_option, out
 
 
 @main.group("audit")
@@ -20,7 +21,7 @@ def audit() -> None:
 @json_option
 @handle_errors
 def verify(db_path: str, as_json: bool) -> None:
-    """Exit 0 when the chain is intact; otherwise non-zero, naming the first bad seq."""
+    """Exit 0 when the chain is intact; otherwise 1 (a check failed), naming the first bad seq."""
     from ..store import open_store
 
     with open_store(db_path, read_only=True) as store:
@@ -28,8 +29,8 @@ def verify(db_path: str, as_json: bool) -> None:
     if as_json:
         emit_json(verdict.as_dict())
     elif verdict.ok:
-        click.echo(f"audit intact: {verdict.entries} entries, head {verdict.head[:16]}")
+        out(f"audit intact: {verdict.entries} entries, head {verdict.head[:16]}")
     else:
-        click.echo(f"audit BROKEN at seq {verdict.first_bad_seq}: {verdict.reason}", err=True)
+        out(f"audit BROKEN at seq {verdict.first_bad_seq}: {verdict.reason}", err=True)
     if not verdict.ok:
-        sys.exit(6)
+        sys.exit(EXIT_CHECK_FAILED)

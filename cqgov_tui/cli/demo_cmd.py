@@ -18,21 +18,10 @@ import sys
 
 import click
 
-from ..errors import BadInput
+from ..errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, BadInput
 from . import main
-from .common import emit_json, handle_errors
-
-
-def parse_duration(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    t = (text or "").strip().lower()
-    try:
-        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
-    except (ValueError, KeyError):
-        raise BadInput(f"unreadable duration {text!r} (use 40s, 2m or seconds)") from None
-    if value <= 0:
-        raise BadInput("duration must be positive")
-    return value
+from .common import emit_json, field, handle_errors, lang_option, out, progress
+from .values import parse_duration
 
 
 def _console_entry():
@@ -55,7 +44,8 @@ def _open_console(run_console, run, data_dir: str, lang: str) -> int:
     """
     from ..domain.entities import Role
 
-    explicit = click.get_current_context().get_parameter_source("lang") is not click.core.ParameterSource.DEFAULT
+    # A flag, $CQGOV_LANG or the config file chose it; otherwise the console's own default.
+    explicit = lang is not None
     h = run.hierarchy
     token = h.token(h.city, Role.ADMIN.value, user="console")
     return run_console(server_url=h.city.url, token=token, db_path=os.path.join(data_dir, "console.duckdb"),
@@ -71,7 +61,7 @@ def _open_console(run_console, run, data_dir: str, lang: str) -> int:
 @click.option("--districts", default="500108,500112", show_default=True, help="Comma-separated district codes (≥ 2).")
 @click.option("--streets-per-district", default=2, show_default=True, type=click.IntRange(1, 10))
 @click.option("--seed", default=20261118, show_default=True, type=int)
-@click.option("--lang", default="zh", show_default=True, type=click.Choice(["zh", "en"]), help="Console language.")
+@lang_option()
 @handle_errors
 def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_district, seed, lang) -> None:
     """Start an embedded hierarchy of tier servers and a simulator (and the console unless --headless)."""
@@ -83,9 +73,9 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
     if not headless:
         run_console = _console_entry()
         if run_console is None:
-            click.echo("cqgov: the console is not available in this build; run `cqgov demo --headless` instead", err=True)
-            sys.exit(2)
-    seconds = parse_duration(duration)
+            out("cqgov: the console is not available in this build; run `cqgov demo --headless` instead", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    seconds = parse_duration(duration, "--for")
     codes = [c.strip() for c in districts.split(",") if c.strip()]
     if len(codes) < 2:
         raise BadInput("the demo needs at least two districts")
@@ -106,26 +96,27 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: every thread's stack to stderr, for a demo that seems stuck
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        if not as_json:
-            click.echo(f"starting {len(run.hierarchy.nodes)} tier servers in {data_dir} …", err=True)
-        run.start()
+        say = (lambda m: None) if as_json else progress
+        say(f"starting {len(run.hierarchy.nodes)} tier servers in {data_dir} …")
+        run.start(progress=say)
         if run_console is not None:
             run.start_feed()
+            say("opening the console (q quits and stops every server)")
             code = _open_console(run_console, run, data_dir, lang)
             if code in CONSOLE_GONE:
                 # No summary: the terminal is gone or the user wants out now. Stop every server at once.
                 run.abort()
-                with contextlib.suppress(OSError):
-                    click.echo("cqgov: console closed; all servers stopped", err=True)
+                progress("cqgov: console closed; all servers stopped")
                 sys.exit(code)
+            # Draining the sync pumps and stopping every server takes a while: say so at once.
+            progress(f"console closed; letting sync settle and stopping {len(run.hierarchy.nodes)} servers …")
             summary = run.finish()
         else:
-            summary = run.run_for(seconds, progress=None if as_json else lambda m: click.echo(m, err=True))
+            summary = run.run_for(seconds, progress=None if as_json else progress)
     except KeyboardInterrupt:
         run.abort()
-        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
-            click.echo("cqgov: interrupted; all servers stopped", err=True)
-        sys.exit(130)
+        progress("cqgov: interrupted; all servers stopped")
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -134,17 +125,17 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         emit_json(summary)
     else:
         _print_summary(summary)
-    sys.exit(0 if summary["ok"] else 1)
+    sys.exit(0 if summary["ok"] else EXIT_CHECK_FAILED)
 
 
 def _print_summary(s: dict) -> None:
-    click.echo(f"ran {s['duration_s']:.0f}s with {s['servers']} servers; data in {s['data_dir']}")
+    out(f"ran {s['duration_s']:.0f}s with {s['servers']} servers; data in {field(s['data_dir'])}")
     for tier in ("city", "district", "street"):
         for n in s["tiers"][tier]:
-            click.echo(f"  {n['node']:<20} events {n['events']:>5}  directives {n['directives']:>2}  receipts "
-                       f"{n['receipts']:>3}  lag {n.get('sync_lag_s')}  bytes {n.get('bytes_transferred')}")
+            out(f"  {field(n['node']):<20} events {n.get('events', '-'):>5}  directives {n.get('directives', '-'):>2}  "
+                f"receipts {n.get('receipts', '-'):>3}  lag {n.get('sync_lag_s')}  bytes {n.get('bytes_transferred')}")
     for d in s["directives"]:
-        click.echo(f"  directive {d['number']}: expected {d['expected']} " +
-                   " ".join(f"{k} {v}" for k, v in d["counts"].items()))
-    click.echo("  checks: " + json.dumps(s["checks"], ensure_ascii=False))
-    click.echo("OK" if s["ok"] else "FAILED")
+        out(f"  directive {field(d['number'])}: expected {d['expected']} " +
+            " ".join(f"{field(k)} {v}" for k, v in d["counts"].items()))
+    out("  checks: " + field(json.dumps(s["checks"], ensure_ascii=False)))
+    out("OK" if s["ok"] else "FAILED")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from ..clock import fmt_local
-from ..textsafe import plain
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, field, handle_errors, json_option, out
+from .common import server_option as _server_option
+from .common import token_option as _token_option
 
-server_option = click.option("--server", required=True, envvar="CQGOV_SERVER", help="Tier server URL (or CQGOV_SERVER).")
-token_option = click.option("--token", required=True, envvar="CQGOV_TOKEN", help="Access token (or CQGOV_TOKEN).")
+server_option = _server_option()
+token_option = _token_option()
 
 
 def _remote(server: str, token: str):
@@ -49,8 +50,8 @@ def send(server, token, targets, deadline, text, title, priority, no_ack, as_jso
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{result['number']} {result['directive_id']} → {', '.join(result['targets'])} "
-                   f"({result['recipients']} streets)")
+        out(f"{field(result.get('number'))} {field(result.get('directive_id'))} → "
+            f"{', '.join(field(t) for t in result.get('targets') or [])} ({field(result.get('recipients'))} streets)")
 
 
 @directive.command("status")
@@ -66,12 +67,12 @@ def status(server, token, ref, as_json) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"{data['number']}  {plain(data['title'])}  deadline {fmt_local(data['deadline_at'], True)}")
-    click.echo(f"  expected {data['expected']}  " + "  ".join(f"{k} {v}" for k, v in data["counts"].items()))
+    out(f"{field(data['number'])}  {field(data['title'])}  deadline {fmt_local(data['deadline_at'], True)}")
+    out(f"  expected {field(data['expected'])}  " + "  ".join(f"{field(k)} {field(v)}" for k, v in data["counts"].items()))
     for state, codes in data["missing"].items():
         if codes:
-            shown = ", ".join(codes[:12]) + (f" … (+{len(codes) - 12})" if len(codes) > 12 else "")
-            click.echo(f"  not {state}: {shown}")
+            shown = ", ".join(field(c) for c in codes[:12]) + (f" … (+{len(codes) - 12})" if len(codes) > 12 else "")
+            out(f"  not {field(state)}: {shown}")
 
 
 @directive.command("receipt")
@@ -92,7 +93,7 @@ def receipt(server, token, ref, state, code, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{result['code']} {result['state']}")
+        out(f"{field(result.get('code'))} {field(result.get('state'))}")
 
 
 from . import cap_cmd  # noqa: E402,F401  (show --cap and import --cap register on this group)

@@ -7,7 +7,8 @@ import sys
 import click
 
 from . import main
-from .common import emit_json, handle_errors, json_option
+from ..errors import EXIT_CHECK_FAILED
+from .common import emit_json, field, fresh_file, handle_errors, json_option, out, progress
 
 
 @main.group("drill")
@@ -28,10 +29,10 @@ def list_drills(as_json: bool) -> None:
         rows.append({"name": name, "title": sc.title, "tier": sc.tier.value, "code": sc.code,
                      "steps": len(sc.steps), "checks": len(sc.checks)})
     if as_json:
-        emit_json(rows)
+        emit_json({"drills": rows})
         return
     for r in rows:
-        click.echo(f"{r['name']:16} {r['tier']:8} {r['code']:10} {r['title']}")
+        out(f"{field(r['name']):16} {field(r['tier']):8} {field(r['code']):10} {field(r['title'])}")
 
 
 @drill.command("run")
@@ -47,28 +48,28 @@ def run(scenario: str, db_path: str | None, headless: bool, as_json: bool) -> No
     Exits 0 when every mechanism check passed and the audit chain verifies, 1 otherwise."""
     from ..sim.drills import run_drill
 
-    progress = None if as_json else click.echo
-    report = run_drill(scenario, db_path, progress=progress)
+    with fresh_file(db_path):  # Ctrl-C mid-drill leaves no half-made store to block a re-run
+        report = run_drill(scenario, db_path, progress=None if as_json else out)
     if as_json:
         emit_json(report)
     else:
         _print(report)
     if not report["ok"]:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 def _print(r: dict) -> None:
-    click.echo("")
-    click.echo(f"drill {r['scenario']}: {r['title']}")
-    click.echo(f"  store {r['store']['tier']} {r['store']['code']}, started {r['started']}, "
-               f"{r['sim_minutes']:g} simulated minutes, {r['sweeps']} sweeps")
+    out("")
+    out(f"drill {field(r['scenario'])}: {field(r['title'])}")
+    out(f"  store {r['store']['tier']} {r['store']['code']}, started {r['started']}, "
+        f"{r['sim_minutes']:g} simulated minutes, {r['sweeps']} sweeps")
     keys = ("events", "closed", "auto_dispatched", "merged", "inhibited", "escalated", "subtasks",
             "max_close_minutes", "refused", "audit_ok")
-    click.echo("  " + "  ".join(f"{k}={r[k]}" for k in keys))
+    out("  " + "  ".join(f"{k}={r[k]}" for k in keys))
     for c in r["mechanism"]["checks"]:
         detail = {k: v for k, v in c.items() if k not in ("check", "ok")}
-        click.echo(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['check']}: {_brief(detail)}")
-    click.echo(f"  result: {'PASS' if r['ok'] else 'FAIL'}")
+        out(f"  [{'ok' if c['ok'] else 'FAIL'}] {field(c['check'])}: {field(_brief(detail))}")
+    out(f"  result: {'PASS' if r['ok'] else 'FAIL'}")
 
 
 def _brief(d: dict) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..textsafe import plain
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, handle_errors, json_option, out
+from .common import field as plain
 
 
 def _catalogue():
@@ -38,7 +38,8 @@ def stats(as_json: bool) -> None:
         "sla_profiles": len(cat.sla_profiles),
         "sectors": len(cat.sectors),
         "runways": len(cat.runways),
-        "sub_runways": len(cat.sub_runways),
+        "sub_runways": sum(1 for s in cat.sub_runways.values() if not s.places),
+        "feature_sub_runways": sum(1 for s in cat.sub_runways.values() if s.places),  # 特色子跑道
         "indicators": len(cat.indicators),
         "plans": len(cat.plans),
         "sensor_kinds": len(cat.sensor_kinds),
@@ -50,7 +51,7 @@ def stats(as_json: bool) -> None:
         return
     width = max(len(k) for k in data)
     for key, value in data.items():
-        click.echo(f"{key.replace('_', ' '):<{width}}  {value:>7,}")
+        out(f"{key.replace('_', ' '):<{width}}  {value:>7,}")
 
 
 @fixtures.command("categories")
@@ -74,14 +75,14 @@ def categories(as_json: bool) -> None:
         for c in cat.categories.values()
     ]
     if as_json:
-        emit_json(rows)
+        emit_json({"categories": rows})
         return
     for c in cat.categories.values():
         owner = cat.departments[c.department_code].short
         co = "+".join(cat.departments[d].short for d in c.co_departments)
         extra = f"  covers {','.join(c.covers)}" if c.covers else ""
-        click.echo(f"{c.code:<24} {c.default_colour.zh} {c.sector_code} {c.sla_profile:<8} {c.scope:<8} "
-                   f"{c.name}  [{owner}{'+' + co if co else ''}]{extra}")
+        out(f"{plain(c.code):<24} {c.default_colour.zh} {plain(c.sector_code)} {plain(c.sla_profile):<8} "
+            f"{plain(c.scope):<8} {plain(c.name)}  [{plain(owner)}{'+' + plain(co) if co else ''}]{plain(extra)}")
 
 
 def _plan_row(p) -> dict:
@@ -123,8 +124,8 @@ def _print_plans(plans) -> None:
             acts.append("notify " + ",".join(p.notify_roles))
         if p.open_multi:
             acts.append("多跨 " + ",".join(p.open_multi))
-        click.echo(f"{plain(p.code):<24} {plain(p.name)}\n    when {plain('; '.join(bits))}\n"
-                   f"    then {plain('; '.join(acts)) or '—'}")
+        out(f"{plain(p.code):<24} {plain(p.name)}\n    when {plain('; '.join(bits))}\n"
+            f"    then {plain('; '.join(acts)) or '—'}")
 
 
 @fixtures.command("plans")
@@ -134,7 +135,7 @@ def plans(as_json: bool) -> None:
     """The shipped smart plans (智能预案)."""
     cat = _catalogue()
     if as_json:
-        emit_json([_plan_row(p) for p in cat.plans])
+        emit_json({"plans": [_plan_row(p) for p in cat.plans]})
         return
     _print_plans(cat.plans)
 
@@ -152,4 +153,4 @@ def check_plans(path: str, as_json: bool) -> None:
         emit_json({"ok": True, "plans": [_plan_row(p) for p in checked]})
         return
     _print_plans(checked)
-    click.echo(f"ok: {len(checked)} plan{'s' if len(checked) != 1 else ''} valid")
+    out(f"ok: {len(checked)} plan{'s' if len(checked) != 1 else ''} valid")

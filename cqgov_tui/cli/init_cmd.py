@@ -8,7 +8,7 @@ from ..domain.entities import Tier
 from ..errors import UnknownCode
 from ..store import init_store
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, field, fresh_file, handle_errors, json_option, out
 
 
 @main.command("init")
@@ -26,11 +26,14 @@ def init(db_path: str, tier: str, code: str, as_json: bool) -> None:
     expected = {"city": "city", "district": "district", "street": "street"}[tier]
     if j.level.value != expected:
         raise UnknownCode(f"{code} ({j.name}) is a {j.level.value}, not a {tier}")
-    store = init_store(db_path, tier, code)
-    info = {"db": db_path, "tier": tier, "code": code, "name": j.name, "epoch": store.epoch,
-            "schema_version": store.schema_version()}
-    store.close()
+    with fresh_file(db_path):  # Ctrl-C part-way leaves no file that would block a re-run
+        store = init_store(db_path, tier, code)
+        try:
+            info = {"db": db_path, "tier": tier, "code": code, "name": j.name, "epoch": store.epoch,
+                    "store_schema_version": store.schema_version()}
+        finally:
+            store.close()
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"created {db_path}: {tier} store for {code} {j.name} (epoch {info['epoch']})")
+        out(f"created {field(db_path)}: {tier} store for {code} {field(j.name)} (epoch {info['epoch']})")

@@ -9,9 +9,9 @@ import click
 
 from ..clock import fmt_duration
 from ..errors import BadInput
-from ..textsafe import plain
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from .common import db_option, emit_json, handle_errors, json_option, out
+from .common import field as plain
 
 _STYLE = {"red": "bold red", "orange": "dark_orange", "yellow": "yellow", "blue": "blue", "green": "green"}
 
@@ -62,7 +62,7 @@ def kpi_cmd(db_path, sector, scope_code, depth, record, as_json) -> None:
             console.print(Text.assemble(*[(t, _STYLE.get(c, "")) if c else t for t, c in segments]), soft_wrap=True)
     else:
         for segments in lines:
-            click.echo("".join(t for t, _ in segments))
+            out("".join(t for t, _ in segments))
 
 
 def _check_scope(code: str) -> str:

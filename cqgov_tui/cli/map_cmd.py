@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from ..errors import BadInput, CqgovError
+from ..errors import BadInput
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, field, handle_errors, json_option, out
 
 
 def _use_colour() -> bool:
@@ -66,9 +66,9 @@ def map_cmd(code, width, height, highlight, colours, no_legend, as_json) -> None
         from rich.console import Console
 
         Console(highlight=False).print(m.to_rich(legend=not no_legend), soft_wrap=True, end="")
-        click.echo()
+        out()
     else:
-        click.echo(m.to_plain(legend=not no_legend))
+        out(m.to_plain(legend=not no_legend))
 
 
 def _jur(j) -> dict:
@@ -88,7 +88,7 @@ def locate_cmd(lon, lat, as_json) -> None:
     loc = reg.locate(_number("longitude", lon), _number("latitude", lat))
     if loc is None:
         minx, miny, maxx, maxy = reg.bounds
-        raise CqgovError(
+        raise BadInput(  # the same refusal, and exit code, as `events report` at that point
             f"{lon}, {lat} is outside Chongqing (lon {minx:.2f}–{maxx:.2f}, lat {miny:.2f}–{maxy:.2f})"
         )
     if as_json:
@@ -102,9 +102,9 @@ def locate_cmd(lon, lat, as_json) -> None:
             }
         )
     else:
-        click.echo(
-            f"{loc.district.name} {loc.district.code} / {loc.street.name} {loc.street.code}"
-            f" / {loc.grid.name} {loc.grid.code}"
+        out(
+            f"{field(loc.district.name)} {loc.district.code} / {field(loc.street.name)} {loc.street.code}"
+            f" / {field(loc.grid.name)} {loc.grid.code}"
         )
 
 

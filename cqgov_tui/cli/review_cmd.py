@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, emit_json, handle_errors
+from .common import db_option, emit_json, handle_errors, out
 
 
 @main.command("review")
@@ -25,4 +25,4 @@ def review_cmd(db_path, event_ref, fmt) -> None:
     if fmt == "json":
         emit_json(review.to_dict())
     else:
-        click.echo(review.to_markdown(), nl=False)
+        out(review.to_markdown(), nl=False)

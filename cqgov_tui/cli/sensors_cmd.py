@@ -11,7 +11,7 @@ import click
 from ..clock import CST
 from ..textfile import read_text
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from .common import db_option, emit_json, field, handle_errors, json_option, out
 
 _HEADER_NAMES = ("sensor_code", "sensor", "code")
 
@@ -52,11 +52,11 @@ def ingest(db_path, source, as_json) -> None:
         emit_json(data)
     else:
         for n, why in rejected:
-            click.echo(f"line {n}: {why}", err=True)
-        click.echo(f"stored {result.stored}, opened {len(result.opened)}, cleared {len(result.cleared)}, "
-                   f"attached {result.attached}, rejected {len(rejected)}")
+            out(f"line {n}: {field(why)}", err=True)
+        out(f"stored {result.stored}, opened {len(result.opened)}, cleared {len(result.cleared)}, "
+            f"attached {result.attached}, rejected {len(rejected)}")
         for event_id in result.opened:
-            click.echo(f"opened {event_id}")
+            out(f"opened {field(event_id)}")
     if rejected:
         sys.exit(2)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, handle_errors, json_option, out, server_option, token_option
 
 
 @main.command("simulate")
-@click.option("--server", required=True, help="Tier server URL.")
-@click.option("--token", required=True, envvar="CQGOV_TOKEN", help="Token scoped to the server's jurisdiction.")
+@server_option()
+@token_option()
 @click.option("--rate", default=2.0, show_default=True, type=click.FloatRange(0, 10_000), help="Mean new events per second.")
 @click.option("--for", "duration", default=None, help="Stop after this long (30s, 5m); default: until Ctrl-C.")
 @click.option("--code", default=None, help="Place events inside this jurisdiction (default: the server's own).")
@@ -26,9 +26,9 @@ def simulate(server, token, rate, duration, code, seed, as_json) -> None:
     from ..geo.registry import get_registry
     from ..server.remote import Remote
     from ..sim.simulator import Simulator, Target
-    from .demo_cmd import parse_duration
+    from .values import parse_duration
 
-    seconds = parse_duration(duration) if duration else None
+    seconds = parse_duration(duration, "--for") if duration else None
     remote = Remote(server, token)
     try:
         place = code or remote.health()["code"]
@@ -45,5 +45,5 @@ def simulate(server, token, rate, duration, code, seed, as_json) -> None:
     if as_json:
         emit_json(asdict(stats))
     else:
-        click.echo(f"reported {stats.accepted} events ({stats.rejected} refused, {stats.failures} undelivered), "
+        out(f"reported {stats.accepted} events ({stats.rejected} refused, {stats.failures} undelivered), "
                    f"{stats.actions} loop actions")

@@ -6,24 +6,13 @@ import click
 
 from ..domain.entities import Role, Tier
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import check_secret_file, emit_json, handle_errors, json_option, out
 
 
 def parse_ttl(text: str) -> float:
-    from ..errors import BadInput
+    from .values import parse_duration  # the CLI's one duration reader (`demo --for 1d` reads the same)
 
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    t = (text or "").strip().lower()
-    try:
-        if t and t[-1] in units:
-            value = float(t[:-1]) * units[t[-1]]
-        else:
-            value = float(t)
-    except ValueError:
-        raise BadInput(f"unreadable lifetime {text!r} (use 30m, 12h, 7d or seconds)") from None
-    if value <= 0:
-        raise BadInput("token lifetime must be positive")
-    return value
+    return parse_duration(text, "token lifetime")
 
 
 @main.group("token")
@@ -56,6 +45,7 @@ def create(secret_file, user, name, role, tier, scope, ttl, peer, department, as
         department = _department(department, role)
     now = SystemClock().now()
     lifetime = parse_ttl(ttl)
+    check_secret_file(secret_file)
     authority = TokenAuthority(load_secret(secret_file, create=False))
     value = authority.issue(user=user, name=name, role=role, tier=tier, scope=scope, now=now, ttl=lifetime, peer=peer,
                             department=department)
@@ -63,7 +53,7 @@ def create(secret_file, user, name, role, tier, scope, ttl, peer, department, as
         emit_json({"token": value, "user": user, "role": role, "tier": tier, "scope": scope,
                    "expires_at": now + lifetime, "peer": peer, "department": department})
     else:
-        click.echo(value)
+        out(value)
 
 
 def _department(text: str, role: str) -> str:

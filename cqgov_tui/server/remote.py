@@ -20,6 +20,10 @@ def envelope(command_type: str, body: dict, command_id: str | None = None) -> di
 
 
 def _raise_for(resp: httpx.Response, what: str) -> None:
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/json", "text/plain"):  # a web page on a wrong port, a proxy's error page: named, not dumped
+        raise RemoteError(f"{what}: {resp.url.scheme}://{resp.url.netloc.decode()} did not answer as a cqgov "
+                          f"server (HTTP {resp.status_code}, {ctype or 'no content type'})")
     if resp.status_code < 400:
         return
     try:

@@ -40,18 +40,44 @@ class DemoRun:
         self.started_at = 0.0
         self._stopped = False
         self.killed: list[str] = []
+        self.people: dict = {}
 
     # ---- lifecycle
 
-    def start(self) -> None:
+    def start(self, progress=None) -> None:
+        """Start every server, tier by tier; ``progress`` (a callable) hears as each tier comes up."""
         self.started_at = time.monotonic()
-        self.hierarchy.start()
+        self.hierarchy.start(progress=progress)
         h = self.hierarchy
         self.city_token = h.token(h.city, Role.DUTY_OFFICER.value, user="duty-city")
         for node in h.nodes:
             self.remotes[node.node] = Remote(node.url, h.token(node, Role.ADMIN.value, user=f"staff-{node.code}"))
 
+    def start_people(self) -> None:
+        """The roster (imported at the city; it replicates down) and people's clients reporting (issue 14)."""
+        from .people import demo_roster
+
+        h = self.hierarchy
+        csv = demo_roster("duty-city", [n.code for n in h.of_tier("district")], [n.code for n in h.of_tier("street")],
+                          self.registry, seed=self.seed)
+        with contextlib.suppress(Exception):  # the demo runs on without people if the import fails
+            self.people = self.remotes[h.city.node].command("roster.import", {"csv": csv, "source": "demo-roster"})
+            self._spawn(self._people_loop, "people-clients")
+
+    def _people_loop(self) -> None:
+        from .people import report_positions
+
+        city = self.remotes[self.hierarchy.city.node]
+        people = []
+        with contextlib.suppress(Exception):
+            people = city._get("/v1/roster", "roster")
+        rng = random.Random(self.seed + 1)
+        while people and not self._halt.wait(2.0):
+            with contextlib.suppress(Exception):
+                report_positions(city, self.registry, people, rng)
+
     def start_feed(self) -> None:
+        self.start_people()
         h = self.hierarchy
         targets = [Target(n.url, "", n.code, self.remotes[n.node]) for n in h.of_tier("street")]
         self.sim = Simulator(targets, load_catalogue(), self.registry, self.clock, self.rate, seed=self.seed)
@@ -184,7 +210,7 @@ class DemoRun:
                           "sensors": sim.sensors, "readings": sim.readings, "readings_refused": sim.readings_refused,
                           "alarms_opened": sim.alarms_opened, "alarms_cleared": sim.alarms_cleared,
                           "refusals": dict(sorted(sim.reasons.items(), key=lambda kv: -kv[1])[:5])},
-            "tiers": tiers, "directives": statuses, "checks": checks,
+            "tiers": tiers, "directives": statuses, "checks": checks, "people": self.people,
         }
 
     def abort(self) -> None:

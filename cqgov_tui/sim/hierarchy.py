@@ -87,7 +87,7 @@ def choose(registry, districts: list[str] | None = None, streets_per_district: i
 
 class Hierarchy:
     def __init__(self, data_dir: str, layout: list[tuple[str, list[str]]], registry, *, clock: Clock | None = None,
-                 python: str | None = None, sweep_every: float = 2.0, log_level: str = "warning"):
+                 python: str | None = None, sweep_every: float = 2.0, log_level: str = "info"):
         self.data_dir = os.path.abspath(data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         self.clock = clock or SystemClock()
@@ -160,14 +160,21 @@ class Hierarchy:
                 if pending:
                     time.sleep(0.1)
 
-    def start(self, timeout: float = 60.0) -> None:
-        """City first, then the districts, then the streets — each tier waits for the one above to answer."""
+    def start(self, timeout: float = 60.0, progress=None) -> None:
+        """City first, then the districts, then the streets — each tier waits for the one above to answer.
+        ``progress`` (a callable taking one line) hears as each tier comes up: a start takes 15–30 s."""
+        began = time.monotonic()
+        up = 0
         try:
             for tier in (Tier.CITY.value, Tier.DISTRICT.value, Tier.STREET.value):
                 batch = self.of_tier(tier)
                 for node in batch:
                     self._spawn(node)
                 self._wait_healthy(batch, timeout)
+                up += len(batch)
+                if progress is not None:
+                    progress(f"  {tier} servers up ({up}/{len(self.nodes)}, {time.monotonic() - began:.0f}s): "
+                             + ", ".join(n.url for n in batch))
         except BaseException:
             self.stop()
             raise

@@ -29,17 +29,16 @@ import httpx
 from ..clock import Clock, SystemClock
 from ..domain.entities import User
 from ..errors import CqgovError
-from ..ids import uuid7
 from ..store import Store
 from ..store import replica
-from . import optimistic, wire
+from . import identity, offline, optimistic, wire
 from ..store.outbox import ACKED, PENDING, REJECTED, CursorState, Outbox, OutboxRow, get_cursor, put_cursor
 
 if TYPE_CHECKING:
     from ..catalogue import Catalogue
     from ..geo.registry import Registry
 
-UPSTREAM = "upstream"
+UPSTREAM = identity.UPSTREAM  # the cursor row of the one server a replica syncs with
 MAX_GONE_IN_A_ROW = 3
 # Long-poll seconds of an idle pull: under the server's cap (60 s, the idle timeout of common balancers).
 # Each idle round trip is ~0.5 KB (the token is most of it), so 55 s keeps a day's polling near 0.75 MB.
@@ -290,7 +289,10 @@ class SyncClient:
             self.caught_up_at = now
         return PullResult(0, 0, True, False, cursor)
 
-    def pull_until_caught_up(self, max_requests: int = 10_000) -> PullResult:
+    def pull_until_caught_up(self, max_requests: int = 10_000,
+                             progress: Callable[[PullResult], None] | None = None) -> PullResult:
+        """Pull without waiting until a reply says caught up; ``progress`` hears the running total after
+        each page that was not the last (a snapshot resync of a large store takes many)."""
         total = PullResult()
         for _ in range(max_requests):
             r = self.pull_once(wait=0)
@@ -301,6 +303,8 @@ class SyncClient:
             if r.caught_up:
                 total.caught_up = True
                 return total
+            if progress is not None:
+                progress(total)
         return total
 
     def _gone(self, state: CursorState, reason: str) -> PullResult:
@@ -341,6 +345,12 @@ class SyncClient:
         msg = wire.decode(r.content)
         if msg.meta["cqgov.kind"] != "snapshot":
             raise SyncError(f"{self.base_url} answered a snapshot request with {msg.meta['cqgov.kind']}")
+        node, bound = msg.meta.get("cqgov.node"), identity.server_of(self.store)
+        if node and bound and node != bound:
+            # Another server behind this URL: its snapshot would replace this replica's rows with its own.
+            self._failed(f"snapshot: {self.base_url} is {node}, not {bound}")
+            raise SyncError(f"{self.base_url} is {node}, but {self.store.path} is a replica of {bound}; "
+                            "sync another file with it")
         _, cursor_seq = wire.parse_cursor(msg.cursor)
         next_token = msg.meta.get("cqgov.page") or None
         now = self.clock.now()
@@ -397,22 +407,8 @@ class SyncClient:
         (the event appears or moves in the replica at once). A locally impossible
         command raises and nothing is recorded.
         """
-        now = self.clock.now()
-        cid = uuid7(int(now * 1000))
-        with self.store.tx():
-            body = optimistic.prepare(self.store, ctype, body, now)
-            keys = optimistic.touched_events(self.store, ctype, body)
-            pre = replica.event_rows(self.store, keys)
-            if local_effect is not None:
-                local_effect(self.store)
-            else:
-                state = self.cursor()
-                optimistic.apply(self.store, ctype, body, now=now, user=self.user,
-                                 server_node=state.server_node if state else None,
-                                 server_tier=state.server_tier if state else None,
-                                 catalogue=self.catalogue, registry=self.registry)
-            post = replica.event_rows(self.store, keys)
-            self.outbox.add(cid, ctype, body, now, {"event": pre}, {"event": post})
+        cid = offline.enqueue(self.store, ctype, body, now=self.clock.now(), user=self.user, local_effect=local_effect,
+                              catalogue=self.catalogue, registry=self.registry)
         self._wake_push.set()
         return cid
 
@@ -627,10 +623,15 @@ def _replace_state(state: CursorState, **changes: Any) -> CursorState:
 
 
 def _detail(r: httpx.Response) -> str:
+    """The server's reason in one short line; a reply that is not JSON (a web page on a wrong port, a
+    proxy's error page) is named, not dumped."""
+    ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/json", "text/plain"):
+        return f"not a cqgov server's answer ({ctype or 'no content type'}, {len(r.content)} bytes)"
     try:
         doc = r.json()
         if isinstance(doc, dict) and "detail" in doc:
-            return str(doc["detail"])[:300]
+            return " ".join(str(doc["detail"]).split())[:300]
     except ValueError:
         pass
-    return (r.text or r.reason_phrase or "")[:300]
+    return " ".join((r.text or r.reason_phrase or "").split())[:300]

@@ -1,0 +1,109 @@
+"""The user's config file: default server URL, token, language and store for every command.
+
+One precedence rule, everywhere: a command-line flag, else a ``CQGOV_*`` environment variable
+(``CQGOV_SERVER``, ``CQGOV_TOKEN``, ``CQGOV_LANG``, ``CQGOV_DB``), else this file, else the built-in
+default. The file is TOML at ``platformdirs.user_config_dir("cqgov")/config.toml`` (on Linux
+``~/.config/cqgov/config.toml``), or wherever ``CQGOV_CONFIG`` points::
+
+    server = "http://127.0.0.1:8701"
+    token = "eyJ…"          # keep the file private: chmod 600
+    lang = "en"
+    db = "/srv/cqgov/district-500108.duckdb"
+
+Keys are declared once (``Settings``); an unknown key, a wrong type or a malformed file is refused with
+one line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from .errors import BadInput
+
+ENV_PATH = "CQGOV_CONFIG"
+# The environment variable of each key (click reads them; listed here so the docs and tests have one source).
+ENV = {"server": "CQGOV_SERVER", "token": "CQGOV_TOKEN", "lang": "CQGOV_LANG", "db": "CQGOV_DB"}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    server: str | None = None
+    token: str | None = None
+    lang: Literal["zh", "en"] | None = None
+    db: str | None = None
+
+    @field_validator("server")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
+            raise ValueError("must be printable ASCII without spaces (as `cqgov token create` prints it)")
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _db(cls, value: str | None) -> str | None:
+        return None if value is None else os.path.expanduser(value)
+
+
+def path() -> Path:
+    """Where the config file is read from (it need not exist)."""
+    given = os.environ.get(ENV_PATH)
+    if given:
+        return Path(given).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("cqgov", appauthor=False)) / "config.toml"
+
+
+_cache: dict[tuple[str, float, int], dict[str, Any]] = {}
+
+
+def load() -> dict[str, Any]:
+    """The file's settings that are set (missing file: none). Read once per file version."""
+    p = path()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise BadInput(f"config file {p}: {exc.strerror}") from None
+    key = (str(p), st.st_mtime, st.st_size)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = _read(p, st)
+    return _cache[key]
+
+
+def _read(p: Path, st: os.stat_result) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"config file {p}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"config file {p}: not valid TOML ({exc})") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise BadInput(f"config file {p}: {where}: {first['msg']}") from None
+    values = settings.model_dump(exclude_none=True)
+    if "token" in values and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Like ssh with a private key: say so, once per read, but still work.
+        print(f"cqgov: warning: {p} holds a token and is readable by others (chmod 600 {p})", file=sys.stderr)
+    return values
