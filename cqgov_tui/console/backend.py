@@ -137,6 +137,13 @@ class Backend(abc.ABC):
         """The user has read the refusals shown: stop showing them. Returns how many were dismissed."""
         return 0
 
+    @property
+    def people(self):
+        """My work, my inbox and dispatch to a person (``console.people.PeopleActions``)."""
+        from .people import PeopleActions
+
+        return PeopleActions(self)
+
     @abc.abstractmethod
     def act(self, event_id: str, action: str, note: str = "", departments: list[str] | None = None,
             target: str | None = None) -> Outcome: ...

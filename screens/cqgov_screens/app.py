@@ -225,6 +225,24 @@ class ConsoleApp(App):
             self.post_message(RefreshFailed(_one_line(exc)))
             return
         self.post_message(FrameReady(frame))
+        self._people_news()
+
+    _inbox_seen: str | None = None
+
+    def _people_news(self) -> None:
+        """A message newly in the user's inbox pops up (issue 14); ``i`` opens my work and the inbox."""
+        try:
+            from cqgov_tui.console.people import inbox_rows
+
+            rows = inbox_rows(self.backend.store, self.backend.user.user, limit=1)
+        except Exception:  # an older replica without the people tables: nothing to show
+            return
+        newest = rows[0].notification_id if rows else ""
+        if self._inbox_seen is None:
+            self._inbox_seen = newest  # what was there at start is not news
+        elif newest != self._inbox_seen:
+            self._inbox_seen = newest
+            self.call_from_thread(self.notify, rows[0].subject, title=self.t("work.news"), timeout=8)
 
     @work(thread=True, exclusive=True, group="board", exit_on_error=False)
     def refresh_board(self, force: bool = False) -> None:

@@ -121,6 +121,29 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "error.worker": ("后台刷新出错, 将重试: {e}", "refresh failed, retrying: {e}"),
     "error.filter": ("筛选无效: {e}", "bad filter: {e}"),
     "saved": ("状态已保存", "state saved"),
+    # people (issue 14): my work, my inbox, who is on duty nearby
+    "work.title": ("我的工作 · {user}", "My work · {user}"),
+    "work.tasks": ("我的任务 (s 签收  o 到场  x 完成)", "My tasks (s accept  o arrive  x done)"),
+    "work.inbox": ("收件箱 (k 确认收到)", "Inbox (k acknowledge)"),
+    "work.empty": ("暂无任务", "No tasks"),
+    "work.inbox_empty": ("暂无通知", "No notifications"),
+    "work.unread": ("待确认 {n}", "{n} to acknowledge"),
+    "work.done": ("{what}: 已提交", "{what}: sent"),
+    "col.kind": ("类型", "Kind"), "col.due": ("时限", "Due"), "col.at": ("时间", "At"), "col.ack": ("确认", "Ack"),
+    "col.subject": ("内容", "Subject"),
+    "kind.periodic": ("周期", "periodic"), "kind.adhoc": ("临时", "ad-hoc"), "kind.event": ("事件", "event"),
+    "task.assigned": ("已派发", "assigned"), "task.accepted": ("已签收", "accepted"), "task.on_scene": ("已到场", "on scene"),
+    "task.done": ("已完成", "done"), "task.cancelled": ("已取消", "cancelled"),
+    "ack.yes": ("已确认", "acked"), "ack.wait": ("待确认", "to ack"),
+    "detail.nearby": ("附近在岗人员 (t 派遣给人)", "On duty nearby (t dispatch to a person)"),
+    "detail.nobody": ("附近无在岗人员", "Nobody on duty nearby"),
+    "prompt.person": ("派遣给 (用户名)", "Dispatch to (user)"),
+    "work.people": ("在岗人员 {n}/{total}", "On duty {n}/{total}"),
+    "work.nobody": ("无人在岗", "Nobody on duty"),
+    "work.news": ("新通知", "New notification"),
+    "col.user": ("用户", "User"), "col.name": ("姓名", "Name"), "col.role": ("岗位", "Role"), "col.state": ("状态", "State"),
+    "col.seen": ("最近上报", "Seen"),
+    "person.on_duty": ("在岗", "on duty"), "person.busy": ("忙碌", "busy"), "person.off": ("离岗", "off"),
 }
 
 # Key descriptions shown in help, the footer and the command palette.
@@ -134,7 +157,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "lang": ("切换语言", "Switch language"), "contrast": ("高对比度", "High contrast"),
     "refresh": ("刷新", "Refresh"), "locate": ("在地图上定位", "Show on map"),
     "receipts": ("查看回执", "Receipts"), "pick": ("选择", "Pick"), "send": ("发送", "Send"),
-    "dismiss": ("清除提示", "Dismiss notices"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
+    "dismiss": ("清除提示", "Dismiss notices"), "my_work": ("我的工作与收件箱", "My work and inbox"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
 }
 
 LANGS = ("zh", "en")

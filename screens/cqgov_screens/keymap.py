@@ -45,6 +45,7 @@ APP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("lang", "f8", "toggle_lang", show=False),
     KeySpec("contrast", "f9", "toggle_contrast", show=False),
     KeySpec("dismiss", "ctrl+l", "dismiss", show=False),
+    KeySpec("my_work", "i,f11", "my_work"),
     KeySpec("interrupt", "ctrl+c", "interrupt", show=False),
 )
 

@@ -40,6 +40,7 @@ class EventDetailScreen(Screen):
             yield Static(id="detail-stages")
             yield Static(id="detail-actions")
             yield Static(id="detail-candidates")
+            yield Static(id="detail-nearby")
             yield Static(id="detail-timeline")
         yield StatusBar(self.t, self.backend.tier, self.backend.code, self.backend.user, id="detail-status")
 
@@ -100,6 +101,7 @@ class EventDetailScreen(Screen):
         self._draw_stages()
         self._draw_actions()
         self._draw_candidates()
+        self._draw_nearby()
         self._draw_timeline()
 
     def _draw_stages(self) -> None:
@@ -142,6 +144,20 @@ class EventDetailScreen(Screen):
                 out.append(f"{row.number}  {row.title}  {self.t.status(row.status.value)}  {score:.2f}\n")
         self.query_one("#detail-candidates", Static).update(out)
 
+    def _draw_nearby(self) -> None:
+        """Who is on duty near the event (issue 14): ``t`` dispatches it to one of them."""
+        from cqgov_tui.console.people import nearby_rows
+
+        d = self.detail
+        self.nearby = nearby_rows(self.backend.store, d.event, self.backend.clock.now()) if d else []
+        out = Text(f"{self.t('detail.nearby')}\n", style="bold")
+        if not self.nearby:
+            out.append(f"  {self.t('detail.nobody')}\n", style=theme.DIM)
+        for p in self.nearby:
+            far = f"{p.distance_m / 1000:.1f} km" if p.distance_m is not None else "-"
+            out.append(f"  {p.user:<14} {p.name:<8} {p.role_zh:<5} {p.status:<8} {far}\n")
+        self.query_one("#detail-nearby", Static).update(out)
+
     def _draw_timeline(self) -> None:
         d = self.detail
         out = Text(f"{self.t('detail.timeline')}\n", style="bold")
@@ -160,6 +176,12 @@ class EventDetailScreen(Screen):
     def on_key(self, event) -> None:
         d = self.detail
         if d is None:
+            return
+        if event.key == "t":  # dispatch to a person on duty nearby (issue 14)
+            event.stop()
+            first = self.nearby[0].user if getattr(self, "nearby", None) else ""
+            self.app.push_screen(Prompt(self.t("prompt.person"), first),
+                                 lambda v: v and self._dispatch_to(v.strip()))
             return
         by_key = {k: a for a, k in self.keys.items()}
         action = by_key.get(event.key)
@@ -187,6 +209,11 @@ class EventDetailScreen(Screen):
                                  lambda v: v is not None and self.perform(spec.action, note=v))
         else:
             self.perform(spec.action)
+
+    @work(thread=True, exclusive=True, group="detail-action")
+    def _dispatch_to(self, user: str) -> None:
+        outcome = self.backend.people.dispatch(self.event_id, user)
+        self.app.call_from_thread(self._done, outcome)
 
     def perform(self, action: str, note: str = "", departments=None, target: str | None = None) -> None:
         self._perform(action, note, departments, target)
