@@ -226,3 +226,51 @@ def test_cli_roster_dispatch_and_my_work(tmp_path):
     assert r.exit_code != 0 and "cqgov:" in r.output
     r = runner.invoke(main, ["roster", "list"])
     assert r.exit_code != 0 and "--db" in r.output
+
+
+def test_flood_warning_from_a_river_level_alarm_reaches_each_streets_flood_officer(tmp_path):
+    """万州: a river-level alarm at the district sends 通知转移 to its streets; at a street the 防汛责任人 (not the
+    duty officer) is told, answers with the street's receipt; steps 2 and 3 follow by hand."""
+    from cqgov_tui.engine import Engine, directives
+    from cqgov_tui.notify import flood
+    from cqgov_tui.notify.service import Notifier
+
+    clock = SimClock(AT_10)
+    district = init_store(str(tmp_path / "d.duckdb"), "district", "500101", clock=clock)
+    street_code = "500101001"  # 陈家坝街道
+    street = init_store(str(tmp_path / "s.duckdb"), "street", street_code, clock=clock)
+    try:
+        engine = Engine(district, clock=clock)
+        district_notifier = Notifier(district, clock=clock, registry=engine.registry)
+        alarm = engine.report(category="flood_warning", title="苎溪河水位超警戒", code="500101", source="sensor",
+                              reporter="river-gauge-1")
+        district_notifier.tick()
+        sent = [d for d in district.directives() if flood.step_of(d) == 1]
+        assert len(sent) == 1 and sent[0].targets == ["500101"] and sent[0].require_ack
+        assert any(a.action == "flood.warn" for a in district.audit_entries(alarm.id))
+        district_notifier.tick()
+        assert len([d for d in district.directives() if flood.step_of(d) == 1]) == 1  # once per alarm
+        # at the street (the directive arrives by sync): its 防汛责任人 is told, not its duty officer
+        roster.import_rows(street, engine.registry, roster.parse_csv(
+            "user,name,role,department,jurisdiction,phone,email,on_duty,rotation,duties\n"
+            f"duty-s,值班长,duty_officer,,{street_code},1,,yes,0,\n"
+            f"flood-s,陈思宇,grid_worker,,{street_code},2,,yes,0,防汛责任人\n"))
+        street_notifier = Notifier(street, clock=clock, registry=engine.registry)
+        street.put_directive(sent[0], origin=district.node)
+        directives.deliver_arrived(street)
+        street_notifier.tick()
+        told = street.notifications(ref=sent[0].id)
+        assert {n.recipient for n in told} == {"flood-s"} and "通知转移" in told[0].subject
+        officer = User("flood-s", "陈思宇", Role.GRID_WORKER, Tier.STREET, street_code)
+        receipt = directives.advance(street, sent[0].id, street_code, "acknowledged", officer)
+        assert receipt.state == "acknowledged"
+        # by hand: 准备转移, then 立即转移
+        duty = User("duty-d", "值班长", Role.DUTY_OFFICER, Tier.DISTRICT, "500101")
+        for step in (2, 3):
+            d = flood.warn(district, engine.registry, duty, [street_code], step, "苎溪河")
+            assert flood.step_of(d) == step and d.priority == "urgent"
+        with pytest.raises(BadInput, match="step"):
+            flood.warn(district, engine.registry, duty, [street_code], 4)
+    finally:
+        district.close()
+        street.close()

@@ -259,3 +259,36 @@ def test_dispatch_to_a_person_my_work_and_completion_through_the_server_and_the_
         assert r.exit_code != 0 and "already acknowledged" in r.output
         r = runner.invoke(main, ["roster", "who-is-on", "--server", s.url, "--token", admin, "--json"])
         assert [p["user"] for p in json.loads(r.output)["people"]] == ["gw1"]
+
+
+def test_roster_tasks_and_notifications_replicate_scoped_by_jurisdiction(tmp_path):
+    from cqgov_tui.geo.registry import get_registry
+    from cqgov_tui.store import init_store
+    from cqgov_tui.sync.client import SyncClient
+
+    registry = get_registry()
+    streets = [s.code for s in registry.children("500105")[:2]]
+    grids = [registry.grid_codes(s)[0] for s in streets]
+    clock = SimClock(T0)
+    with Serving(tmp_path, NotifyConfig(), clock) as s:
+        admin = s.token("admin", "admin")
+        command(s.url, admin, "roster.import", {"csv": "user,name,role,department,jurisdiction,phone,email,on_duty\n"
+                                                       f"a1,甲,grid_worker,,{grids[0]},1,,yes\n"
+                                                       f"b1,乙,grid_worker,,{grids[1]},2,,yes\n"})
+        for code in grids:
+            command(s.url, admin, "task.create", {"code": code, "title": "排查隐患"})
+        replica = init_store(str(tmp_path / "replica.duckdb"), "street", streets[0], clock=clock, node="console-a1")
+        token = s.server.authority.issue(user="a1", role="grid_worker", tier="street", scope=streets[0],
+                                         now=clock.now(), ttl=86400)
+        client = SyncClient(replica, s.url, token, clock, wait=0.0)
+        try:
+            assert client.pull_until_caught_up().caught_up
+            assert [p.user for p in replica.people()] == ["a1"]
+            assert [t.grid_code for t in replica.tasks()] == [grids[0]]
+            # a status report at the server reaches the replica as the next delta
+            command(s.url, admin, "person.status", {"user": "a1", "status": "busy", "lon": 106.6, "lat": 29.6})
+            assert client.pull_until_caught_up().caught_up
+            assert replica.get_person("a1").status == "busy"
+        finally:
+            client.close()
+            replica.close()

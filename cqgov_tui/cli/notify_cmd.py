@@ -68,6 +68,33 @@ def ack_cmd(db_path, server, token, notification, who, as_json) -> None:
     emit_json(result) if as_json else click.echo(f"acknowledged ({result['acknowledged']} copies) by {result['by']}")
 
 
+@notify_group.command("flood")
+@with_source
+@click.option("--to", "targets", required=True, help="Streets or districts, comma-separated.")
+@click.option("--step", required=True, type=click.IntRange(1, 3), help="1 通知转移, 2 准备转移, 3 立即转移.")
+@click.option("--river", default="", help="The river or gauge (e.g. 苎溪河).")
+@click.option("--text", default="", help="The message (a standard text per step otherwise).")
+@click.option("--user", "who", default=None, help="With --db: who sends it.")
+@json_option
+@handle_errors
+def flood_cmd(db_path, server, token, targets, step, river, text, who, as_json) -> None:
+    """A three-step flood warning to streets; each street's 防汛责任人 is told and answers with a receipt."""
+    from ..notify import flood
+
+    check_source(db_path, server, token)
+    codes = [c.strip() for c in targets.replace("，", ",").split(",") if c.strip()]
+    if server:
+        with remote(server, token) as r:
+            result = r.command("flood.warn", {"targets": codes, "step": step, "river": river, "text": text})
+    else:
+        from ..geo.registry import get_registry
+
+        with local_store(db_path) as store:
+            d = flood.warn(store, get_registry(), local_user(store, who, None), codes, step, river, text)
+            result = {"directive_id": d.id, "number": d.number, "title": d.title, "targets": d.targets}
+    emit_json(result) if as_json else click.echo(f"{result['number']} {result['title']} → {', '.join(result['targets'])}")
+
+
 @notify_group.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False))
 @json_option

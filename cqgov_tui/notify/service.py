@@ -164,6 +164,13 @@ class Notifier:
         """What an audit entry should tell people (see the module docstring)."""
         store = self.store
         key = f"{a.node}/{a.seq}"
+        if a.action == "report" and self.registry is not None:
+            event = store.get_event(a.event_id)
+            if event is not None and event.category_code == "flood_warning" and event.source == "sensor":
+                from .flood import from_alarm
+
+                from_alarm(store, self.registry, event)  # 通知转移 to the district's streets
+            return []
         if a.action in ("notify", "assign", "supervise", "federate"):
             event = store.get_event(a.event_id)
             if event is None:

@@ -88,6 +88,13 @@ class TasksGenerate(_Body):
     day: str | None = Field(None, max_length=10)
 
 
+class FloodWarn(_Body):
+    targets: list[str] = Field(min_length=1, max_length=2000)
+    step: int = Field(ge=1, le=3)
+    river: str = Field("", max_length=60)
+    text: str = Field("", max_length=4000)
+
+
 class NotifyAck(_Body):
     notification: str = Field(min_length=1, max_length=300)
 
@@ -95,7 +102,7 @@ class NotifyAck(_Body):
 BODIES: dict[str, type[_Body]] = {
     "roster.import": RosterImport, "person.status": PersonStatus, "dispatch.person": DispatchPerson,
     "task.create": TaskCreate, "task.act": TaskAct, "task.complete": TaskComplete, "tasks.generate": TasksGenerate,
-    "notify.ack": NotifyAck,
+    "notify.ack": NotifyAck, "flood.warn": FloodWarn,
 }
 
 
@@ -176,7 +183,14 @@ def handlers(server: TierServer) -> dict[str, Callable[[User, dict[str, Any]], d
         rows = acknowledge(store, b.notification, actor, via="console")
         return {"message": rows[0].message_key, "acknowledged": len(rows), "by": actor.user}
 
-    return {"roster.import": roster_import, "person.status": person_status, "dispatch.person": dispatch_person,
+    def flood_warn(actor: User, body: dict[str, Any]) -> dict[str, Any]:
+        from ..notify import flood
+
+        b: FloodWarn = parse_body("flood.warn", body)
+        d = flood.warn(store, engine.registry, actor, b.targets, b.step, b.river, b.text)
+        return {"directive_id": d.id, "number": d.number, "title": d.title, "targets": d.targets}
+
+    return {"flood.warn": flood_warn, "roster.import": roster_import, "person.status": person_status, "dispatch.person": dispatch_person,
             "task.create": task_create, "task.act": task_act, "task.complete": task_complete,
             "tasks.generate": tasks_generate, "notify.ack": notify_ack}
 
