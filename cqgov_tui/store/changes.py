@@ -67,12 +67,12 @@ def snapshot_rows(store: Store, entity: str, after: str, chunk: int) -> list[tup
                 for r, d in ((r, dict(zip(_RECEIPT_COLS, r[1:]))) for r in rows)]
     if entity in _PEOPLE_TABLES:
         table, cls, key = _PEOPLE_TABLES[entity]
-        cols = column_names(cls)
-        rows = conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+        names = column_names(cls)
+        rows = conn.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
                             [after, chunk]).fetchall()
         out = []
         for r in rows:
-            d = dict(zip(cols, r))
+            d = dict(zip(names, r))
             scope = (d["jurisdiction"] if entity == "person" else d["scope"] if entity == "notification"
                      else d["grid_code"] or d["street_code"] or d["district_code"])
             out.append((d[key], scope, d.get("origin_node") or store.node, d))

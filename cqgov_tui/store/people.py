@@ -40,7 +40,7 @@ class PeopleRows(StoreCore):
         with self.lock:
             hit = self._staged(table).get((key,))
             if hit is not None:
-                return hit  # type: ignore[no-any-return]
+                return hit
             found = self._select(entity, f"FROM {table} WHERE {key_col} = ?", [key], flush=False)
             return found[0] if found else None
 
