@@ -43,9 +43,7 @@ class Settings(BaseModel):
     @field_validator("server")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return None if value is None else server_url(value)
 
     @field_validator("token")
     @classmethod
@@ -58,6 +56,19 @@ class Settings(BaseModel):
     @classmethod
     def _db(cls, value: str | None) -> str | None:
         return None if value is None else os.path.expanduser(value)
+
+
+def server_url(value: str) -> str:
+    """A tier server's base URL: http(s), a host, a valid port. Raises ValueError with the reason."""
+    import httpx
+
+    try:
+        url = httpx.URL(value.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"not a URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8701")
+    return value.strip().rstrip("/")
 
 
 def path() -> Path:

@@ -9,6 +9,8 @@ import pytest
 # Tests never depend on the terminal they run in.
 os.environ.setdefault("NO_COLOR", "1")
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+# ... nor on the user's own cqgov config file (README: Configuration): defaults come from flags only.
+os.environ["CQGOV_CONFIG"] = os.devnull
 
 
 @pytest.fixture

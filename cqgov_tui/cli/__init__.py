@@ -63,8 +63,12 @@ class _LazyGroup(click.Group):
         try:
             _check_utf8(sys.argv[1:] if args is None else args)
             rv = super().main(args, prog_name or "cqgov", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `cqgov events`: the group's help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            path = exc.ctx.command_path.split(" ", 1)[1:] if exc.ctx is not None else None
+            hint = f" (see `{' '.join(['cqgov', *path])} --help`)" if path is not None else ""
             out(f"cqgov: {' '.join(exc.format_message().split())}{hint}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except click.ClickException as exc:

@@ -262,21 +262,41 @@ def from_config(key: str, fallback: Any = None) -> Callable[[], Any]:
     return default
 
 
+def _needed(check: Callable[[str], str] | None = None, required: bool = True) -> Callable:
+    """An option callback: click does not enforce ``required`` when a callable default (the config file)
+    returns None, so it is enforced here; ``check`` validates a given value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None or value == "":
+            if required:
+                raise click.MissingParameter(ctx=ctx, param=param)
+            return None
+        if check is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r}: {exc}") from None
+
+    return callback
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-db_option = click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), envvar="CQGOV_DB",
+db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="CQGOV_DB",
                          default=from_config("db"), show_default="$CQGOV_DB or the config file's db",
-                         help="Path of the DuckDB store.")
+                         callback=_needed(), help="Path of the DuckDB store.")
 
 
 def server_option(name: str = "server", required: bool = True) -> Callable:
-    return click.option("--server", name, required=required, envvar="CQGOV_SERVER", default=from_config("server"),
+    return click.option("--server", name, envvar="CQGOV_SERVER", default=from_config("server"),
                         show_default="$CQGOV_SERVER or the config file's server",
+                        callback=_needed(config.server_url, required),
                         help="Tier server URL, e.g. http://127.0.0.1:8701.")
 
 
 def token_option(required: bool = True) -> Callable:
-    return click.option("--token", required=required, envvar="CQGOV_TOKEN", default=from_config("token"),
-                        show_default="$CQGOV_TOKEN or the config file's token",
+    return click.option("--token", envvar="CQGOV_TOKEN", default=from_config("token"),
+                        show_default="$CQGOV_TOKEN or the config file's token", callback=_needed(None, required),
                         help="Access token (from `cqgov token create`).")
 
 

@@ -124,6 +124,8 @@ def list_events(db_path, district, street, statuses, colours, categories, text, 
     categories = [values.category(c) for c in categories]
     district = values.jurisdiction(district, "district") if district else None
     street = values.jurisdiction(street, "street", within=district) if street else None
+    if district and street and not street.startswith(district):
+        raise BadInput(f"street {street} is not in district {district}")
     with open_store(db_path, read_only=True) as store:  # a read leaves the store's files as they were
         now = store.clock.now()
         rows = store.queue(district=district, street=street, statuses=statuses, colours=colours,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 
 import click
@@ -117,6 +118,9 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
     from ..server.app import TierServer, TierUvicorn, create_app
     from ..server.auth import TokenAuthority, load_secret
 
+    # uvicorn stops on SIGTERM and then raises it again to the handler it found; the default one would end
+    # the process there, before the store is closed. This one ends it through the finally below.
+    previous = signal.signal(signal.SIGTERM, _stop)
     store = open_or_create(db_path, tier, code)
     try:
         for key, seconds in settings.items():  # remembered by the store for later starts
@@ -133,9 +137,14 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
                  get_name(code), host, port, db_path, store.node, store.epoch,
                  f", upstream {upstream}" if upstream else "")
         TierUvicorn(config, server).run(sockets=[sock])
-        log.info("stopped; closing the store")
     finally:
+        log.info("stopped; closing the store")
         store.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def get_name(code: str) -> str:
