@@ -105,6 +105,8 @@ def test_fire_plan_puts_event_on_the_1_3_5_profile(make_engine):
 
 
 def test_street_event_ladder_street_district_city_then_stops(make_engine):
+    """A garbage pile (grid profile, escalate_after [30, 120]): the district supervises 30 minutes after
+    the missed 1-minute deadline, the city two hours after that — not within three minutes."""
     eng, clock = make_engine("street", "500108001")
     e = report(eng, category="garbage")  # grid profile, blue, respond within 1 min
     assert e.colour == "blue" and e.due_at == START + MIN
@@ -112,17 +114,22 @@ def test_street_event_ladder_street_district_city_then_stops(make_engine):
     assert eng.sweep().escalated == []  # due now is not yet overdue
     clock.set(START + MIN + 1)
     r = eng.sweep()
+    assert e.id in r.overdue and e.id in r.held and r.escalated == []  # overdue, waiting its profile's delay
+    clock.set(START + 31 * MIN - 1)
+    assert eng.sweep().escalated == []
+    clock.set(START + 31 * MIN)
+    r = eng.sweep()
     e = eng.store.get_event(e.id)
     assert r.escalated == [e.id] and e.supervised_by == "district" and e.colour == "yellow" and e.escalation_level == 1
-    assert e.due_at == START + 2 * MIN  # the next deadline: one stage later than the missed one
-    clock.set(START + 2 * MIN - 1)
-    assert eng.sweep().escalated == []  # repeats at the next deadline, not at every sweep
-    clock.set(START + 2 * MIN + 1)
+    assert e.due_at == START + 31 * MIN  # the supervisor's clock starts when supervision fires
+    clock.set(START + 151 * MIN - 1)
+    assert eng.sweep().escalated == []  # the city waits its own two hours, not every sweep
+    clock.set(START + 151 * MIN + 1)
     assert eng.sweep().escalated == [e.id]
     e = eng.store.get_event(e.id)
     assert e.supervised_by == "city" and e.colour == "orange" and e.escalation_level == 2
-    for k in range(3, 8):  # the city is the top: colour and supervision stay, the clock keeps running
-        clock.set(START + k * MIN + 1)
+    for k in range(3, 8):  # the city is the top: colour and supervision stay
+        clock.set(START + 151 * MIN + k * 60 * MIN)
         r = eng.sweep()
         assert e.id in r.overdue and r.escalated == []
     e = eng.store.get_event(e.id)
@@ -133,11 +140,21 @@ def test_street_event_ladder_street_district_city_then_stops(make_engine):
     assert eng.store.verify_audit().ok
 
 
+def test_escalation_delays_follow_the_category_profile(make_engine):
+    """A fire (fire profile, escalate_after [0, 3]) is supervised the moment its deadline passes."""
+    eng, clock = make_engine("street", "500108001")
+    fire = report(eng, category="ebike_fire")
+    garbage = report(eng, category="garbage")
+    clock.set(START + 2 * MIN)
+    r = eng.sweep()
+    assert fire.id in r.escalated and garbage.id not in r.escalated
+
+
 @pytest.mark.parametrize("tier, code, ladder", [("district", "500108", ["city"]), ("city", "500000", ["city"])])
 def test_district_and_city_events_get_one_step(make_engine, tier, code, ladder):
     eng, clock = make_engine(tier, code)
     e = report(eng, category="garbage")
-    for k in range(1, 6):
+    for k in (1, 31, 32, 200, 400):
         clock.set(START + k * MIN + 1)
         eng.sweep()
     e = eng.store.get_event(e.id)
@@ -145,13 +162,15 @@ def test_district_and_city_events_get_one_step(make_engine, tier, code, ladder):
     assert e.supervised_by == "city" and e.colour == "yellow"
 
 
-def test_late_sweep_escalates_one_step_and_skips_to_a_future_deadline(make_engine):
+def test_late_sweep_escalates_one_step_at_a_time(make_engine):
     eng, clock = make_engine("street", "500108001")
     e = report(eng, category="garbage")
-    clock.set(START + 10 * MIN + 30)  # slept through ten deadlines
+    clock.set(START + 10 * 60 * MIN)  # slept through both delays
     assert eng.sweep().escalated == [e.id]
     e = eng.store.get_event(e.id)
-    assert e.escalation_level == 1 and START + 10 * MIN < e.due_at <= START + 11 * MIN
+    assert e.escalation_level == 1 and e.due_at == START + 31 * MIN
+    assert eng.sweep().escalated == [e.id]  # the next sweep takes the next step
+    assert eng.store.get_event(e.id).escalation_level == 2
 
 
 def test_closed_events_are_never_swept(make_engine):
@@ -366,7 +385,7 @@ def test_flood_warning_inhibits_grid_alarms_beneath_it_only(make_engine):
     assert not inhibit.is_alerting(under[0]) and inhibit.is_alerting(elsewhere)
     assert eng.store.get_event(under[0].id).status == "reported"  # still recorded and handled
     # overdue under an open warning: held, not escalated; once the warning ends the ladder resumes
-    clock.advance(5 * MIN)
+    clock.advance(35 * MIN)  # past the grid profile's 1-minute deadline and its 30-minute escalation delay
     r = eng.sweep()
     assert set(e.id for e in under) <= set(r.held) and elsewhere.id in r.escalated
     assert all(eng.store.get_event(e.id).escalation_level == 0 for e in under)

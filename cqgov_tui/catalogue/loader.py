@@ -9,8 +9,10 @@ Files (all YAML):
 ``departments.yaml``
     list of ``{code, name, short}``.
 ``sla_profiles.yaml``
-    ``<code>: {name, stages: [{label, label_zh, milestone, minutes}, …]}``;
-    milestones follow the closed loop, minutes (from report) strictly increase.
+    ``<code>: {name, stages: [{label, label_zh, milestone, minutes}, …], escalate_after}``;
+    milestones follow the closed loop, minutes (from report) strictly increase;
+    ``escalate_after: [m1, m2]`` — minutes an overdue event waits before the tier
+    above supervises, then before the city does (default: at once).
 ``runways.yaml``
     ``<sector code>: {name, runways: {<runway name>: [sub-runway, …]}}`` —
     8 sectors, 70 runways, 255 sub-runways.  Runway codes are
@@ -301,7 +303,7 @@ def _load_sla(doc: _Doc) -> dict[str, SlaProfile]:
     root = doc.mapping(_document(doc, "SLA profiles"), "SLA profiles", any_keys=True)
     for key, (knode, vnode) in root.items():
         code = doc.code(knode, "SLA profile code")
-        m = doc.mapping(vnode, f"SLA profile {code!r}", required=("name", "stages"))
+        m = doc.mapping(vnode, f"SLA profile {code!r}", required=("name", "stages"), optional=("escalate_after",))
         stages: list[SlaStage] = []
         for snode in doc.seq(m["stages"][1], f"stages of {code!r}"):
             s = doc.mapping(snode, f"stage of {code!r}", required=("label", "label_zh", "milestone", "minutes"))
@@ -329,7 +331,14 @@ def _load_sla(doc: _Doc) -> dict[str, SlaProfile]:
                                    milestone, minutes))
         if not stages:
             raise doc.error(m["stages"][1], f"SLA profile {code!r} has no stages")
-        out[code] = SlaProfile(code, doc.text_(m["name"][1], "profile name"), tuple(stages))
+        delays: tuple[float, ...] = ()
+        if "escalate_after" in m:
+            delays = tuple(doc.number(n, f"escalate_after of {code!r}")
+                           for n in doc.seq(m["escalate_after"][1], f"escalate_after of {code!r}"))
+            if not delays or any(d < 0 for d in delays):
+                raise doc.error(m["escalate_after"][1], f"escalate_after of {code!r}: one or more minutes ≥ 0 "
+                                                        f"(before the tier above supervises, then the city)")
+        out[code] = SlaProfile(code, doc.text_(m["name"][1], "profile name"), tuple(stages), delays)
     if not out:
         raise doc.error(doc.root, "no SLA profiles")
     return out

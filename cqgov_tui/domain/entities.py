@@ -169,6 +169,8 @@ class SlaProfile:
     code: str
     name: str
     stages: tuple[SlaStage, ...]
+    # Minutes an overdue event waits before each supervision step (tier above, then the city); () = at once
+    escalate_after: tuple[float, ...] = ()
 
     def minutes(self, milestone: "Status | str") -> float | None:
         for st in self.stages:

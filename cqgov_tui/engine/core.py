@@ -20,7 +20,7 @@ from ..errors import BadInput, IllegalTransition, PermissionDenied
 from ..ids import uuid7
 from ..scope import CITY_CODE, event_in_scope
 from ..store import Store
-from . import dedup, drafting, inhibit, lifecycle, multi, sla
+from . import access, callbacks, dedup, drafting, grouping, inhibit, lifecycle, multi, risk_grades, sla
 from .plans import PlanMatcher
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class SweepResult:
     overdue: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)  # supervision raised this sweep
     held: list[str] = field(default_factory=list)  # overdue but inhibited by an open district event
+    risk_changed: list[str] = field(default_factory=list)  # risk points whose grade changed (audited)
 
 
 class Engine:
@@ -97,7 +98,7 @@ class Engine:
         now = self.clock.now()
         with self.store.tx():
             if event_id and self.store.get_event(event_id) is not None:
-                raise BadInput(f"event {event_id} already exists")
+                raise access.id_taken("event", event_id)
             event = drafting.new_event(
                 event_id=event_id or uuid7(int(now * 1000)), number=self.store.next_number(now), category=cat,
                 catalogue=self.catalogue, where=where, colour=colour_value, title=title, text=text or "",
@@ -107,7 +108,7 @@ class Engine:
             inhibitor = inhibit.inhibitor_for(self.store, self.catalogue, event)
             if inhibitor is not None:
                 event = replace(event, inhibited_by=inhibitor.id)
-            candidate, confidence = (None, 0.0) if parent_id else dedup.best_candidate(self.store, event)
+            candidate, confidence = (None, 0.0) if parent_id else dedup.best_candidate(self.store, event, self.registry)
             # Staged, not yet written: the plans and transitions below fold into this one create row
             # (version 1, final state), written with its audit entries when the transaction commits.
             self.store.insert_event(event, known_new=True)
@@ -121,7 +122,22 @@ class Engine:
                 event = self._save(event, duplicate_of=candidate.id)
                 self._audit(event, "flag_duplicate", event.status, event.status, self.system,
                             note=f"merge candidate of {candidate.number} ({confidence:.2f})")
-            if apply_plans:
+            leader = None
+            if apply_plans and grouping.may_join(event):
+                # Only alarms of its category in its district can be in its group (the open-event index
+                # answers that by key; a scan of every open event per report made ingest O(open events)).
+                near = self.store.open_in_district(event.district_code, [event.category_code])
+                parents = {e.parent_id for e in near if e.parent_id}
+                near += [p for p in map(self.store.get_event, parents) if p is not None and Status(p.status).is_open]
+                leader = grouping.alarm_leader(near, event)
+            if leader is not None:
+                # Alertmanager-like: an alarm of a running incident joins its group; the group's leader
+                # already opened the sub-tasks and sent the notifications.
+                lead = self.store.get_event(leader)
+                self._audit(event, "group", event.status, event.status, self.system,
+                            note=f"grouped with {lead.number if lead else leader}: plans and notifications "
+                                 f"held by the group")
+            elif apply_plans:
                 event = self._apply_plans(event)
         return event
 
@@ -139,19 +155,21 @@ class Engine:
     ) -> Event:
         """Perform one lifecycle action; refused with a reason (and nothing changed) when illegal."""
         with self.store.tx():
-            event = self.store.resolve_event(ref)
-            if not event_in_scope(actor.scope_code, event.district_code, event.street_code, event.grid_code):
-                raise PermissionDenied(f"{actor.user} may not act on {event.number}: outside {actor.scope_code}")
+            event = access.find_event(self.store, ref, actor)
             return self._transition(event, action, actor, note=note, departments=departments, target=target)
 
     def _transition(self, event: Event, action: str, actor: User, *, note: str = "",
                     departments: list[str] | None = None, target: str | None = None) -> Event:
         rule = lifecycle.check(event.status, action, actor.role, actor.tier, note=note, target=target,
                                departments=departments)
+        if rule.action == "callback":
+            note = callbacks.normalise(note)  # one form the board reads (rating N/5)
+        if rule.target is not None:
+            access.require_assigned(actor, event, rule.action)
         now = self.clock.now()
         changes = drafting.transition_changes(event, rule, now, self.catalogue, departments)
         if rule.action == "merge":
-            survivor = self.store.resolve_event(target or "")
+            survivor = access.find_event(self.store, target or "", actor)  # never into another's event
             if survivor.id == event.id:
                 raise BadInput(f"cannot merge {event.number} into itself")
             if not Status(survivor.status).is_open:
@@ -185,8 +203,13 @@ class Engine:
             inhibitor_open: dict[str, bool] = {}
             updates: list[tuple[Event, list[str]]] = []
             audits: list[dict[str, Any]] = []
+            # One supervision per incident: sub-tasks and grouped alarms wait on their group's leader.
+            follows = grouping.followers(self.store.open_events()) if overdue else {}
             for event in overdue:
                 result.overdue.append(event.id)
+                if event.id in follows:
+                    result.held.append(event.id)
+                    continue
                 if event.inhibited_by:
                     # Under an open district warning the clock still shows overdue, but supervision (an alert
                     # to the upper tier) waits until the warning ends; the next sweep after that escalates.
@@ -197,6 +220,9 @@ class Engine:
                         result.held.append(event.id)
                         continue
                 changes, note = self._overdue_step(event, now)
+                if not changes:  # waiting out its category's escalation delay (sla_profiles.yaml)
+                    result.held.append(event.id)
+                    continue
                 updates.append((replace(event, updated_at=now, **changes), [*changes, "updated_at"]))
                 if note:
                     result.escalated.append(event.id)
@@ -207,12 +233,16 @@ class Engine:
             # One batched write for the whole sweep: a busy minute can make thousands overdue at once.
             self.store.update_events(updates)
             self.store.append_audits(audits)
+        # Risk grades follow readings, hazards and inspections; each change is audited (engine.risk_grades).
+        result.risk_changed = [g.code for g in risk_grades.refresh(self.store, self.catalogue, now)]
         return result
 
     def _overdue_step(self, event: Event, now: float) -> tuple[dict[str, Any], str | None]:
         """The changes one missed deadline makes, and the supervision note (None when nothing is raised)."""
         profile = self.catalogue.sla(event.sla_profile)
         stage = sla.next_stage(profile, event.status)
+        if profile.escalate_after:
+            return self._delayed_step(event, now, profile, stage)
         grace = sla.stage_duration(profile, stage) if stage else 600.0
         # Each missed deadline gives the supervisor the stage's own time again, counted from the missed
         # deadline (not from this sweep), skipping deadlines a late sweep slept through: one step per sweep.
@@ -229,6 +259,19 @@ class Engine:
         note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
         return {"escalation_level": level, "supervised_by": supervisor.value, "colour": colour.value,
                 "due_at": next_due}, note
+
+    def _delayed_step(self, event: Event, now: float, profile: Any, stage: Any) -> tuple[dict[str, Any], str | None]:
+        """The overdue step of a profile with per-level escalation delays (``sla.escalation_due``)."""
+        fire_at = sla.escalation_due(profile, event.due_at or now, event.escalation_level)
+        if event.escalation_level >= sla.max_level(event.origin_tier) or now < fire_at:
+            return {}, None
+        level = event.escalation_level + 1
+        supervisor = sla.supervisor_after(event.origin_tier, level)
+        colour = Colour(event.colour).raised()
+        label = stage.label_zh if stage else "办结"
+        note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
+        return {"escalation_level": level, "supervised_by": supervisor.value, "colour": colour.value,
+                "due_at": fire_at}, note
 
     def _escalate_overdue(self, event: Event, now: float) -> bool:
         """One event's overdue step, written at once (the sweep batches the same step; benchmarks compare)."""
@@ -305,9 +348,7 @@ class Engine:
     def open_subtasks(self, ref: str, targets: list[str], actor: User, *, note: str = "") -> list[Event]:
         """Open a 多跨 event by hand: one sub-task per jurisdiction or department under ``ref``."""
         with self.store.tx():
-            master = self.store.resolve_event(ref)
-            if not event_in_scope(actor.scope_code, master.district_code, master.street_code, master.grid_code):
-                raise PermissionDenied(f"{actor.user} may not act on {master.number}: outside {actor.scope_code}")
+            master = access.find_event(self.store, ref, actor)
             if Role(actor.role) not in lifecycle.RULES["dispatch"].roles:
                 raise PermissionDenied(f"a {Role(actor.role).value} may not open sub-tasks (event is {master.status})")
             if not Status(master.status).is_open:
@@ -325,4 +366,9 @@ class Engine:
     def allowed_actions(self, event: Event, actor: User) -> list[str]:
         if not event_in_scope(actor.scope_code, event.district_code, event.street_code, event.grid_code):
             return []
-        return lifecycle.allowed_actions(event.status, actor.role, actor.tier)
+        actions = lifecycle.allowed_actions(event.status, actor.role, actor.tier)
+        try:
+            access.require_assigned(actor, event, "act")
+        except PermissionDenied:  # not its department's work: only comments
+            return [a for a in actions if lifecycle.RULES[a].target is None]
+        return actions

@@ -59,22 +59,50 @@ def _lower(c: Colour) -> Colour:
     return order[min(len(order) - 1, order.index(c) + 1)]
 
 
+@dataclass(frozen=True)
+class _Register:
+    """Lookups over a catalogue's risk points and sensors, built once per catalogue (the sweep runs often)."""
+
+    points: dict[str, RiskPoint]
+    sensors_of: dict[str, list[Sensor]]
+    sensor_point: dict[str, str]
+    by_cat_grid: dict[tuple[str, str], list[str]]
+
+
+_REGISTERS: dict[int, tuple[Catalogue, _Register]] = {}
+
+
+def _register(catalogue: Catalogue) -> _Register:
+    hit = _REGISTERS.get(id(catalogue))
+    if hit is not None and hit[0] is catalogue:
+        return hit[1]
+    points = dict(catalogue.risk_points)
+    sensors_of: dict[str, list[Sensor]] = {}
+    for s in catalogue.sensors.values():
+        sensors_of.setdefault(s.risk_point_code, []).append(s)
+    by_cat_grid: dict[tuple[str, str], list[str]] = {}
+    for p in points.values():
+        by_cat_grid.setdefault((p.category_code, p.grid_code), []).append(p.code)
+    reg = _Register(points, sensors_of, {s.code: s.risk_point_code for s in catalogue.sensors.values()}, by_cat_grid)
+    if len(_REGISTERS) > 8:
+        _REGISTERS.clear()
+    _REGISTERS[id(catalogue)] = (catalogue, reg)
+    return reg
+
+
 class _Inputs:
     def __init__(self, store: Store, catalogue: Catalogue, now: float) -> None:
         self.now = now
-        self.points: dict[str, RiskPoint] = dict(catalogue.risk_points)
-        self.sensors_of: dict[str, list[Sensor]] = {}
-        for s in catalogue.sensors.values():
-            self.sensors_of.setdefault(s.risk_point_code, []).append(s)
-        sensor_point = {s.code: s.risk_point_code for s in catalogue.sensors.values()}
+        reg = _register(catalogue)
+        self.points = reg.points
+        self.sensors_of = reg.sensors_of
+        sensor_point = reg.sensor_point
         self.latest = store.latest_readings(until=now)
         self.inspections = store.last_inspections(now - LOOKBACK_S, now)
         self.recorded = store.last_risk_grades()
         # open hazards: by sensor (the event's reporter) and by (category, grid)
         self.hazards: dict[str, list[tuple[float, str]]] = {}
-        by_cat_grid: dict[tuple[str, str], list[str]] = {}
-        for p in self.points.values():
-            by_cat_grid.setdefault((p.category_code, p.grid_code), []).append(p.code)
+        by_cat_grid = reg.by_cat_grid
         for e in store.open_events():
             if e.reported_at > now:
                 continue
@@ -86,8 +114,9 @@ class _Inputs:
             for code in linked:
                 self.hazards.setdefault(code, []).append((e.reported_at, e.number))
         self.candidates: set[str] = set(self.hazards) | set(self.inspections) | set(self.recorded)
+        sensors = catalogue.sensors
         for code, (_, value) in self.latest.items():
-            sensor = catalogue.sensors.get(code)
+            sensor = sensors.get(code)
             if sensor is not None and value >= sensor.clear_below:
                 self.candidates.add(sensor.risk_point_code)
         self.candidates &= set(self.points)

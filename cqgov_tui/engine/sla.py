@@ -63,3 +63,13 @@ def supervisor_after(origin: Tier | str, level: int) -> Tier:
 def max_level(origin: Tier | str) -> int:
     """Steps until the city supervises; the city's own events get one step (city duty officer)."""
     return {Tier.STREET: 2, Tier.DISTRICT: 1, Tier.CITY: 1}[Tier(origin)]
+
+
+def escalation_due(profile: SlaProfile, due_at: float, level: int) -> float:
+    """When an overdue event of ``profile`` raises supervision step ``level + 1``: its deadline (moved to
+    the previous step's moment at each step) plus the profile's delay for that step. A garbage pile
+    waits for the district longer than a fire; the delays follow the category's SLA profile."""
+    delays = profile.escalate_after
+    if not delays:
+        return due_at
+    return due_at + delays[min(level, len(delays) - 1)] * 60.0

@@ -212,3 +212,73 @@ class EventFigures(StoreCore):
         for name, scope, at, value in rows:
             out.setdefault(name, []).append((str(scope), float(at), float(value)))
         return out
+
+    # ------------------------------------------------------------ 考评 and 事件热榜 (engine.evaluation)
+
+    def evaluation_rows(self, scope_code: str, since: float, until: float, column: str
+                        ) -> list[tuple[str, int, int, int, float, int, int, int, int]]:
+        """Per unit (``column``: district_code, street_code or assignee) over events reported in
+        [since, until] within a scope: (unit, events, closed, overdue (ever supervised for lateness),
+        sum of response minutes, responded, call-backs, satisfied (4–5), dissatisfied (1–2))."""
+        from ..scope import sql_filter
+
+        if column not in ("district_code", "street_code", "assignee"):
+            raise ValueError(f"cannot rank by {column!r}")
+        where, params = sql_filter(scope_code)
+        if where != "TRUE":
+            where = "e." + where
+        sql = f"""
+            WITH ev AS (SELECT e.id, e.{column} AS unit, e.reported_at, e.status, e.escalation_level FROM events e
+                        WHERE {where} AND e.reported_at BETWEEN ? AND ? AND e.{column} IS NOT NULL
+                        AND e.status NOT IN ('merged', 'rejected') AND e.parent_id IS NULL),
+            a AS (SELECT event_id, action, acted_at, to_status, from_status, note FROM {AUDIT_ALL}
+                  WHERE event_id IN (SELECT id FROM ev)),
+            resp AS (SELECT event_id, min(acted_at) AS t FROM a
+                     WHERE to_status IS NOT NULL AND to_status NOT IN ('reported', 'merged', 'rejected')
+                     AND to_status IS DISTINCT FROM from_status GROUP BY event_id),
+            cb AS (SELECT event_id, arg_max(TRY_CAST(regexp_extract(note, '^rating ([1-5])/5', 1) AS INTEGER),
+                          acted_at) AS rating FROM a WHERE action = 'callback' GROUP BY event_id)
+            SELECT ev.unit, count(*), count(*) FILTER (WHERE ev.status IN ('closed', 'reviewed')),
+                   count(*) FILTER (WHERE ev.escalation_level > 0),
+                   coalesce(sum((resp.t - ev.reported_at) / 60.0), 0), count(resp.t),
+                   count(cb.rating), count(*) FILTER (WHERE cb.rating >= 4), count(*) FILTER (WHERE cb.rating <= 2)
+            FROM ev LEFT JOIN resp ON resp.event_id = ev.id LEFT JOIN cb ON cb.event_id = ev.id
+            GROUP BY ev.unit"""
+        with self.lock:
+            rows = self.conn.execute(sql, [*params, since, until]).fetchall()
+        return [(str(u), int(n), int(c), int(o), float(rs), int(rn), int(k), int(s), int(b))
+                for u, n, c, o, rs, rn, k, s, b in rows]
+
+    def hot_rows(self, scope_code: str, since: float, until: float, limit: int = 10
+                 ) -> dict[str, list[tuple[str, float]]]:
+        """The 事件热榜 within a scope: event id → measure, best first, for ``reported`` (reports on one
+        incident: itself, those merged into it or flagged its duplicate, its sub-tasks and grouped alarms),
+        ``open`` (open longest, seconds), ``escalated`` (supervision steps) and ``supervised`` (督办 entries:
+        the sweep's and upper tiers' requests) — over events reported in [since, until] or still open."""
+        from ..scope import sql_filter
+
+        where, params = sql_filter(scope_code)
+        base = (f"SELECT id, reported_at, status, escalation_level FROM events WHERE {where} "
+                "AND status NOT IN ('merged', 'rejected') AND parent_id IS NULL "
+                "AND (reported_at BETWEEN ? AND ? OR (closed_at IS NULL AND reported_at <= ?))")
+        bparams = [*params, since, until, until]
+        queries = {
+            "reported": (f"""WITH b AS ({base}),
+                r AS (SELECT coalesce(merged_into, duplicate_of, parent_id) AS target FROM events
+                      WHERE coalesce(merged_into, duplicate_of, parent_id) IN (SELECT id FROM b))
+                SELECT b.id, 1 + count(r.target) AS n FROM b LEFT JOIN r ON r.target = b.id GROUP BY b.id
+                HAVING n > 1 ORDER BY n DESC, b.id LIMIT ?""", [*bparams, limit]),
+            "open": (f"""WITH b AS ({base}) SELECT id, ? - reported_at FROM b
+                WHERE status NOT IN ('closed', 'reviewed') ORDER BY reported_at, id LIMIT ?""",
+                     [*bparams, until, limit]),
+            "escalated": (f"""WITH b AS ({base}) SELECT id, escalation_level FROM b WHERE escalation_level > 0
+                ORDER BY escalation_level DESC, reported_at, id LIMIT ?""", [*bparams, limit]),
+            "supervised": (f"""WITH b AS ({base}) SELECT b.id, count(*) AS n FROM b JOIN {AUDIT_ALL} a
+                ON a.event_id = b.id WHERE a.action IN ('supervise', 'supervise_request')
+                GROUP BY b.id ORDER BY n DESC, b.id LIMIT ?""", [*bparams, limit]),
+        }
+        out: dict[str, list[tuple[str, float]]] = {}
+        with self.lock:
+            for key, (sql, qparams) in queries.items():
+                out[key] = [(str(i), float(v)) for i, v in self.conn.execute(sql, qparams).fetchall()]
+        return out
