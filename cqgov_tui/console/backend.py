@@ -148,6 +148,15 @@ class Backend(abc.ABC):
     def act(self, event_id: str, action: str, note: str = "", departments: list[str] | None = None,
             target: str | None = None) -> Outcome: ...
 
+    def supervise(self, event_id: str, note: str) -> Outcome:
+        """督办 an event another tier owns (a directive to it that must be acknowledged)."""
+        if not (note or "").strip():
+            return Outcome(False, "supervise needs a note")
+        return self._enqueue_supervise(event_id, note.strip())
+
+    def _enqueue_supervise(self, event_id: str, note: str) -> Outcome:
+        return Outcome(False, "this console owns its events: act on them instead of supervising")
+
     @abc.abstractmethod
     def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
         """Report a new event at a jurisdiction code (the console's 登记 / ``:report``)."""
@@ -318,6 +327,9 @@ class RemoteBackend(Backend):
         if target:
             body["target"] = target
         return self._enqueue("act", body, action)
+
+    def _enqueue_supervise(self, event_id: str, note: str) -> Outcome:
+        return self._enqueue("supervise", {"event": event_id, "note": note}, "supervise")
 
     def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
         now = self.clock.now()

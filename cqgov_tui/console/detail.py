@@ -51,14 +51,36 @@ class EventDetail:
     actions: tuple[ActionSpec, ...]
 
 
-def action_specs(event: Event, user: User) -> tuple[ActionSpec, ...]:
+# 督办 from an upper tier: a directive to the owning jurisdiction (the server's ``supervise`` command).
+SUPERVISE = ActionSpec("supervise", "督办", True, False, False)
+
+
+def action_specs(event: Event, user: User, owner: str | None = None) -> tuple[ActionSpec, ...]:
+    """The actions the server would accept from ``user``. ``owner``: another node owns the event (its tier
+    applies lifecycle actions), so only what changes no status is offered — comment, call-back — and
+    supervise (督办)."""
     if not event_in_scope(user.scope_code, event.district_code, event.street_code, event.grid_code):
         return ()
     out = []
     for name in lifecycle.allowed_actions(event.status, user.role, user.tier):
         r = lifecycle.RULES[name]
+        if owner and r.target is not None:
+            continue  # refused by the server: "its tier acts on it"
         out.append(ActionSpec(r.action, r.zh, r.needs_note, r.needs_target, r.needs_departments))
+    if owner and Status(event.status).is_open:
+        out.append(SUPERVISE)
     return tuple(out)
+
+
+def deadline_text(t: float, now: float) -> str:
+    """A deadline as a dispatcher reads it: the time of day when it is today, else with its date
+    (tomorrow 13:30 must not read like today 13:30)."""
+    from ..clock import local
+
+    when = local(t)
+    if when.date() == local(now).date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%m-%d %H:%M")
 
 
 def stage_timers(event: Event, timeline: list[AuditEntry], catalogue) -> tuple[StageTimer, ...]:
@@ -103,7 +125,8 @@ def merge_candidates(store, event: Event, names: Names, limit: int = 5) -> tuple
     return tuple(sorted(found.values(), key=lambda p: -p[1])[:limit])
 
 
-def event_detail(store, event_id: str, user: User, names: Names, catalogue) -> EventDetail | None:
+def event_detail(store, event_id: str, user: User, names: Names, catalogue, owner: str | None = None
+                 ) -> EventDetail | None:
     event = store.get_event(event_id)
     if event is None:
         return None
@@ -140,5 +163,5 @@ def event_detail(store, event_id: str, user: User, names: Names, catalogue) -> E
     return EventDetail(
         event=event, row=row_of(event, names), fields=fields, timeline=timeline,
         stages=stage_timers(event, audit, catalogue), candidates=merge_candidates(store, event, names),
-        actions=action_specs(event, user),
+        actions=action_specs(event, user, owner),
     )

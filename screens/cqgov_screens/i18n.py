@@ -75,6 +75,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "prompt.note": ("{action}: 请输入说明", "{action}: note"),
     "prompt.reason": ("{action}: 请输入理由 (必填)", "{action}: reason (required)"),
     "prompt.target": ("合并到 (事件编号)", "Merge into (event number)"),
+    "prompt.supervise": ("督办: 请输入督办要求 (发给负责处置的一级)", "Supervise: what the owning tier must do"),
+    "prompt.callback": ("回访: 满意度 1-5 及说明 (如: 4 电话回访满意)", "Call-back: rating 1-5 and a note (e.g. 4 satisfied)"),
     "prompt.departments": ("派遣部门 (代码, 逗号分隔)", "Departments (codes, comma-separated)"),
     "prompt.command": ("命令 (help 查看)", "command (try help)"),
     "prompt.ok": ("确定", "OK"),

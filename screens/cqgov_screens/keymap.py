@@ -53,6 +53,7 @@ APP_KEYS: tuple[KeySpec, ...] = (
 ACTION_KEYS: dict[str, str] = {
     "verify": "v", "assess": "a", "dispatch": "d", "accept": "s", "arrive": "o", "dispose": "x",
     "feedback": "f", "close": "z", "review": "w", "reject": "r", "merge": "m", "escalate": "e", "comment": "n",
+    "supervise": "u", "callback": "b",
 }
 
 

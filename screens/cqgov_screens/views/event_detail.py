@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from cqgov_tui.clock import fmt_duration, fmt_local
-from cqgov_tui.console.detail import EventDetail, event_detail
+from cqgov_tui.console.detail import EventDetail, deadline_text, event_detail
 
 from .. import theme
 from ..keymap import ACTION_KEYS
@@ -65,7 +65,9 @@ class EventDetailScreen(Screen):
     def reload(self) -> None:
         b = self.backend
         self._head = b.store.head()
-        self.detail = event_detail(b.store, self.event_id, b.user, b.names, b.catalogue)
+        event = b.store.get_event(self.event_id)
+        self.detail = event_detail(b.store, self.event_id, b.user, b.names, b.catalogue,
+                                   owner=b.owner(event) if event is not None else None)
         self._draw()
 
     # ------------------------------------------------------------ drawing
@@ -112,7 +114,7 @@ class EventDetailScreen(Screen):
         out = Text(f"{self.t('detail.stages')}\n", style="bold")
         for st in d.stages:
             label = st.label_zh if self.t.lang == "zh" else st.label
-            out.append(f"  {label:<8} {fmt_local(st.due_at)}  ")
+            out.append(f"  {label:<8} {deadline_text(st.due_at, now)}  ")
             if st.reached_at is not None:
                 out.append(self.t("detail.late") if st.late else self.t("detail.reached"),
                            style=theme.OVERDUE if st.late else theme.DIM)
@@ -204,6 +206,11 @@ class EventDetailScreen(Screen):
             default = ",".join([cat.department_code, *cat.co_departments]) if cat else ""
             self.app.push_screen(Prompt(self.t("prompt.departments"), default), lambda v: v is not None and self.perform(
                 "dispatch", departments=[x.strip() for x in v.replace("，", ",").split(",") if x.strip()]))
+        elif spec.action == "supervise":
+            self.app.push_screen(Prompt(self.t("prompt.supervise")), lambda v: v and self.supervise(v))
+        elif spec.action == "callback":
+            self.app.push_screen(Prompt(self.t("prompt.callback")),
+                                 lambda v: v is not None and self.perform("callback", note=v))
         elif spec.needs_note:
             self.app.push_screen(Prompt(self.t("prompt.reason", action=label)),
                                  lambda v: v is not None and self.perform(spec.action, note=v))
@@ -221,6 +228,15 @@ class EventDetailScreen(Screen):
     @work(thread=True, exclusive=True, group="detail-action")
     def _perform(self, action, note, departments, target) -> None:
         outcome = self.backend.act(self.event_id, action, note=note, departments=departments, target=target)
+        self.app.call_from_thread(self._done, outcome)
+
+    def supervise(self, note: str) -> None:
+        """督办 (``u``): a directive to the tier that owns the event, through the backend."""
+        self._supervise(note.strip())
+
+    @work(thread=True, exclusive=True, group="detail-action")
+    def _supervise(self, note: str) -> None:
+        outcome = self.backend.supervise(self.event_id, note)
         self.app.call_from_thread(self._done, outcome)
 
     def _done(self, outcome) -> None:
