@@ -243,8 +243,8 @@ class _Inputs:
                 total, n = total + s, n + cnt
             return round(total / n, 2) if n else None
         if k == "handle_days":
-            n = self._closed(m, "n")
-            return round(self._closed(m, "days") / n, 2) if n else None
+            closed = self._closed(m, "n")
+            return round(self._closed(m, "days") / closed, 2) if closed else None
         if k in ("ontime_ratio", "review_ratio", "callback_ratio"):
             key = {"ontime_ratio": "ontime", "review_ratio": "reviewed", "callback_ratio": "called"}[k]
             return _pct(self._closed(m, key), self._closed(m, "n"))
@@ -284,8 +284,8 @@ class _Inputs:
             return round(total / len(fed), 2) if k == "figure_mean" else total
         if k == "fresh":
             prefix = f"{m.name}."
-            fed = [at for name, rows in self.figures.items() if name.startswith(prefix) for _, at, _ in rows]
-            return _pct(sum(self.now - at <= FIGURE_FRESH_S for at in fed), len(fed))
+            times = [at for name, rows in self.figures.items() if name.startswith(prefix) for _, at, _ in rows]
+            return _pct(sum(self.now - at <= FIGURE_FRESH_S for at in times), len(times))
         raise ValueError(f"unknown metric kind {k!r}")
 
 
