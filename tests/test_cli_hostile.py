@@ -203,3 +203,17 @@ def test_the_console_rows_show_bidi_and_zero_width_visibly(hostile_store):
         row = row_of(store.resolve_event(number), Names())
     assert "<U+202E>" in row.title and "<U+200B>" in row.title and "␛" in row.title
     assert is_plain(row.title)
+
+
+def test_no_command_prints_around_the_one_safe_way():
+    """Every command module prints through ``cli.common.out`` (or ``emit_json``); only those two, the GeoJSON
+    writer (escaped with ``json_text``) and CAP's XML bytes touch stdout themselves."""
+    from pathlib import Path
+
+    import cqgov_tui.cli as cli
+
+    allowed = {"common.py": 2, "geojson_out.py": 1}
+    for path in Path(cli.__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        calls = len(re.findall(r"click\.echo\(|click\.secho\(|(?<![.\w])print\(|sys\.stdout\.write\(", text))
+        assert calls == allowed.get(path.name, 0), f"{path.name} prints {calls} time(s) around cli.common.out"

@@ -13,11 +13,11 @@ import sys
 import click
 
 from ..errors import BadInput
-from .common import db_option, emit_json, handle_errors, json_option
+from .common import db_option, emit_json, handle_errors, json_option, out, server_option, token_option
 from .directive_cmd import directive
 
-_server = click.option("--server", default=None, envvar="CQGOV_SERVER", help="Tier server URL (or CQGOV_SERVER).")
-_token = click.option("--token", default=None, envvar="CQGOV_TOKEN", help="Access token (or CQGOV_TOKEN).")
+_server = server_option(required=False)  # flag > CQGOV_SERVER > config file
+_token = token_option(required=False)
 
 
 @directive.command("show")
@@ -61,8 +61,8 @@ def show(ref, server, token, db_path, as_cap, as_json) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"{data['number']}  {data['title']}  ({data['priority']}) → {', '.join(data['targets'])}")
-    click.echo(f"  expected {data['expected']}  " + "  ".join(f"{k} {v}" for k, v in data["counts"].items()))
+    out(f"{data['number']}  {data['title']}  ({data['priority']}) → {', '.join(data['targets'])}")
+    out(f"  expected {data['expected']}  " + "  ".join(f"{k} {v}" for k, v in data["counts"].items()))
 
 
 @directive.command("import")
@@ -98,5 +98,5 @@ def import_cap(cap_file, server, token, deadline, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{result['number']} {result['directive_id']} → {', '.join(result['targets'])} "
+        out(f"{result['number']} {result['directive_id']} → {', '.join(result['targets'])} "
                    f"({result['recipients']} streets)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from .common import db_option, emit_json, handle_errors, json_option, out as say
 
 
 @main.command("export")
@@ -26,4 +26,4 @@ def export(db_path, out, fmt, as_json) -> None:
         emit_json(result)
     else:
         rows = "  ".join(f"{k} {v}" for k, v in result["rows"].items())
-        click.echo(f"{result['node']} seq {result['from_seq']}→{result['to_seq']}: {rows} ({result['files']} files)")
+        say(f"{result['node']} seq {result['from_seq']}→{result['to_seq']}: {rows} ({result['files']} files)")

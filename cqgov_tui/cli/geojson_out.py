@@ -6,6 +6,8 @@ import json
 
 import click
 
+from ..textsafe import json_text
+
 
 def emit_geojson(store, events, with_risk_points: bool) -> None:
     from ..catalogue.loader import load_catalogue
@@ -17,4 +19,4 @@ def emit_geojson(store, events, with_risk_points: bool) -> None:
     scope = CITY_CODE if store.tier.value == "city" else store.code
     points = geojson.risk_points_in(catalogue, scope) if with_risk_points else []
     doc = geojson.collection(events, points, catalogue=catalogue, registry=get_registry())
-    click.echo(json.dumps(doc, ensure_ascii=False))
+    click.echo(json_text(json.dumps(doc, ensure_ascii=False)))  # C1, bidi and zero-width \u-escaped

@@ -7,7 +7,7 @@ import click
 from ..errors import BadInput
 from ..textsafe import plain
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, handle_errors, json_option, out
 from .roster_cmd import check_source, local_store, local_user, remote, with_source
 
 
@@ -38,10 +38,10 @@ def list_cmd(db_path, server, token, who, as_json) -> None:
         emit_json({"notifications": rows})
         return
     if not rows:
-        click.echo("no notifications")
+        out("no notifications")
     for n in rows:
         ack = "已确认" if n.get("acked_at") else ("待确认" if n.get("needs_ack") else "")
-        click.echo(f"{n['id']}  {fmt_local(n['created_at'], True)}  {n['channel']:7} {n['state']:9} {ack:4} "
+        out(f"{n['id']}  {fmt_local(n['created_at'], True)}  {n['channel']:7} {n['state']:9} {ack:4} "
                    f"{plain(n['recipient'])}  {plain(n['subject'])}")
 
 
@@ -65,7 +65,7 @@ def ack_cmd(db_path, server, token, notification, who, as_json) -> None:
         with local_store(db_path) as store:
             rows = acknowledge(store, notification, local_user(store, who, None), via="cli")
             result = {"message": rows[0].message_key, "acknowledged": len(rows), "by": who}
-    emit_json(result) if as_json else click.echo(f"acknowledged ({result['acknowledged']} copies) by {result['by']}")
+    emit_json(result) if as_json else out(f"acknowledged ({result['acknowledged']} copies) by {result['by']}")
 
 
 @notify_group.command("flood")
@@ -92,7 +92,7 @@ def flood_cmd(db_path, server, token, targets, step, river, text, who, as_json) 
         with local_store(db_path) as store:
             d = flood.warn(store, get_registry(), local_user(store, who, None), codes, step, river, text)
             result = {"directive_id": d.id, "number": d.number, "title": d.title, "targets": d.targets}
-    emit_json(result) if as_json else click.echo(f"{result['number']} {result['title']} → {', '.join(result['targets'])}")
+    emit_json(result) if as_json else out(f"{result['number']} {result['title']} → {', '.join(result['targets'])}")
 
 
 @notify_group.command("check-config")
@@ -108,4 +108,4 @@ def check_config(path, as_json) -> None:
         emit_json(cfg.model_dump())
     else:
         channels = ["inbox"] + [c for c, v in (("email", cfg.email), ("webhook", cfg.webhook)) if v is not None]
-        click.echo(f"{path}: ok; channels {', '.join(channels)}; ack after {cfg.escalation.ack_after:.0f}s")
+        out(f"{path}: ok; channels {', '.join(channels)}; ack after {cfg.escalation.ack_after:.0f}s")

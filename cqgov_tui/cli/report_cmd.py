@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option
+from .common import db_option, emit_json, handle_errors, json_option, out as say
 
 
 @main.group("report")
@@ -26,7 +26,7 @@ def ledgers(as_json) -> None:
                     "grouped": x.grouped} for x in found.values()])
         return
     for x in found.values():
-        click.echo(f"{x.code:20} {x.name}  ({x.source}{', by ' + x.period if x.period else ', snapshot'})")
+        say(f"{x.code:20} {x.name}  ({x.source}{', by ' + x.period if x.period else ', snapshot'})")
 
 
 @report.command("ledger")
@@ -48,4 +48,4 @@ def ledger(name, db_path, period, fmt, out, as_json) -> None:
         emit_json(result)
     else:
         totals = "".join(f"  {k} {v}" for k, v in result["totals"].items())
-        click.echo(f"{result['name']} {result['period'] or ''} → {out}: {result['rows']} rows{totals}")
+        say(f"{result['name']} {result['period'] or ''} → {out}: {result['rows']} rows{totals}")

@@ -15,12 +15,12 @@ import click
 from ..errors import BadInput
 from ..textsafe import plain
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, handle_errors, json_option, out, server_option, token_option
 
 db_or_server = [
     click.option("--db", "db_path", default=None, type=click.Path(dir_okay=False), help="A local store."),
-    click.option("--server", default=None, envvar="CQGOV_SERVER", help="A tier server's URL (or CQGOV_SERVER)."),
-    click.option("--token", default=None, envvar="CQGOV_TOKEN", help="Token for --server (or CQGOV_TOKEN)."),
+    server_option(required=False),  # flag > CQGOV_SERVER > config file
+    token_option(required=False),
 ]
 
 
@@ -101,7 +101,7 @@ def import_cmd(db_path, server, token, csv_file, as_json) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{result['rows']} rows: {result['added']} added, {result['updated']} updated, "
+        out(f"{result['rows']} rows: {result['added']} added, {result['updated']} updated, "
                    f"{result['unchanged']} unchanged")
 
 
@@ -126,11 +126,11 @@ def _print_people(rows: list[dict[str, Any]]) -> None:
     from ..domain.entities import Role
 
     if not rows:
-        click.echo("nobody")
+        out("nobody")
     for p in rows:
         where = f"{p['lon']:.4f},{p['lat']:.4f}" if p.get("lon") is not None else "-"
         role = Role(p["role"]).zh if p["role"] in {r.value for r in Role} else p["role"]
-        click.echo(f"{plain(p['user']):16} {plain(p['name']):8} {role:5} {p['jurisdiction']:12} "
+        out(f"{plain(p['user']):16} {plain(p['name']):8} {role:5} {p['jurisdiction']:12} "
                    f"{p['status']:8} {p['on_duty']:5} {where:20} {fmt_local(p.get('seen_at'))}")
 
 
@@ -179,7 +179,7 @@ def status_cmd(db_path, server, token, who, status, lon, lat, as_json) -> None:
         with local_store(db_path) as store:
             p = roster.report_status(store, who, status, lon, lat, store.clock.now())
             result = {"user": p.user, "status": p.status, "lon": p.lon, "lat": p.lat, "version": p.version}
-    emit_json(result) if as_json else click.echo(f"{result['user']} {result['status']}")
+    emit_json(result) if as_json else out(f"{result['user']} {result['status']}")
 
 
 @roster_group.command("on-call")
@@ -202,4 +202,4 @@ def on_call_cmd(db_path, server, token, role, code, as_json) -> None:
             oc = roster.on_call(store, role, code, store.clock.now(), duty=duty)
             result = {"role": oc.role, "level": oc.level_code, "chain": [p.user for p in oc.chain],
                       "chief": oc.chief.user if oc.chief else None}
-    emit_json(result) if as_json else click.echo(" → ".join(result["chain"]) or "nobody on call")
+    emit_json(result) if as_json else out(" → ".join(result["chain"]) or "nobody on call")

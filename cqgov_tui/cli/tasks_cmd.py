@@ -9,7 +9,7 @@ import click
 from ..errors import BadInput
 from ..textsafe import plain
 from . import main
-from .common import emit_json, handle_errors, json_option
+from .common import emit_json, handle_errors, json_option, out
 from .roster_cmd import check_source, local_store, local_user, remote, with_source
 
 
@@ -25,7 +25,7 @@ def dispatch_here(engine, ref: str, action: str, to_user: str, actor, note: str,
         emit_json({"event_id": event.id, "number": event.number, "status": event.status, "task_id": task.id,
                    "assignee": task.assignee})
     else:
-        click.echo(f"{event.number} {event.status} → {task.assignee} (task {task.id})")
+        out(f"{event.number} {event.status} → {task.assignee} (task {task.id})")
 
 
 @main.group("tasks")
@@ -37,10 +37,10 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
     from ..clock import fmt_local
 
     if not rows:
-        click.echo("no tasks")
+        out("no tasks")
     for t in rows:
         late = " 超时" if t.get("overdue") else ""
-        click.echo(f"{t['id']}  {t['kind']:8} {t['status']:9} due {fmt_local(t.get('due_at'), True)}{late}  "
+        out(f"{t['id']}  {t['kind']:8} {t['status']:9} due {fmt_local(t.get('due_at'), True)}{late}  "
                    f"{t.get('grid_code') or t.get('street_code') or ''}  {plain(t['title'])}")
 
 
@@ -97,7 +97,7 @@ def act(db_path, server, token, task, action, note, finding, photo, who, role, a
         with local_store(db_path) as store:
             t = tasks.act_on_task(Engine(store), task, action, local_user(store, who, role), note, finding, photo)
             result = {"task_id": t.id, "status": t.status, "event_id": t.event_id, "version": t.version}
-    emit_json(result) if as_json else click.echo(f"{result['task_id']} {result['status']}")
+    emit_json(result) if as_json else out(f"{result['task_id']} {result['status']}")
 
 
 @tasks_group.command("create")
@@ -134,7 +134,7 @@ def create(db_path, server, token, code, title, assignee, due, note, who, as_jso
             t = tasks.create_adhoc(store, get_registry(), local_user(store, who, "dispatcher" if not who else None),
                                    code, title, assignee, parse_deadline(due, now) if due else None, note)
             result = {"task_id": t.id, "assignee": t.assignee, "status": t.status}
-    emit_json(result) if as_json else click.echo(f"{result['task_id']} → {result['assignee'] or '(unassigned)'}")
+    emit_json(result) if as_json else out(f"{result['task_id']} → {result['assignee'] or '(unassigned)'}")
 
 
 @tasks_group.command("generate")
@@ -165,9 +165,9 @@ def generate(db_path, server, token, scope, day, as_json) -> None:
     if as_json:
         emit_json(result)
     elif result["already"]:
-        click.echo(f"{result['scope']} {result['day']}: already generated")
+        out(f"{result['scope']} {result['day']}: already generated")
     else:
-        click.echo(f"{result['scope']} {result['day']}: {result['created']} tasks ({result['unassigned']} unassigned)")
+        out(f"{result['scope']} {result['day']}: {result['created']} tasks ({result['unassigned']} unassigned)")
 
 
 @tasks_group.command("dispatch")
@@ -184,7 +184,7 @@ def dispatch(db_path, server, token, event, to_user, note, who, as_json) -> None
     if server:
         with remote(server, token) as r:
             result = r.command("dispatch.person", {"event": event, "to": to_user, "note": note})
-        emit_json(result) if as_json else click.echo(f"{result['number']} {result['status']} → {result['assignee']}")
+        emit_json(result) if as_json else out(f"{result['number']} {result['status']} → {result['assignee']}")
         return
     from ..engine import Engine
 
