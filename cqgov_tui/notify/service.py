@@ -50,6 +50,7 @@ log = logging.getLogger("cqgov.notify")
 CURSOR_KEY = "notify_audit_seq"
 SECRET_KEY = "notify_secret"
 FOLLOW_BATCH = 500
+IDLE_CHECK_S = 2.0  # wall seconds between looks for due retries and overdue acknowledgements when idle
 DELIVER_BATCH = 50
 _PRIORITY_OF_COLOUR = {"red": "urgent", "orange": "high"}
 _OPEN = ("pending", "sent", "failed")
@@ -96,6 +97,12 @@ class Notifier:
         self._halt = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # Idle rounds touch no SQL: the audit log is followed only when the change log moved, the outbox is
+        # read when something may be due, escalation looked for every few seconds.
+        self._seen_head = -1
+        self._maybe_due = True
+        self._next_escalation = 0.0
+        self._next_outbox = 0.0
         self._system = User("system", "系统", Role.ADMIN, store.tier, CITY_CODE if store.tier is Tier.CITY else store.code)
         if store.meta(CURSOR_KEY) is None:
             # A notifier starts with what happens from now on: history is not announced again.
@@ -130,10 +137,21 @@ class Notifier:
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 log.exception("notify round failed")
 
-    def tick(self) -> dict[str, int]:
-        made = self.follow()
-        escalated = self.escalate()
-        sent = self.deliver_due()
+    def tick(self, force: bool = False) -> dict[str, int]:
+        import time
+
+        made = escalated = sent = 0
+        head = self.store.head()
+        if force or head != self._seen_head:
+            made = self.follow()
+            self._seen_head = head
+        mono = time.monotonic()
+        if force or mono >= self._next_escalation:
+            self._next_escalation = mono + IDLE_CHECK_S
+            escalated = self.escalate()
+        if force or self._maybe_due or mono >= self._next_outbox:
+            self._next_outbox = mono + IDLE_CHECK_S
+            sent = self.deliver_due()
         return {"created": made, "escalated": escalated, "delivered": sent}
 
     def status(self) -> dict[str, Any]:
@@ -271,6 +289,8 @@ class Notifier:
             store.put_notification(n)
             if inbox:
                 self._audit(n, "notify.sent", f"inbox of {person.user} ({person.name})")
+            else:
+                self._maybe_due = True
             made += 1
         return made
 
@@ -287,6 +307,7 @@ class Notifier:
         now = self.clock.now()
         due = [n for n in store.notifications(states=["pending"], due_by=now, limit=DELIVER_BATCH)
                if n.channel != Channel.INBOX.value and n.origin_node == store.node]
+        self._maybe_due = len(due) >= DELIVER_BATCH  # a retry comes due later: the periodic look finds it
         done = 0
         for n in due:
             if self._message_acked(n.message_key):
