@@ -217,3 +217,42 @@ def test_no_command_prints_around_the_one_safe_way():
         text = path.read_text(encoding="utf-8")
         calls = len(re.findall(r"click\.echo\(|click\.secho\(|(?<![.\w])print\(|sys\.stdout\.write\(", text))
         assert calls == allowed.get(path.name, 0), f"{path.name} prints {calls} time(s) around cli.common.out"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"])))
+def test_plain_output_is_always_inert_and_stable(text):
+    shown = plain(text)
+    assert is_plain(shown) and plain(shown) == shown
+    assert_inert(shown.encode(), "plain")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"])))
+def test_plain_leaves_ordinary_text_alone(text):
+    assert plain(text) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+                    max_leaves=20))
+def test_json_text_is_the_same_json_and_inert(value):
+    safe = json_text(json.dumps(value, ensure_ascii=False))
+    assert json.loads(safe) == value
+    if not re.search("[\ud800-\udfff]", safe):
+        assert_inert(safe.encode(), "json_text")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5_000), st.sampled_from([("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604800),
+                                                 ("", 1), ("小时", 3600), ("天", 86400)]))
+def test_every_duration_form_reads_as_its_seconds(n, unit):
+    from cqgov_tui.cli.values import parse_duration
+
+    assert parse_duration(f"{n}{unit[0]}") == n * unit[1]
+    assert parse_duration(f" {n} {unit[0].upper()} ") == n * unit[1]
