@@ -45,7 +45,7 @@ def city(tmp_path):
 def _post(url, commands, token=None, raw=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if raw is not None:
-        return httpx.post(url + "/v1/commands", content=raw, headers=headers)
+        return httpx.post(url + "/v1/commands", content=raw, headers={**headers, "Content-Type": "application/json"})
     return httpx.post(url + "/v1/commands", json={"commands": commands}, headers=headers)
 
 

@@ -80,9 +80,13 @@ def open_or_create(db_path: str, tier: str, code: str):
               help="TOML: [email] smtp_host/smtp_port/sender, [webhook] url, [[route]] roles/priorities/channels, "
                    "[escalation] ack_after (README: Notifications).")
 @click.option("--grid-tasks", is_flag=True, help="Generate this jurisdiction's periodic grid tasks each day.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds a client has to send a request's headers; slower connections are closed.")
+@click.option("--body-timeout", default=150.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds a client has to send a request's body (a 1 MiB batch at 64 kbit/s takes ~130 s).")
 @handle_errors
 def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, readings_retention,
-          rollup_bucket, log_level, log_file, notify_config, grid_tasks) -> None:
+          rollup_bucket, log_level, log_file, notify_config, grid_tasks, header_timeout, body_timeout) -> None:
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
     from ..store.sensors import BUCKET_KEY, RETENTION_KEY
     from .values import parse_duration
@@ -106,16 +110,16 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
     sock = bind(host, port)
     try:
         log_to(log_file, "debug" if verbosity() >= 2 else log_level)
-        _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level, people)
+        _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level, people,
+             timeouts={"header_timeout": header_timeout, "body_timeout": body_timeout})
     finally:
         sock.close()
 
 
 def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level,
-         people=None) -> None:
-    import uvicorn
-
+         people=None, timeouts=None) -> None:
     from ..server.app import TierServer, TierUvicorn, create_app
+    from ..server.http import server_config
     from ..server.auth import TokenAuthority, load_secret
 
     # uvicorn stops on SIGTERM and then raises it again to the handler it found; the default one would end
@@ -131,8 +135,8 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
                             public_url=f"http://{host}:{port}", **(people or {}))
         app = create_app(server)
         # log_config=None: uvicorn's loggers go through ours (the --log-file, or stderr made safe).
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                                timeout_graceful_shutdown=1, access_log=False, log_config=None)
+        # server_config: uvicorn with header and body read timeouts (a slow-loris client is cut off).
+        config = server_config(app, host=host, port=port, log_level=log_level, log_config=None, **(timeouts or {}))
         log.info("%s server for %s %s on http://%s:%s, store %s (node %s, epoch %s)%s", tier, code,
                  get_name(code), host, port, db_path, store.node, store.epoch,
                  f", upstream {upstream}" if upstream else "")

@@ -23,7 +23,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..clock import Clock
@@ -270,7 +271,8 @@ class TierServer:
     def health(self) -> dict:
         store = self.store
         out = {
-            "status": "degraded" if self.degraded else "ok", "store": self.integrity.as_dict(), "version": __version__, "tier": store.tier.value, "code": store.code, "node": store.node,
+            "status": "degraded" if self.degraded else "ok", "store": self.integrity.as_dict(),
+            "version": __version__, "tier": store.tier.value, "code": store.code, "node": store.node,
             "epoch": store.epoch, "head": store.head(), "schema_version": store.schema_version(),
             "now": self.clock.now(), "uptime_s": round(self.clock.now() - self.started_at, 3),
             "scheduler": {"ticks": self.scheduler.ticks, "errors": self.scheduler.errors,
@@ -382,7 +384,8 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
                 server.stop()
 
     store = server.store
-    app = FastAPI(
+    # Swagger UI and ReDoc from the server itself (fastapi-offline ships their files): /docs works offline.
+    app = FastAPIOffline(
         title=f"cqgov {store.tier.value} server {store.code}",
         version=__version__,
         description="Tier server of the Chongqing city operations centres: sync deltas (Arrow IPC, zstd), "
@@ -411,9 +414,18 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     app.include_router(make_open311_router(server))
     app.include_router(make_standards_router(server))
 
-    @app.get("/v1/health", tags=["server"], summary="Liveness, identity, head of the change log, federation state")
-    def health() -> dict:
-        return server.health()
+    @app.get("/v1/health", tags=["server"], response_model=None,
+             summary="One line, ok or degraded; with a valid token the details (head, epoch, node, upstream, "
+                     "scheduler, store)",
+             responses={200: {"content": {"text/plain": {"example": "ok"}}},
+                        503: {"content": {"text/plain": {"example": "degraded"}}}})
+    def health(request: Request) -> Response:
+        status_code = 503 if server.degraded else 200
+        if request.headers.get("authorization"):
+            with contextlib.suppress(HTTPException):  # a bad token gets the line, like no token
+                server.authenticate(request)
+                return JSONResponse(server.health(), status_code=status_code)
+        return PlainTextResponse("degraded\n" if server.degraded else "ok\n", status_code=status_code)
 
     @app.get("/v1/stats", tags=["server"], summary="This store's totals, for callers whose scope covers the whole server")
     def stats(request: Request) -> dict:
@@ -451,7 +463,57 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     app.include_router(make_store_router(server))
     app.add_middleware(DegradedGuard, health=server.integrity)
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    install_openapi(app)
     return app
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The generated schema plus what routes cannot declare: every command's body (the union on ``type``
+    from ``bodies``) on ``POST /v1/commands``, and the bearer token every endpoint but health needs."""
+    from pydantic import TypeAdapter
+
+    from . import bodies
+    from .people_api import BODIES as PEOPLE_BODIES
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        ref = "#/components/schemas/{model}"
+        batch = TypeAdapter(bodies.command_batch(PEOPLE_BODIES)).json_schema(ref_template=ref)
+        reply = TypeAdapter(bodies.BatchReply).json_schema(ref_template=ref)
+        components = schema.setdefault("components", {})
+        models = components.setdefault("schemas", {})
+        for doc in (batch, reply):
+            models.update(doc.pop("$defs", {}))
+        models["CommandBatch"], models["BatchReply"] = batch, reply
+        post = schema.get("paths", {}).get("/v1/commands", {}).get("post")
+        if post is not None:
+            post["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/CommandBatch"}}}}
+            answer = {"application/json": {"schema": {"$ref": "#/components/schemas/BatchReply"}}}
+            post["responses"] = {
+                "200": {"description": "each command accepted, duplicate or rejected (with its reason)",
+                        "content": answer},
+                "400": {"description": "malformed batch (not JSON, too deep, bad envelope); nothing applied"},
+                "401": {"description": "missing, malformed, forged or expired token"},
+                "413": {"description": "batch over 1 MiB"},
+                "415": {"description": "Content-Type is not application/json"},
+                "503": {"description": "the store is unavailable: every command deferred, retry later",
+                        "content": answer}}
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer",
+            "description": "HMAC-signed token from `cqgov token create` (user, role, tier, scope, expiry)"}
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                if isinstance(op, dict) and path != "/v1/health" and not path.startswith("/v1/notify/ack"):
+                    op.setdefault("security", [{"bearer": []}])
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class TierUvicorn(uvicorn.Server):

@@ -4,8 +4,9 @@ The sync router calls ``CommandHandler.execute(user, type, body)`` inside
 ``store.tx()`` once per command; what it returns goes back to the client,
 what it raises (a ``CqgovError``) is the command's rejection. A refused
 command rolls its transaction back, so refusals for lack of scope or
-permission are queued here and written to the audit log by ``flush_denials``
-in a transaction of their own once the request is done.
+permission are counted here (``denials.DenialLedger``: per caller and minute)
+and written to the audit log by ``flush_denials``, one entry per caller and
+minute with the count, in a transaction of their own.
 
 Types: ``report``, ``act``, ``supervise``, ``directive.send``, ``receipt``,
 ``sensor.reading`` (at a district or street server), and, from a lower
@@ -14,24 +15,19 @@ tier's server only, ``federate.event`` and ``federate.receipt``.
 
 from __future__ import annotations
 
-import collections
-import math
-import threading
-from dataclasses import fields
+from dataclasses import replace
 from typing import Any, Callable
 
-from ..domain.entities import Event, Receipt, Role, Status, Tier, User
-from ..engine import directives
+from .. import ownership
+from ..domain.entities import Role, Tier, User
+from ..engine import access, directives
 from ..engine.lifecycle import rule_for
 from ..engine.sensors import Rejection, SensorMonitor
 from ..errors import BadInput, CqgovError, PermissionDenied
 from ..scope import CITY_CODE, covers
-from .auth import Principal, require_visible
+from . import bodies, denials
+from .auth import Principal
 
-MAX_TEXT = 4000
-MAX_READINGS = 500  # per sensor.reading command: a bounded transaction, well inside the batch's byte limit
-_EVENT_FIELDS = {f.name: f for f in fields(Event)}
-_RECEIPT_FIELDS = {f.name for f in fields(Receipt)}
 
 
 def effective_user(user: User, store) -> User:
@@ -40,139 +36,23 @@ def effective_user(user: User, store) -> User:
         return user
     if covers(user.scope_code, store.code):
         narrowed = store.code if store.tier is not Tier.CITY else CITY_CODE
-        if isinstance(user, Principal):
-            return Principal(user.user, user.name, user.role, user.tier, narrowed, user.department, user.expires_at,
-                             user.peer)
-        return User(user.user, user.name, user.role, user.tier, narrowed, user.department)
+        return replace(user, scope_code=narrowed)
     raise PermissionDenied(f"{user.user} (scope {user.scope_code}) has no access to the {store.tier.value} server {store.code}")
-
-
-# ------------------------------------------------------------ body validation
-
-
-def _body(body: Any) -> dict:
-    if not isinstance(body, dict):
-        raise BadInput("command body must be a JSON object")
-    return body
-
-
-def _str(body: dict, key: str, *, required: bool = False, default: str | None = None, max_len: int = MAX_TEXT) -> str | None:
-    value = body.get(key, default)
-    if value is None:
-        if required:
-            raise BadInput(f"missing field {key!r}")
-        return None
-    if not isinstance(value, str):
-        raise BadInput(f"field {key!r} must be a string")
-    if len(value) > max_len:
-        raise BadInput(f"field {key!r} is too long ({len(value)} > {max_len})")
-    if required and not value.strip():
-        raise BadInput(f"field {key!r} is empty")
-    return value
-
-
-def _num(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadInput(f"field {key!r} must be a number")
-    try:
-        out = float(value)
-    except ValueError:
-        raise BadInput(f"field {key!r} must be a number") from None
-    if not math.isfinite(out):
-        raise BadInput(f"field {key!r} must be finite")
-    return out
-
-
-def _str_list(body: dict, key: str, max_items: int = 2000) -> list[str] | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 64 for v in value):
-        raise BadInput(f"field {key!r} must be a list of codes")
-    if len(value) > max_items:
-        raise BadInput(f"field {key!r} has too many items")
-    return [v.strip() for v in value]
-
-
-def event_from_wire(data: Any) -> Event:
-    """Validate a whole event row sent by another tier."""
-    if not isinstance(data, dict):
-        raise BadInput("federated event must be an object")
-    missing = [k for k in _EVENT_FIELDS if k not in data]
-    if missing:
-        raise BadInput(f"federated event lacks {', '.join(missing[:5])}")
-    values = {}
-    for name in _EVENT_FIELDS:
-        v = data[name]
-        if name == "departments":
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise BadInput("federated event field 'departments' must be a list of strings")
-        elif name in ("lon", "lat", "reported_at", "stage_started_at", "due_at", "closed_at", "updated_at"):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                raise BadInput(f"federated event field {name!r} must be a number")
-            v = None if v is None else float(v)
-        elif name in ("escalation_level", "version"):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise BadInput(f"federated event field {name!r} must be a non-negative integer")
-        elif v is not None and not isinstance(v, str):
-            raise BadInput(f"federated event field {name!r} must be a string")
-        elif isinstance(v, str) and len(v) > MAX_TEXT:
-            raise BadInput(f"federated event field {name!r} is too long")
-        values[name] = v
-    for required in ("id", "district_code", "status", "colour", "origin_node", "origin_tier"):
-        if not values[required]:
-            raise BadInput(f"federated event field {required!r} is empty")
-    try:
-        Status(values["status"])
-        Tier(values["origin_tier"])
-    except ValueError as exc:
-        raise BadInput(f"federated event: {exc}") from None
-    if values["version"] < 1:
-        raise BadInput("federated event version must be at least 1")
-    return Event(**values)
-
-
-def receipt_from_wire(data: Any) -> Receipt:
-    if not isinstance(data, dict):
-        raise BadInput("federated receipt must be an object")
-    missing = [k for k in _RECEIPT_FIELDS if k not in data]
-    if missing:
-        raise BadInput(f"federated receipt lacks {', '.join(missing)}")
-    for k in ("directive_id", "jurisdiction_code", "state"):
-        if not isinstance(data[k], str) or not data[k] or len(data[k]) > 64:
-            raise BadInput(f"federated receipt field {k!r} must be a non-empty string")
-    for k in ("delivered_at", "read_at", "acknowledged_at", "executed_at"):
-        v = data[k]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-            raise BadInput(f"federated receipt field {k!r} must be a number")
-    for k in ("renotified", "version"):
-        if isinstance(data[k], bool) or not isinstance(data[k], int) or data[k] < 0:
-            raise BadInput(f"federated receipt field {k!r} must be a non-negative integer")
-    if data["actor"] is not None and not isinstance(data["actor"], str):
-        raise BadInput("federated receipt field 'actor' must be a string")
-    if data["state"] not in directives.RANK:
-        raise BadInput(f"unknown receipt state {data['state']!r}")
-    return Receipt(**{k: data[k] for k in _RECEIPT_FIELDS})
 
 
 # ------------------------------------------------------------ handler
 
 
 class CommandHandler:
-    def __init__(self, engine, on_applied: Callable[[str], None] | None = None):
+    def __init__(self, engine, on_applied: Callable[[str], None] | None = None,
+                 denial_limit: int = denials.DEFAULT_LIMIT):
         self.engine = engine
         self.store = engine.store
         self.registry = engine.registry
         self.sensors = SensorMonitor(engine)
-        self._denials: collections.deque = collections.deque(maxlen=10_000)
-        self._denial_lock = threading.Lock()
+        self.denials = denials.DenialLedger(denial_limit)
         self.on_applied = on_applied  # e.g. wakes the federation pump
-        self.handlers: dict[str, Callable[[User, dict], dict]] = {
+        self.handlers: dict[str, Callable[[User, Any], dict]] = {
             "report": self._report,
             "act": self._act,
             "supervise": self._supervise,
@@ -194,8 +74,10 @@ class CommandHandler:
             body = cmd.get("body")
             if cmd.get("type") == "report" and isinstance(body, dict):
                 lon, lat = body.get("lon"), body.get("lat")
-                if isinstance(lon, (int, float)) and isinstance(lat, (int, float)) \
-                        and not isinstance(lon, bool) and not isinstance(lat, bool):
+                # Only plausible points (an integer too large for a float must not fail the batch here:
+                # its command is refused on its own by the body model).
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) and -180 <= v <= 180
+                       for v in (lon, lat)):
                     points.append((float(lon), float(lat)))
         self.engine.preplace(points)
 
@@ -205,7 +87,13 @@ class CommandHandler:
             raise BadInput(f"unknown command type {command_type!r} (expected one of {', '.join(self.types)})")
         try:
             actor = effective_user(user, self.store)
-            result = handler(actor, _body(body))
+            if command_type.startswith("federate."):
+                self._require_peer(actor)  # who may send rows at all comes before what the rows say
+            # The typed body (bodies.py) or BadInput with the reason: a malformed command is rejected here,
+            # before its handler runs, so nothing it carries can fail deeper down.
+            typed = bodies.parse(command_type, body, self.store.clock.now()) if command_type in bodies.BODIES \
+                else body  # (a handler registered without a model: tests only; test_server_bodies checks)
+            result = handler(actor, typed)
         except PermissionDenied as exc:
             self._deny(user, command_type, body, str(exc))
             raise
@@ -213,78 +101,62 @@ class CommandHandler:
             self.on_applied(command_type)
         return result
 
-    # ---- refusals, audited outside the refused transaction
+    # ---- refusals, audited outside the refused transaction (counted per caller and minute)
+
+    def deny(self, user: User, kind: str, reason: str) -> None:
+        """Count one refusal of ``user`` (audited with the rest of its minute)."""
+        self.denials.record(user, kind, reason, self.store.clock.now())
 
     def _deny(self, user: User, command_type: str, body: Any, reason: str) -> None:
-        target = ""
-        if isinstance(body, dict):
-            for key in ("event", "directive", "event_id"):
-                if isinstance(body.get(key), str):
-                    target = body[key][:64]
-                    break
-        with self._denial_lock:
-            self._denials.append((self.store.clock.now(), user, command_type if isinstance(command_type, str) else "?",
-                                  target, reason))
+        self.deny(user, command_type if isinstance(command_type, str) else "?", reason)
 
     def pending_denials(self) -> int:
-        return len(self._denials)
+        return self.denials.pending()
 
-    def flush_denials(self) -> int:
-        with self._denial_lock:
-            batch = list(self._denials)
-            self._denials.clear()
-        if not batch:
+    def flush_denials(self, final: bool = False) -> int:
+        """Audit each (caller, minute) of denials whose minute has ended (all of them when ``final``):
+        one entry with the count. Returns how many denials the entries cover."""
+        due = self.denials.take_due(self.store.clock.now(), final=final)
+        if not due:
             return 0
-        with self.store.tx():
-            for at, user, ctype, target, reason in batch:
-                self.store.append_audit(event_id=target or "-", action="denied", from_status=None, to_status=None,
-                                        actor=user.user, role=Role(user.role).value, tier=Tier(user.tier).value,
-                                        note=f"{ctype} refused: {reason}", at=at)
-        return len(batch)
+        try:
+            with self.store.tx():
+                self.store.append_audits([denials.audit_fields(t) for t in due])
+        except Exception:
+            self.denials.put_back(due)  # counted again at the next flush
+            raise
+        return sum(t.count for t in due)
 
     # ---- the closed loop
 
-    def _report(self, actor: User, body: dict) -> dict:
-        if body.get("source") == "sensor":
-            # Sensor alarms open from readings only, so a client cannot fake (or mask) a sensor's episode.
-            raise BadInput("sensor events open from readings: send them as sensor.reading")
-        lon, lat = _num(body, "lon"), _num(body, "lat")
-        if (lon is None) != (lat is None):
-            raise BadInput("give both lon and lat, or a code")
+    def _report(self, actor: User, body: bodies.ReportBody) -> dict:
         event = self.engine.report(
-            category=_str(body, "category", required=True, max_len=64),
-            title=_str(body, "title", default="", max_len=200), text=_str(body, "text", default=""),
-            lon=lon, lat=lat, code=_str(body, "code", max_len=32), colour=_str(body, "colour", max_len=16),
-            source=_str(body, "source", default="citizen", max_len=32),
-            reporter=_str(body, "reporter", default="", max_len=64) or actor.user,
-            address=_str(body, "address", default="", max_len=200), actor=actor,
-            event_id=_str(body, "event_id", max_len=64),
+            category=body.category, title=body.title, text=body.text, lon=body.lon, lat=body.lat, code=body.code,
+            colour=body.colour, source=body.source, reporter=body.reporter or actor.user, address=body.address,
+            actor=actor, event_id=body.event_id,
         )
         return {"event_id": event.id, "number": event.number, "status": event.status, "colour": event.colour}
 
-    def _act(self, actor: User, body: dict) -> dict:
-        ref = _str(body, "event", required=True, max_len=64)
-        action = _str(body, "action", required=True, max_len=32)
+    def _act(self, actor: User, body: bodies.ActBody) -> dict:
+        ref, action = body.event, body.action
         rule = rule_for(action)
-        event = self.store.resolve_event(ref)
-        require_visible(actor, event.grid_code or event.street_code or event.district_code, f"event {event.number}")
+        event = access.find_event(self.store, ref, actor)  # exact id or number, in the caller's jurisdiction
         if rule.target is not None and event.origin_node != self.store.node:
             # The owning tier applies lifecycle actions; an upper tier supervises (see federation.py).
             raise PermissionDenied(
                 f"{event.number} is owned by {event.origin_node}; its tier acts on it — send `supervise` instead")
-        event = self.engine.act(event.id, action, actor, note=_str(body, "note", default=""),
-                                departments=_str_list(body, "departments"), target=_str(body, "target", max_len=64))
+        event = self.engine.act(event.id, action, actor, note=body.note,
+                                departments=[d.strip() for d in body.departments] if body.departments is not None
+                                else None, target=body.target)
         return {"event_id": event.id, "number": event.number, "status": event.status, "version": event.version}
 
-    def _supervise(self, actor: User, body: dict) -> dict:
+    def _supervise(self, actor: User, body: bodies.SuperviseBody) -> dict:
         """督办 an event from an upper tier: a directive to the owning jurisdiction, noted on the event."""
-        ref = _str(body, "event", required=True, max_len=64)
-        note = _str(body, "note", required=True)
-        event = self.store.resolve_event(ref)
+        ref, note = body.event, body.note
+        event = access.find_event(self.store, ref, actor)
         owner = event.street_code or event.district_code
-        require_visible(actor, owner, f"event {event.number}")
         now = self.store.clock.now()
-        deadline = _num(body, "deadline_at") or now + 3600.0
+        deadline = body.deadline_at or now + 3600.0
         d = directives.send(self.store, self.registry, actor=actor, targets=[owner],
                             title=f"督办 {event.number}", text=f"督办 {event.number} {event.title}: {note}",
                             priority="high", deadline_at=deadline, require_ack=True)
@@ -295,34 +167,23 @@ class CommandHandler:
 
     # ---- directives
 
-    def _directive_send(self, actor: User, body: dict) -> dict:
-        deadline = _num(body, "deadline_at")
-        if deadline is None:
-            text = _str(body, "deadline", required=True, max_len=40)
-            deadline = directives.parse_deadline(text, self.store.clock.now())
-        require_ack = body.get("require_ack", True)
-        if not isinstance(require_ack, bool):
-            raise BadInput("field 'require_ack' must be true or false")
-        targets = _str_list(body, "targets")
-        if not targets:
-            raise BadInput("missing field 'targets'")
-        d = directives.send(self.store, self.registry, actor=actor, targets=targets,
-                            text=_str(body, "text", required=True), title=_str(body, "title", default="", max_len=200),
-                            priority=_str(body, "priority", default="normal", max_len=16), deadline_at=deadline,
-                            require_ack=require_ack, directive_id=_str(body, "directive_id", max_len=64),
+    def _directive_send(self, actor: User, body: bodies.DirectiveSendBody) -> dict:
+        assert body.deadline_at is not None  # the model fills it from ``deadline`` (parsed against our clock)
+        d = directives.send(self.store, self.registry, actor=actor, targets=body.targets, text=body.text,
+                            title=body.title, priority=body.priority, deadline_at=body.deadline_at,
+                            require_ack=body.require_ack, directive_id=body.directive_id,
                             departments=self.engine.catalogue.departments)
         return {"directive_id": d.id, "number": d.number, "targets": d.targets,
                 "recipients": len(directives.recipients(self.registry, d.targets))}
 
-    def _receipt(self, actor: User, body: dict) -> dict:
-        code = _str(body, "code", max_len=32) or self.store.code
-        r = directives.advance(self.store, _str(body, "directive", required=True, max_len=64), code,
-                               _str(body, "state", required=True, max_len=16), actor)
+    def _receipt(self, actor: User, body: bodies.ReceiptBody) -> dict:
+        code = body.code or self.store.code
+        r = directives.advance(self.store, body.directive, code, body.state, actor)
         return {"directive_id": r.directive_id, "code": r.jurisdiction_code, "state": r.state}
 
     # ---- sensors
 
-    def _sensor_reading(self, actor: User, body: dict) -> dict:
+    def _sensor_reading(self, actor: User, body: bodies.SensorReadingBody) -> dict:
         """Readings of sensors in the caller's jurisdiction → alarm episodes (``SensorMonitor.ingest``).
 
         Readings are local telemetry: they stay in this server's store (never in
@@ -335,11 +196,7 @@ class CommandHandler:
         if self.store.tier is Tier.CITY:
             raise BadInput("the city server ingests no readings: send them to the district or street server "
                            "that owns the sensor's location (the events they open reach the city)")
-        readings = body.get("readings")
-        if not isinstance(readings, list) or not readings:
-            raise BadInput("field 'readings' must be a non-empty list of [sensor_code, measured_at, value]")
-        if len(readings) > MAX_READINGS:
-            raise BadInput(f"field 'readings' has {len(readings)} readings; at most {MAX_READINGS} per command")
+        readings = body.readings  # 1–500 readings of JSON scalars (bodies.py); their shape is checked one by one
         catalogue = self.engine.catalogue
         # code → (sensor code, grid) or None: each of a district's sensors is looked up once, not per reading
         points: dict[str, tuple[str, str] | None] = self.__dict__.setdefault("_sensor_points", {})
@@ -386,17 +243,31 @@ class CommandHandler:
 
     # ---- federation (from the lower tier's server)
 
-    def _require_peer(self, actor: User) -> None:
+    def _require_peer(self, actor: User) -> str:
+        """The peer's own node (``street-500108001``), named by its token; refused for anyone else."""
         lower = {Tier.CITY: Tier.DISTRICT, Tier.DISTRICT: Tier.STREET}.get(self.store.tier)
-        if not (isinstance(actor, Principal) and actor.peer) or Tier(actor.tier) is not lower:
+        if not (isinstance(actor, Principal) and actor.peer and actor.node) or Tier(actor.tier) is not lower:
             raise PermissionDenied(f"{actor.user} is not a {lower.value if lower else 'lower'}-tier server of this {self.store.tier.value} server")
+        return actor.node
 
-    def _federate_event(self, actor: User, body: dict) -> dict:
-        self._require_peer(actor)
-        event = event_from_wire(body.get("event"))
-        require_visible(actor, event.grid_code or event.street_code or event.district_code, f"event {event.id}")
+    def _federate_event(self, actor: User, body: bodies.FederateEventBody) -> dict:
+        peer = self._require_peer(actor)
+        event = body.event.entity()
         if event.origin_node == self.store.node:
             return {"event_id": event.id, "applied": False, "reason": "own event"}  # never take our own back
+        place = event.grid_code or event.street_code or event.district_code
+        stored = self.store.get_event(event.id)
+        refusal = ownership.copy_refusal(self.store.node, peer, event.origin_node, place,
+                                         stored.origin_node if stored is not None else None)
+        if refusal is None and stored is not None:
+            # The held row must lie inside the peer's subtree too (a copy cannot move a row out of another's).
+            refusal = ownership.copy_refusal(self.store.node, peer, stored.origin_node,
+                                             stored.grid_code or stored.street_code or stored.district_code)
+        owner = ownership.parse_node(event.origin_node)
+        if refusal is None and owner is not None and owner.tier.value != event.origin_tier:
+            refusal = f"origin_tier {event.origin_tier} disagrees with origin_node {event.origin_node}"
+        if refusal is not None:
+            raise PermissionDenied(f"federate.event {event.id} refused: {refusal}")
         written, previous = self.store.upsert_event_copy(event, origin=event.origin_node)
         if written:
             self.store.append_audit(
@@ -405,11 +276,21 @@ class CommandHandler:
                 note=f"{event.number} v{event.version} from {event.origin_node}")
         return {"event_id": event.id, "applied": written, "version": event.version}
 
-    def _federate_receipt(self, actor: User, body: dict) -> dict:
-        self._require_peer(actor)
-        receipt = receipt_from_wire(body.get("receipt"))
-        require_visible(actor, receipt.jurisdiction_code, f"receipt of {receipt.jurisdiction_code}")
-        origin = _str(body, "origin", max_len=64) or actor.user  # apply_receipt refuses an unknown directive
+    def _federate_receipt(self, actor: User, body: bodies.FederateReceiptBody) -> dict:
+        peer = self._require_peer(actor)
+        receipt = body.receipt.entity()
+        code = receipt.jurisdiction_code
+        # A receipt is owned by the street that answers it; the sender names it as the origin.
+        origin = body.origin or peer
+        refusal = ownership.copy_refusal(self.store.node, peer, f"street-{code}", code)
+        if refusal is None and origin != peer and not ownership.node_within(peer, origin):
+            refusal = f"origin {origin!r} is not {peer} or inside its jurisdiction"
+        if refusal is None:
+            d = self.store.get_directive(receipt.directive_id)
+            if d is None or d.id != receipt.directive_id or not directives.addressed_to(d, code):
+                refusal = f"no directive {receipt.directive_id} addressed to {code}"
+        if refusal is not None:
+            raise PermissionDenied(f"federate.receipt refused: {refusal}")
         applied = directives.apply_receipt(self.store, receipt, origin=origin)
         return {"directive_id": receipt.directive_id, "code": receipt.jurisdiction_code, "applied": applied}
 

@@ -24,11 +24,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..domain.entities import User
-from ..errors import CqgovError
+from ..errors import CqgovError, StoreError
 from ..store import Store
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
-from . import changelog, wire
+from . import changelog, faults, wire
 from .host import SyncHost
 from .longpoll import COMMIT, CommitWaiters, watch_disconnect
 
@@ -41,13 +41,34 @@ DEFAULT_LIMIT = 500
 MAX_WAIT = 60.0
 MAX_BODY = 1 << 20  # bytes per command batch
 MAX_BATCH = 500  # commands per batch
+MAX_DEPTH = 16  # JSON nesting of a batch (a federated event row needs 5); deeper is refused before any work
+JSON_TYPES = ("application/json",)  # a command batch is JSON and says so (415 otherwise)
 EMPTY_204 = "204"  # ``empty=204``: the caller takes a caught-up reply as 204 + X-Cqgov-Cursor
 
 
 def body_hash(command_type: str, body: Any) -> str:
     canonical = json.dumps({"type": command_type, "body": body}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # surrogatepass: a lone surrogate ("\ud800", legal in JSON text) still hashes, so such a command is
+    # answered (rejected by its host) instead of failing here; every other string hashes as before.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON as UTF-8, or ASCII-escaped when a string in it is not valid Unicode (a lone surrogate echoed
+    from a request): an answer is always sent, never a 500 from encoding it."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _one_line(text: str) -> str:
+    """A reason as one line of valid Unicode (it goes into the store and back to the client)."""
+    line = text.splitlines()[0] if text else ""
+    return line.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass
@@ -132,7 +153,12 @@ def _gone(reason: str, store: Store) -> JSONResponse:
 
 
 def _bad(reason: str, status: int = 400) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": reason})
+    return SafeJSONResponse(status_code=status, content={"detail": reason})
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, with or without parameters (charset); anything else is not a command batch."""
+    return (content_type or "").split(";")[0].strip().lower() in JSON_TYPES
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -345,8 +371,15 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
         return Response(wire.encode(page.changes, meta), media_type=wire.MEDIA_TYPE,
                         headers={"X-Cqgov-Cursor": cursor})
 
-    @router.post("/v1/commands")
+    @router.post("/v1/commands", response_model=None)
     async def commands(request: Request) -> Response:
+        """An idempotent batch of commands: each is accepted, duplicate or rejected with its reason.
+
+        The body is ``application/json`` (415 otherwise), at most 1 MiB, 500 commands and 16 levels deep;
+        a malformed batch is answered 400 and nothing is applied. ``deferred`` (503 when nothing else was
+        answered) means the store is unavailable: retry later."""
+        if not is_json(request.headers.get("content-type")):
+            return _bad("a command batch must be sent as Content-Type: application/json", 415)
         user = await to_thread.run_sync(host.authenticate, request)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
@@ -363,16 +396,32 @@ def make_sync_router(host: SyncHost, *, cache: DeltaCache | None = None, max_bod
             return _bad(str(exc), 422 if "unknown command type" in str(exc) else 400)
         reply = await to_thread.run_sync(committer.submit, user, batch)
         status = 503 if reply.get("deferred") and not (reply["accepted"] or reply["duplicate"] or reply["rejected"]) else 200
-        return JSONResponse(status_code=status, content=reply)
+        return SafeJSONResponse(status_code=status, content=reply)
 
     return router
+
+
+def too_deep(doc: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is ``doc`` nested more than ``limit`` levels? (Iterative: a deep document cannot exhaust the stack.)"""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _parse_batch(raw: bytes, known_types: set[str] | None) -> list[dict[str, Any]]:
     try:
         doc = json.loads(raw)
+    except RecursionError:
+        raise wire.WireError(f"command batch is nested too deeply (at most {MAX_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise wire.WireError(f"command batch is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
+        raise wire.WireError(f"command batch is not valid JSON: {_one_line(str(exc))[:120]}") from None
+    if isinstance(doc, (dict, list)) and too_deep(doc):
+        raise wire.WireError(f"command batch is nested too deeply (at most {MAX_DEPTH} levels)")
     if not isinstance(doc, dict) or not isinstance(doc.get("commands"), list):
         raise wire.WireError('command batch must be an object {"commands": [...]}')
     commands = doc["commands"]
@@ -383,15 +432,16 @@ def _parse_batch(raw: bytes, known_types: set[str] | None) -> list[dict[str, Any
         if not isinstance(cmd, dict) or set(cmd) != {"id", "type", "body"}:
             raise wire.WireError(f"command {i} must have exactly id, type and body")
         cid, ctype, body = cmd["id"], cmd["type"], cmd["body"]
-        if not isinstance(cid, str) or not 8 <= len(cid) <= 64 or not all(c.isalnum() or c in "-_" for c in cid):
+        if not isinstance(cid, str) or not 8 <= len(cid) <= 64 or not all(c.isascii() and (c.isalnum() or c in "-_")
+                                                                             for c in cid):
             raise wire.WireError(f"command {i}: id must be 8-64 characters of letters, digits, - or _")
         if cid in seen:
             raise wire.WireError(f"command {i}: id {cid} appears twice in one batch")
         seen.add(cid)
-        if not isinstance(ctype, str) or not ctype:
-            raise wire.WireError(f"command {i}: type must be a non-empty string")
+        if not isinstance(ctype, str) or not 0 < len(ctype) <= 64 or not (ctype.isascii() and ctype.isprintable()):
+            raise wire.WireError(f"command {i}: type must be a command name (1-64 printable ASCII characters)")
         if known_types is not None and ctype not in known_types:
-            raise wire.WireError(f"command {i}: unknown command type {ctype!r}")
+            raise wire.WireError(f"command {i}: unknown command type {ctype[:40]!r}")
         if not isinstance(body, dict):
             raise wire.WireError(f"command {i}: body must be an object")
     return commands
@@ -521,11 +571,13 @@ def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> 
         try:
             result = host.execute(user, ctype, body)
         except CqgovError as exc:
+            if isinstance(exc, StoreError):
+                raise  # the store, not the command: the one-by-one path decides (defer)
             try:
                 store.rollback_to(mark)  # a refused command leaves nothing staged
             except FlushedPastMark:
                 raise _Fallback from None
-            reason = str(exc) or type(exc).__name__
+            reason = _one_line(str(exc)) or type(exc).__name__
             records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason}, ensure_ascii=False)))
             reply["rejected"].append({"id": cid, "reason": reason})
             continue
@@ -553,15 +605,28 @@ def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]]) 
                     text = json.dumps(result, ensure_ascii=False, default=str)
                     store.record_commands([(cid, digest, ctype, "accepted", text)], user.user)
                 reply["accepted"].append({"id": cid, "result": json.loads(text)})
-            except CqgovError as exc:
-                reason = str(exc) or type(exc).__name__
-                with store.tx():
-                    store.record_commands([(cid, digest, ctype, "rejected",
-                                            json.dumps({"reason": reason}, ensure_ascii=False))], user.user)
+            except Exception as exc:  # noqa: BLE001 - sorted below: the command's fault or the store's
+                if isinstance(exc, CqgovError) and not isinstance(exc, StoreError):
+                    reason = _one_line(str(exc)) or type(exc).__name__
+                elif faults.store_unavailable(exc, store):
+                    # Nothing recorded: this command and the rest of the batch are retried, in order, later.
+                    log.warning("store unavailable; deferring %d command(s): %s", len(commands) - n, exc)
+                    reply["deferred"] = [c["id"] for c in commands[n:]]
+                    reply["error"] = f"server could not apply commands now: {type(exc).__name__}"
+                    break
+                else:
+                    # The store answers: the command itself failed its handler. Rejected (and recorded) so
+                    # that it leaves the client's outbox instead of being resent for ever.
+                    log.exception("command %s (%s) failed in its handler; rejected", cid, ctype)
+                    reason = faults.reason_for(exc)
+                try:
+                    with store.tx():
+                        store.record_commands([(cid, digest, ctype, "rejected",
+                                                json.dumps({"reason": reason}, ensure_ascii=False))], user.user)
+                except Exception as record_exc:  # noqa: BLE001 - the store failed now: defer instead
+                    log.warning("cannot record rejection of %s: %s", cid, record_exc)
+                    reply["deferred"] = [c["id"] for c in commands[n:]]
+                    reply["error"] = f"server could not apply commands now: {type(record_exc).__name__}"
+                    break
                 reply["rejected"].append({"id": cid, "reason": reason})
-            except Exception as exc:  # a transient fault (disk, bug): nothing recorded, the client retries
-                log.exception("command %s failed", cid)
-                reply["deferred"] = [c["id"] for c in commands[n:]]
-                reply["error"] = f"server could not apply commands now: {type(exc).__name__}"
-                break
     return reply
