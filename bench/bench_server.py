@@ -113,6 +113,7 @@ class ServerProcess:
         self.port = _free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.db, self.log_path = db, db + ".log"
+        self.tier, self.code, self.secret = tier, code, secret
         self.cmd = [sys.executable, "-m", "cqgov_tui", "serve", "--tier", tier, "--code", code, "--db", db,
                     "--secret-file", secret, "--host", HOST, "--port", str(self.port), "--sweep-every", "3600",
                     "--log-level", "error"]
@@ -132,7 +133,12 @@ class ServerProcess:
         return self
 
     def health(self, timeout: float = 5.0) -> dict:
-        return httpx.get(self.url + "/v1/health", timeout=timeout).json()
+        """The server's details (health without a token is one line: ok or degraded)."""
+        from cqgov_tui.server.auth import TokenAuthority, load_secret
+
+        token = TokenAuthority(load_secret(self.secret, create=False)).issue(
+            user="bench-health", role="admin", tier=self.tier, scope=self.code, now=time.time(), ttl=600)
+        return httpx.get(self.url + "/v1/health", headers={"Authorization": f"Bearer {token}"}, timeout=timeout).json()
 
     def ready(self) -> None:
         """Up, and the scheduler's first tick (its start-up sweep of overdue events) done before measuring."""

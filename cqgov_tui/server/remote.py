@@ -27,7 +27,11 @@ def _raise_for(resp: httpx.Response, what: str) -> None:
     if resp.status_code < 400:
         return
     try:
-        detail = resp.json().get("detail")
+        doc = resp.json()
+        detail = doc.get("detail")
+        if detail is None and isinstance(doc.get("deferred"), list):  # a command batch the store could not take
+            detail = (f"the server could not apply the command now ({str(doc.get('error') or 'store unavailable')[:120]}); "
+                      "nothing was applied, try again later")
     except (ValueError, AttributeError):
         detail = None
     if not isinstance(detail, str):
@@ -134,6 +138,9 @@ def one_result(reply: dict, command_id: str) -> dict:
             if status in (401, 403) or "may not" in str(reason) or "outside" in str(reason):
                 raise PermissionDenied(str(reason))
             raise BadInput(str(reason))
+    if command_id in (reply.get("deferred") or []):
+        raise RemoteError(f"the server could not apply command {command_id} now "
+                          f"({str(reply.get('error') or 'store unavailable')[:120]}); try again later")
     for item in reply.get("results") or []:
         if isinstance(item, dict) and item.get("id") == command_id:
             if item.get("outcome") == "rejected" or item.get("status") == "rejected":

@@ -37,6 +37,17 @@ class OutboxRow:
 _COLS = "n, id, created_at, type, body, state, attempts, next_attempt_at, last_error, pre_image, post_image, result, epoch"
 
 
+def _json(value: Any) -> str:
+    """JSON text for a column: readable UTF-8, or escaped when a string is not valid Unicode (a lone
+    surrogate), so a malformed body is kept and sent for the server to refuse, never failing the insert."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = json.dumps(value)
+    return text
+
+
 def _row(r: tuple[Any, ...]) -> OutboxRow:
     return OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8],
                      json.loads(r[9]) if r[9] else None, json.loads(r[10]) if r[10] else None,
@@ -54,7 +65,7 @@ class Outbox:
         n: int = scalar(s.conn, "SELECT coalesce(max(n), 0) + 1 FROM outbox")
         s.conn.execute(
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, 0, ?, NULL, ?, ?, NULL, NULL, NULL)",
-            [n, cid, now, ctype, json.dumps(body, ensure_ascii=False), PENDING, now,
+            [n, cid, now, ctype, _json(body), PENDING, now,
              json.dumps(pre, ensure_ascii=False) if pre is not None else None,
              json.dumps(post, ensure_ascii=False) if post is not None else None],
         )

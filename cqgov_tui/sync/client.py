@@ -422,8 +422,11 @@ class SyncClient:
         rows = self.outbox.due(float("inf") if force else now, self.push_batch)
         if not rows:
             return PushResult()
-        payload = json.dumps({"commands": [{"id": r.id, "type": r.type, "body": r.body} for r in rows]},
-                             ensure_ascii=False).encode()
+        batch = {"commands": [{"id": r.id, "type": r.type, "body": r.body} for r in rows]}
+        try:
+            payload = json.dumps(batch, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate in a body: sent escaped, for the server to refuse by name
+            payload = json.dumps(batch).encode()
         ids = [r.id for r in rows]
         attempts = max(r.attempts for r in rows)
         result = PushResult(sent=len(rows))
