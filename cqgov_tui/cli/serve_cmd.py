@@ -84,9 +84,13 @@ def open_or_create(db_path: str, tier: str, code: str):
               help="Seconds a client has to send a request's headers; slower connections are closed.")
 @click.option("--body-timeout", default=150.0, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Seconds a client has to send a request's body (a 1 MiB batch at 64 kbit/s takes ~130 s).")
+@click.option("--denial-limit", default=120, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Refused requests a caller may make in a minute; past it the caller is answered 429 until "
+                   "the minute ends.")
 @handle_errors
 def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, readings_retention,
-          rollup_bucket, log_level, log_file, notify_config, grid_tasks, header_timeout, body_timeout) -> None:
+          rollup_bucket, log_level, log_file, notify_config, grid_tasks, header_timeout, body_timeout,
+          denial_limit) -> None:
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
     from ..store.sensors import BUCKET_KEY, RETENTION_KEY
     from .values import parse_duration
@@ -132,7 +136,7 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
         authority = TokenAuthority(load_secret(secret_path))
         host, port = sock.getsockname()[:2]
         server = TierServer(store, authority, upstream=upstream, upstream_token=upstream_token, sweep_every=sweep_every,
-                            public_url=f"http://{host}:{port}", **(people or {}))
+                            public_url=f"http://{host}:{port}", denial_limit=denial_limit, **(people or {}))
         app = create_app(server)
         # log_config=None: uvicorn's loggers go through ours (the --log-file, or stderr made safe).
         # server_config: uvicorn with header and body read timeouts (a slow-loris client is cut off).
