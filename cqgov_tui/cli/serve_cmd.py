@@ -115,13 +115,13 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
     try:
         log_to(log_file, "debug" if verbosity() >= 2 else log_level)
         _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level, people,
-             timeouts={"header_timeout": header_timeout, "body_timeout": body_timeout})
+             timeouts={"header_timeout": header_timeout, "body_timeout": body_timeout}, denial_limit=denial_limit)
     finally:
         sock.close()
 
 
 def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_token, sweep_every, log_level,
-         people=None, timeouts=None) -> None:
+         people=None, timeouts=None, denial_limit=120) -> None:
     from ..server.app import TierServer, TierUvicorn, create_app
     from ..server.http import server_config
     from ..server.auth import TokenAuthority, load_secret
