@@ -64,13 +64,14 @@ def Text(max_length: int = MAX_TEXT, *, min_length: int = 0) -> Any:
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), *checks]
 
 
-Number = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
-Timestamp = Annotated[float, BeforeValidator(_not_bool),
-                      Field(allow_inf_nan=False, ge=EARLIEST, lt=LATEST,
-                            description="UTC epoch seconds between 2000-01-01 and 2100-01-01")]
-Lon = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False, ge=-180.0, le=180.0)]
-Lat = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False, ge=-90.0, le=90.0)]
-Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=2**31 - 1)]
+# (Constraints before the validator: they stay in the number's own schema, so /docs shows them.)
+Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_bool)]
+Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=EARLIEST, lt=LATEST,
+                                   description="UTC epoch seconds between 2000-01-01 and 2100-01-01"),
+                      BeforeValidator(_not_bool)]
+Lon = Annotated[float, Field(allow_inf_nan=False, ge=-180.0, le=180.0), BeforeValidator(_not_bool)]
+Lat = Annotated[float, Field(allow_inf_nan=False, ge=-90.0, le=90.0), BeforeValidator(_not_bool)]
+Count = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(_not_bool)]
 Code = Text(64, min_length=1)
 Codes = Annotated[list[Code], Field(max_length=MAX_CODES)]
 
