@@ -76,3 +76,53 @@ def test_directive_receipts_160x50(app, snap_compare):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(160, 50), run_before=before)
+
+
+@pytest.fixture
+def evaluated(sample_file, tmp_path):
+    """The sample city three hours on: the events at 反馈 closed and called back (one unhappy), and the
+    SLA sweep run, so the ranking has closures and ratings and the hot list escalations and supervisions."""
+    from cqgov_tui.domain.entities import Status
+
+    backend = sample_backend(sample_file, tmp_path, START + 3600)  # after the sample's last report
+    engine, user = backend.engine, backend.user
+    feedback = sorted((e for e in backend.store.all_events() if e.status == Status.FEEDBACK.value),
+                      key=lambda e: e.number)
+    for n, event in enumerate(feedback):
+        engine.act(event.id, "close", user)
+        engine.act(event.id, "callback", user, note="2 未清理干净" if n == 0 else "5 电话回访满意")
+    backend.clock.advance(3 * 3600)
+    engine.sweep()
+    yield ConsoleApp(backend, tick_s=3600, keys_path=tmp_path / "none.toml")
+    backend.store.close()
+
+
+def _evaluation(keys: str):
+    async def before(pilot):
+        from cqgov_screens.views.evaluation import EvaluationScreen
+
+        await settle(pilot)
+        await pilot.press("3", *keys)
+        await _until(pilot, lambda: isinstance(pilot.app.screen, EvaluationScreen) and pilot.app.screen.filled)
+        await settle(pilot)
+
+    return before
+
+
+async def _until(pilot, cond, deadline_s: float = 30.0) -> None:
+    import time
+
+    give_up = time.monotonic() + deadline_s
+    while not cond():
+        assert time.monotonic() < give_up, "the view did not fill in time"
+        await pilot.pause(0.01)
+
+
+def test_hot_list_160x50(evaluated, snap_compare):
+    # 事件热榜 from the runways pane (h): open longest, escalated furthest and supervised most.
+    assert snap_compare(evaluated, terminal_size=(160, 50), run_before=_evaluation("h"))
+
+
+def test_ranking_160x50(evaluated, snap_compare):
+    # 考评 from the runways pane (k): districts ranked by score over the last 7 days.
+    assert snap_compare(evaluated, terminal_size=(160, 50), run_before=_evaluation("k"))

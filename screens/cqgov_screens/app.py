@@ -55,7 +55,9 @@ class ConsoleCommands(Provider):
     async def search(self, query: str) -> Hits:
         app = self.app
         matcher = self.matcher(query)
-        for name, help_key in (("help", "help"), ("compose", "compose"), ("lang en", "lang"), ("lang zh", "lang"),
+        for name, help_key in (("help", "help"), ("compose", "compose"), ("hot", "hot_list"), ("rank district", "ranking"),
+                               ("rank street", "ranking"), ("rank department", "ranking"), ("supervise", "supervise"),
+                               ("lang en", "lang"), ("lang zh", "lang"),
                                ("contrast", "contrast"), ("lowbw", "refresh"), ("dismiss", "dismiss"), ("top", "up"), ("quit", "quit")):
             label = f"{name} — {app.t.key(help_key)}"
             score = matcher.match(label)
@@ -565,8 +567,33 @@ class ConsoleApp(App):
             self.export_ledger(arg)
         elif cmd in ("work", "inbox", "mine"):
             self.action_my_work()
+        elif cmd in ("hot", "rank"):
+            self.evaluation_command(cmd, arg)
         else:
             self.status_say(self.t("cmd.unknown", c=cmd), error=True)
+
+    def evaluation_command(self, mode: str, arg: str) -> None:
+        """``:hot [PERIOD]`` and ``:rank [district|street|department] [PERIOD]``."""
+        from cqgov_tui.console.evaluation import parse_args
+
+        try:
+            state = parse_args(mode, arg)
+        except ValueError as exc:
+            self.status_say(self.t("cmd.eval_usage", w=str(exc)), error=True)
+            return
+        self.open_evaluation(mode, state)
+
+    def open_evaluation(self, mode: str, state=None) -> None:
+        """事件热榜 (``hot``) or 考评 (``rank``) over the console's store; one such screen at a time."""
+        from cqgov_tui.console.evaluation import ViewState
+
+        from .views.evaluation import EvaluationScreen
+
+        state = state or ViewState(mode)
+        if isinstance(self.screen, EvaluationScreen):
+            self.screen._set(state)
+            return
+        self.push_screen(EvaluationScreen(self.backend, self.t, state, self.high_contrast))
 
     def report_event(self, arg: str) -> None:
         """``:report CATEGORY CODE [TITLE]``: a new event, through the outbox on a server; its detail opens."""

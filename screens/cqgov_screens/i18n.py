@@ -30,7 +30,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "map.none": ("无下级区域", "no sub-regions"),
     "map.selected": ("选中", "selected"),
     "runways.empty": ("跑道数据尚未就绪", "Runway board not available yet"),
-    "runways.hint": ("Enter 下钻  Backspace 返回", "Enter drill  Backspace up"),
+    "runways.hint": ("Enter 下钻  Backspace 返回  h 事件热榜  k 考评", "Enter drill  Backspace up  h hot list  k ranking"),
     "runways.red": ("红灯时长", "time in red"),
     "runways.value": ("值", "value"),
     "runways.thresholds": ("阈值", "thresholds"),
@@ -110,9 +110,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "help.close": ("Esc 关闭", "Esc to close"),
     "cmd.unknown": ("未知命令: {c}", "unknown command: {c}"),
     "cmd.help": ("命令: report 类别 地点代码 [标题], lang zh|en, contrast, lowbw, filter 文本, open 编号, drill 代码, "
-                 "top, compose, dismiss, quit",
+                 "top, compose, hot [期间], rank [district|street|department] [期间], supervise 编号 要求, dismiss, quit",
                  "commands: report CATEGORY PLACE-CODE [TITLE], lang zh|en, contrast, lowbw, filter TEXT, open NUMBER, "
-                 "drill CODE, top, compose, dismiss, quit"),
+                 "drill CODE, top, compose, hot [PERIOD], rank [district|street|department] [PERIOD], "
+                 "supervise NUMBER NOTE, dismiss, quit"),
     "cmd.report_usage": ("用法: report 类别(代码或名称) 地点代码 [标题]", "usage: report CATEGORY PLACE-CODE [TITLE]"),
     "cmd.export_usage": ("用法: export 台账(代码或名称) 期间(2026-11) [csv|xlsx|parquet] [文件]",
                          "usage: export LEDGER PERIOD(2026-11) [csv|xlsx|parquet] [FILE]"),
@@ -146,6 +147,34 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "col.user": ("用户", "User"), "col.name": ("姓名", "Name"), "col.role": ("岗位", "Role"), "col.state": ("状态", "State"),
     "col.seen": ("最近上报", "Seen"),
     "person.on_duty": ("在岗", "on duty"), "person.busy": ("忙碌", "busy"), "person.off": ("离岗", "off"),
+    # 事件热榜 and 考评 (issue 13), from the runways pane
+    "eval.hot_title": ("事件热榜", "Hot list (事件热榜)"),
+    "eval.rank_title": ("考评排名 · 按{unit}", "Ranking (考评) by {unit}"),
+    "eval.by.district": ("区县", "district"), "eval.by.street": ("街镇", "street"),
+    "eval.by.department": ("部门", "department"),
+    "eval.scope": ("范围", "scope"), "eval.period": ("期间", "period"),
+    "eval.period.24h": ("近24小时", "last 24 h"), "eval.period.7d": ("近7天", "last 7 days"),
+    "eval.period.30d": ("近30天", "last 30 days"),
+    "eval.keys_hot": ("p 切换期间  k 考评排名  Enter 查看事件  Esc 返回",
+                      "p period  k ranking  Enter open event  Esc back"),
+    "eval.keys_rank": ("p 切换期间  b 切换区县/街镇/部门  h 事件热榜  Esc 返回",
+                       "p period  b district/street/department  h hot list  Esc back"),
+    "eval.hot.reported": ("最多上报 (次)", "Most reported (reports)"),
+    "eval.hot.open": ("最久未结 (时长)", "Open longest (time)"),
+    "eval.hot.escalated": ("督办最高 (级)", "Most escalated (levels)"),
+    "eval.hot.supervised": ("督办最多 (次)", "Most supervised (times)"),
+    "eval.none": ("无", "none"),
+    "eval.empty": ("期间内无事件", "No events in the period"),
+    "eval.col.pos": ("#", "#"), "eval.col.unit": ("名称", "Name"), "eval.col.events": ("事件", "Events"),
+    "eval.col.response": ("响应(分)", "Resp min"), "eval.col.overdue": ("超时率%", "Overdue%"),
+    "eval.col.closure": ("办结率%", "Closed%"), "eval.col.rework": ("返工率%", "Rework%"),
+    "eval.col.satisfaction": ("满意率%", "Satisf%"), "eval.col.score": ("得分", "Score"),
+    "eval.col.colour": ("色", "Col"), "eval.col.number": ("编号", "Number"), "eval.col.title": ("标题", "Title"),
+    "eval.col.category": ("类别", "Category"), "eval.col.place": ("位置", "Place"),
+    "eval.col.status": ("状态", "Status"), "eval.col.value": ("值", "Value"),
+    "cmd.eval_usage": ("用法: hot [期间]  或  rank [district|street|department] [期间] (期间如 24h 7d 30d), 不识别: {w}",
+                       "usage: hot [PERIOD]  or  rank [district|street|department] [PERIOD] (e.g. 24h 7d 30d); "
+                       "not understood: {w}"),
 }
 
 # Key descriptions shown in help, the footer and the command palette.
@@ -159,7 +188,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "lang": ("切换语言", "Switch language"), "contrast": ("高对比度", "High contrast"),
     "refresh": ("刷新", "Refresh"), "locate": ("在地图上定位", "Show on map"),
     "receipts": ("查看回执", "Receipts"), "pick": ("选择", "Pick"), "send": ("发送", "Send"),
-    "dismiss": ("清除提示", "Dismiss notices"), "my_work": ("我的工作与收件箱", "My work and inbox"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
+    "dismiss": ("清除提示", "Dismiss notices"), "my_work": ("我的工作与收件箱", "My work and inbox"), "supervise": ("督办事件", "Supervise an event"), "hot_list": ("事件热榜", "Hot list"), "ranking": ("考评排名", "Ranking"),
+    "period": ("切换期间", "Period"), "unit": ("切换单位", "Unit"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
 }
 
 LANGS = ("zh", "en")

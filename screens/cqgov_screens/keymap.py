@@ -49,6 +49,12 @@ APP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("interrupt", "ctrl+c", "interrupt", show=False),
 )
 
+# Keys of one pane (shown in the footer while it has focus): the runways pane opens 事件热榜 and 考评.
+PANE_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("hot_list", "h", "hot"),
+    KeySpec("ranking", "k", "rank"),
+)
+
 # Actions on the event detail screen: one letter each, in loop order.
 ACTION_KEYS: dict[str, str] = {
     "verify": "v", "assess": "a", "dispatch": "d", "accept": "s", "arrive": "o", "dispose": "x",
@@ -74,7 +80,7 @@ def load_overrides(path: Path | None = None) -> tuple[dict[str, str], str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return {}, f"{path}: {str(exc).splitlines()[0]}"
     table = data.get("keys", data)
-    known = {k.id for k in APP_KEYS} | set(ACTION_KEYS)
+    known = {k.id for k in APP_KEYS} | {k.id for k in PANE_KEYS} | set(ACTION_KEYS)
     out, bad = {}, []
     for key, value in table.items():
         if key not in known or not isinstance(value, str) or not value.strip():
@@ -88,6 +94,10 @@ def app_bindings() -> list[Binding]:
     return [Binding(k.keys, k.action, k.id, show=k.show, priority=k.priority, id=k.id) for k in APP_KEYS]
 
 
+def pane_bindings(specs: tuple[KeySpec, ...]) -> list[Binding]:
+    return [Binding(k.keys, k.action, k.id, show=k.show, id=k.id) for k in specs]
+
+
 def display_key(keys: str) -> str:
     names = {"question_mark": "?", "colon": ":", "slash": "/", "shift+tab": "S-Tab", "ctrl+p": "^P", "ctrl+l": "^L", "ctrl+c": "^C"}
     return " / ".join(names.get(k, k) for k in keys.split(","))
@@ -95,6 +105,6 @@ def display_key(keys: str) -> str:
 
 def effective(overrides: dict[str, str]) -> list[tuple[str, str]]:
     """(binding id, keys) after overrides, for the help screen."""
-    rows = [(k.id, overrides.get(k.id, k.keys)) for k in APP_KEYS]
+    rows = [(k.id, overrides.get(k.id, k.keys)) for k in APP_KEYS + PANE_KEYS]
     rows += [(f"act:{a}", overrides.get(a, key)) for a, key in ACTION_KEYS.items()]
     return rows

@@ -1,5 +1,6 @@
 """The runways pane (跑道): sectors with five-colour lights; Enter drills to runways,
-sub-runways and indicators with values, thresholds, sparkline and time in red."""
+sub-runways and indicators with values, thresholds, sparkline and time in red; ``h`` opens the
+事件热榜 and ``k`` the 考评 ranking (``views/evaluation.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cqgov_tui.clock import fmt_duration
 from cqgov_tui.console.board import BoardNode, sparkline, split_by_kind
 
 from .. import theme
+from ..keymap import PANE_KEYS, pane_bindings
 from ..messages import PaneFilled
 
 
@@ -20,6 +22,7 @@ class BoardTable(DataTable):
     BINDINGS = [
         Binding("enter", "drill", "drill", id="drill"),
         Binding("backspace,escape", "up", "up", id="up"),
+        *pane_bindings(PANE_KEYS),  # h 事件热榜, k 考评
     ]
 
     def action_drill(self) -> None:
@@ -27,6 +30,12 @@ class BoardTable(DataTable):
 
     def action_up(self) -> None:
         self.parent.up()
+
+    def action_hot(self) -> None:
+        self.app.open_evaluation("hot")
+
+    def action_rank(self) -> None:
+        self.app.open_evaluation("rank")
 
 
 class RunwayBoard(Vertical):
