@@ -13,18 +13,18 @@ Reads: ``GET /v1/roster`` (``?role=&on_duty=1``), ``GET /v1/roster/on-call?role=
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, Callable
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.entities import Role, User
 from ..errors import BadInput, CqgovError, PermissionDenied
 from ..notify.service import acknowledge, notification_dict
 from ..people import roster, tasks
 from ..scope import covers
+from .bodies import Lat, Lon, Timestamp
 
 if TYPE_CHECKING:
     from .app import TierServer
@@ -44,15 +44,8 @@ class RosterImport(_Body):
 class PersonStatus(_Body):
     user: str | None = Field(None, max_length=64)
     status: str | None = Field(None, max_length=16)
-    lon: float | None = None
-    lat: float | None = None
-
-    @field_validator("lon", "lat")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
+    lon: Lon | None = None  # finite and on the globe (bodies.py's field kinds)
+    lat: Lat | None = None
 
 
 class DispatchPerson(_Body):
@@ -66,7 +59,7 @@ class TaskCreate(_Body):
     code: str = Field(min_length=1, max_length=32)
     title: str = Field(min_length=1, max_length=200)
     assignee: str | None = Field(None, max_length=64)
-    due_at: float | None = None
+    due_at: Timestamp | None = None
     note: str = Field("", max_length=2000)
     task_id: str | None = Field(None, max_length=64)
 
