@@ -23,6 +23,7 @@ from ..domain.entities import Tier
 from ..domain.schema import column_names
 from ..errors import StoreCorrupt, StoreError
 from . import audit as audit_chain
+from .connection import closed
 from .walmark import WalMark
 from .migrations import applied
 from .open_events import OpenEvents
@@ -78,6 +79,9 @@ class StoreCore:
                 with contextlib.suppress(duckdb.Error):  # closing checkpoints anyway when it can
                     self._conn.execute("CHECKPOINT")
             self._conn.close()
+            if self._walmark is not None:
+                self._walmark.close()
+            closed(self.path)
 
     @property
     def is_replica(self) -> bool:

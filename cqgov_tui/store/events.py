@@ -17,8 +17,9 @@ from .rows import COLOUR_RANK, EVENT_SELECT, QUEUE_COLUMNS, TERMINAL_VALUES, Que
 from .unit import WriteBatch
 
 
-# Human event numbers: <code tail>-<local date>-<daily serial>.
-_NUMBER = re.compile(r"[0-9A-Za-z]{1,8}-\d{8}-\d{5,}")
+# Human event numbers: <issuing tier's code>-<local date>-<daily serial> (stores from before numbers were
+# city-unique used the code's last four digits; their numbers are still found).
+_NUMBER = re.compile(r"[0-9A-Za-z]{1,12}-\d{8}-\d{5,}")
 
 
 class EventRows(StoreCore):

@@ -16,7 +16,7 @@ from ..ids import uuid7
 from .audit_log import AuditRows
 from .base import StoreCore
 from .commands import CommandRows
-from .connection import connect
+from .connection import closed, connect
 from .directives import DirectiveRows
 from .events import EventRows
 from .figures import EventFigures
@@ -74,7 +74,7 @@ def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node
             conn.execute("INSERT INTO store_meta VALUES (?, ?)", [key, value])
         conn.execute("COMMIT")
     except BaseException:
-        conn.close()
+        _close(conn, path)
         if path != ":memory:":
             for p in (path, path + ".wal", path + ".walmark"):
                 if os.path.exists(p):
@@ -99,17 +99,22 @@ def open_store(path: str, clock: Clock | None = None, read_only: bool = False) -
         version = applied(conn)
         if version > LATEST:
             raise StoreError(f"{path}: schema version {version} is newer than this cqgov ({LATEST}); upgrade cqgov")
-        if version < LATEST and read_only:
-            conn.close()
-            return open_store(path, clock)
-        if version < LATEST:
-            migrate(conn, clock.now())
-        store = Store(path, conn, clock, read_only=read_only)
-        store.conn.execute("SELECT count(*), max(seq) FROM changes").fetchone()  # touches data blocks early
-        return store
+        if version == LATEST or not read_only:
+            if version < LATEST:
+                migrate(conn, clock.now())
+            store = Store(path, conn, clock, read_only=read_only)
+            store.conn.execute("SELECT count(*), max(seq) FROM changes").fetchone()  # touches data blocks early
+            return store
     except duckdb.Error as exc:
-        conn.close()
+        _close(conn, path)
         raise StoreCorrupt(f"{path}: not a readable cqgov store ({str(exc).splitlines()[0]})") from None
     except BaseException:
-        conn.close()
+        _close(conn, path)
         raise
+    _close(conn, path)  # read-only, but a migration is due: once for writing
+    return open_store(path, clock)
+
+
+def _close(conn: duckdb.DuckDBPyConnection, path: str) -> None:
+    conn.close()
+    closed(path)
