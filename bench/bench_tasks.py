@@ -41,7 +41,7 @@ T0 = 1_795_000_000.0
 
 def _world(path: str, scope: str):
     registry, catalogue = get_registry(), load_catalogue()
-    catalogue.risk_points  # generated on first use; not part of the measurement
+    len(catalogue.risk_points)  # generated on first use (a server has them loaded): not part of the measurement
     clock = SimClock(T0)
     store = init_store(path, "district", DISTRICT, clock=clock)
     grids = tasks.grids_of(registry, scope)
@@ -52,14 +52,23 @@ def _world(path: str, scope: str):
     return store, registry, catalogue, clock
 
 
-def _day(store, registry, catalogue, clock, scope: str) -> tuple[float, int]:
+def _cpu() -> float:
+    """This process's CPU time, DuckDB's threads included: on a loaded machine wall time mostly measures the
+    other processes, so the row reports both."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _day(store, registry, catalogue, clock, scope: str) -> tuple[float, float, int]:
     admin = User("bench", "bench", Role.ADMIN, Tier.DISTRICT, DISTRICT)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     made = tasks.generate_day(store, registry, catalogue, scope, clock.now())
     ids = [x.id for x in store.tasks(scope_code=scope, day=made.day, limit=1_000_000)]
     for i in range(0, len(ids), BATCH):
         tasks.complete_tasks(store, [(x, None, "") for x in ids[i:i + BATCH]], admin)
-    return time.perf_counter() - t, made.created
+    return time.perf_counter() - t, _cpu() - c, made.created
 
 
 def _floor(path: str, store) -> float:
@@ -67,7 +76,7 @@ def _floor(path: str, store) -> float:
     import duckdb
     import pyarrow as pa
 
-    rows = store.conn.execute("SELECT * FROM tasks").to_arrow_table()
+    rows = store.conn.sql("SELECT * FROM tasks").to_arrow_table()
     conn = duckdb.connect(path)
     try:
         conn.register("rows", rows)
@@ -88,7 +97,7 @@ def run(quick: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
         store, registry, catalogue, clock = _world(os.path.join(d, "tasks.duckdb"), scope)
         try:
-            value, n = _day(store, registry, catalogue, clock, scope)
+            value, cpu, n = _day(store, registry, catalogue, clock, scope)
             base = _floor(os.path.join(d, "floor.duckdb"), store)
         finally:
             store.close()
@@ -97,8 +106,9 @@ def run(quick: bool = False) -> list[dict]:
         "name": "tasks_day", "value": value, "unit": "s", "baseline": base,
         "baseline_name": "plain DuckDB insert+update of the same rows", "ratio": value / base if base else None,
         "target": f"≤ {GOAL_S:.0f} s", "target_ok": value <= GOAL_S,
+        "cpu_s": round(cpu, 3),
         "note": f"{name}: {n:,} periodic tasks generated and completed (batches of {BATCH}), change log and audit "
-                f"included",
+                f"included; {cpu:.2f} s of CPU",
     }]
 
 

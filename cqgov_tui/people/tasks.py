@@ -28,7 +28,7 @@ from ..clock import CST, local
 from ..domain.colour import Colour
 from ..domain.entities import Event, Role, Status, Tier, User
 from ..domain.people import Task, TaskStatus
-from ..domain.schema import to_row
+from ..domain.schema import evolve, to_row
 from ..errors import BadInput, IllegalTransition, PermissionDenied, UnknownCode
 from ..ids import uuid7
 from ..scope import CITY_CODE, covers
@@ -208,28 +208,28 @@ def generate_day(store: Store, registry: Registry, catalogue: Catalogue, scope_c
         grids = grids_of(registry, scope_code)
         grid_set = set(grids)
         workers = grid_workers(store, scope_code)
-        by_grid: dict[str, list[Any]] = {}
+        points: list[Any] = []  # the scope's risk points, in grid order
         if any(t.per == "risk_point" for t in templates):
-            for rp in catalogue.risk_points.values():
-                if rp.grid_code in grid_set:
-                    by_grid.setdefault(rp.grid_code, []).append(rp)
+            order = {g: i for i, g in enumerate(grids)}
+            points = sorted((rp for rp in catalogue.risk_points.values() if rp.grid_code in grid_set),
+                            key=lambda rp: (order[rp.grid_code], rp.code))
         tasks: list[Task] = []
+        assigned = TaskStatus.ASSIGNED.value
         for t in templates:
             due = t.due_at(day)
-            for g in grids:
-                targets = [(g, None, t.name)] if t.per == "grid" else [
-                    (g, rp.code, f"{t.name} {rp.name}") for rp in by_grid.get(g, ())
-                    if not t.colours or rp.colour.value in t.colours]
-                for grid, target, title in targets:
-                    if not t.falls_on(day, target or grid):
-                        continue
-                    tasks.append(Task(
-                        id=task_id(store.node, t.code, target or grid, stamp), kind="periodic", template=t.code,
-                        event_id=None, day=stamp, district_code=grid[:6], street_code=grid[:9], grid_code=grid,
-                        target=target, title=title[:MAX_TITLE], assignee=workers.get(grid),
-                        status=TaskStatus.ASSIGNED.value, created_at=now, due_at=due, accepted_at=None,
-                        done_at=None, finding=None, note="", photo=None, created_by="system",
-                        origin_node=store.node, version=1))
+            # (grid, risk point or None, title) per target of this template, in grid order
+            targets = [(g, None, t.name) for g in grids] if t.per == "grid" else [
+                (rp.grid_code, rp.code, f"{t.name} {rp.name}") for rp in points
+                if not t.colours or rp.colour.value in t.colours]
+            for grid, target, title in targets:
+                if t.every_days > 1 and not t.falls_on(day, target or grid):
+                    continue
+                tasks.append(Task(
+                    id=task_id(store.node, t.code, target or grid, stamp), kind="periodic", template=t.code,
+                    event_id=None, day=stamp, district_code=grid[:6], street_code=grid[:9], grid_code=grid,
+                    target=target, title=title[:MAX_TITLE], assignee=workers.get(grid), status=assigned,
+                    created_at=now, due_at=due, accepted_at=None, done_at=None, finding=None, note="", photo=None,
+                    created_by="system", origin_node=store.node, version=1))
         store.put_tasks(tasks)
         store.set_meta(key, str(len(tasks)))
     return Generated(stamp, scope_code, len(tasks), unassigned=sum(1 for t in tasks if t.assignee is None))
@@ -381,6 +381,9 @@ def act_on_task(engine: Engine, ref: str, action: str, actor: User, note: str = 
     return task
 
 
+_DONE_COLUMNS = frozenset({"status", "done_at", "accepted_at", "finding", "note", "version"})
+
+
 def complete_tasks(store: Store, items: list[tuple[str, str | None, str]], actor: User) -> int:
     """Many periodic or ad-hoc tasks done in one transaction: (task id, finding, note) each — a grid worker's
     batch of completions from the field. Refused whole if any is not the actor's, unknown or not open."""
@@ -399,10 +402,10 @@ def complete_tasks(store: Store, items: list[tuple[str, str | None, str]], actor
                 raise IllegalTransition(f"cannot complete task {task.id}: it is {task.status}")
             if finding is not None and finding not in FINDINGS:
                 raise BadInput(f"unknown finding {finding!r} (expected ok or hazard)")
-            t = replace(task, status=TaskStatus.DONE.value, done_at=now, accepted_at=task.accepted_at or now,
-                        finding=finding, note=note or task.note, version=task.version + 1)
+            t = evolve(task, status=TaskStatus.DONE.value, done_at=now, accepted_at=task.accepted_at or now,
+                       finding=finding, note=note or task.note, version=task.version + 1)
             done.append(t)
-        store.put_tasks(done)
+        store.put_tasks(done, changed=_DONE_COLUMNS)
         if done:
             # One entry per batch (who, how many, which): the task rows carry each completion's time and finding.
             hazards = sum(1 for t in done if t.finding == "hazard")

@@ -14,7 +14,7 @@ from ..domain.entities import AuditEntry
 from ..domain.people import DutyOverride, Notification, Person, Task
 from ..domain.schema import to_row
 from .base import StoreCore
-from .unit import register_keyed
+from .unit import Rows, register_keyed
 
 for _name, _entity in (("people", Person), ("duty_overrides", DutyOverride), ("tasks", Task),
                        ("notifications", Notification)):
@@ -92,15 +92,20 @@ class PeopleRows(StoreCore):
             self._require_tx().put_keyed("tasks", (task.id,), task)
             self.log_change("task", task.id, "upsert", to_row(task), origin, task_scope(task))
 
-    def put_tasks(self, tasks: Iterable[Task], origin: str | None = None) -> int:
-        n = 0
+    def put_tasks(self, tasks: Iterable[Task], origin: str | None = None, changed: frozenset[str] | None = None) -> int:
+        """Many tasks (a day's generation, a batch of completions) staged as one block: one Arrow table built
+        once for the table and the change log, whose rows' JSON DuckDB makes at flush (``unit.Rows``).
+        ``changed``: the tasks are stored rows read in this transaction and only these columns changed."""
+        block = Rows(Task, list(tasks), changed)
+        if not block.entities:
+            return 0
+        ids = [t.id for t in block.entities]
         with self.tx():
             batch = self._require_tx()
-            for t in tasks:
-                batch.put_keyed("tasks", (t.id,), t)
-                self.log_change("task", t.id, "upsert", to_row(t), origin, task_scope(t))
-                n += 1
-        return n
+            batch.put_keyed_rows("tasks", [(i,) for i in ids], block)
+            batch.log_rows(self.clock.now(), "task", "upsert", block, ids, origin or self.node,
+                           [task_scope(t) for t in block.entities])
+        return len(ids)
 
     def get_task(self, task_id: str) -> Task | None:
         return self._by_key("tasks", Task, "id", task_id)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
-from ..domain.schema import arrow_schema, column_names, to_row
+from ..domain.schema import arrow_schema, column_names, to_arrow, to_row
 from .open_events import OpenEvents
 
 if TYPE_CHECKING:
@@ -50,6 +50,72 @@ def register_keyed(name: str, entity: type) -> None:
 def _keyed_tables() -> dict[str, dict[tuple, Any]]:
     return {name: {} for name in _KEYED}
 _ABSENT = object()
+
+
+def _one_block(values: list[Any]) -> Rows | None:
+    """The ``Rows`` block when a keyed table's staged values are exactly its rows, in order."""
+    first = values[0]
+    if first.__class__ is not _InRows:
+        return None
+    block: Rows = first.rows
+    if len(values) == len(block.entities) and all(v.__class__ is _InRows and v.rows is block and v.i == i
+                                                  for i, v in enumerate(values)):
+        return block
+    return None
+
+
+def _keyed_arrow(entity: type, values: list[Any]) -> Any:
+    """The Arrow table of a keyed table's staged values: entities (``put_keyed``) or rows of ``Rows``
+    blocks (``put_keyed_rows``). When they are exactly one block's rows, that block's table is reused."""
+    import pyarrow as pa
+
+    block = _one_block(values)
+    if block is not None:
+        return block.arrow()
+    return pa.Table.from_pylist([to_row(v.rows.entities[v.i]) if v.__class__ is _InRows else to_row(v)
+                                 for v in values], schema=arrow_schema(entity))
+
+
+class Rows:
+    """Many entities of one class staged together (a day's grid tasks, a batch of completions): the flush
+    writes their table and their change-log rows from one Arrow table, built once, column by column."""
+
+    def __init__(self, cls: type, entities: list[Any], changed: frozenset[str] | None = None):
+        self.cls = cls
+        self.entities = entities
+        # Set when every entity is a stored row read in this transaction and only these columns changed:
+        # the flush then UPDATEs them (DuckDB's INSERT OR REPLACE costs twice an UPDATE of a few columns).
+        self.changed = changed
+        self._arrow: Any = None
+
+    def arrow(self) -> Any:
+        if self._arrow is None:
+            self._arrow = to_arrow(self.cls, self.entities)
+        return self._arrow
+
+
+class _InRows:
+    """A keyed value staged as row ``i`` of a ``Rows`` block."""
+
+    __slots__ = ("rows", "i")
+
+    def __init__(self, rows: Rows, i: int):
+        self.rows, self.i = rows, i
+
+
+@dataclass
+class RowsLog:
+    """Change-log rows for a ``Rows`` block (``WriteBatch.log_rows``): ``seq`` from ``first`` in row order,
+    the JSON of each row made by DuckDB's ``to_json`` at flush instead of one ``json.dumps`` per row."""
+
+    first: int
+    at: float
+    entity: str
+    op: str
+    rows: Rows
+    keys: list[str]
+    origin: str
+    scopes: list[str]
 
 
 class FlushedPastMark(Exception):
@@ -73,6 +139,7 @@ class WriteBatch:
     # Per staged update of a stored event, the columns it changed (None: all): only those are written.
     columns: dict[str, frozenset[str] | None] = field(default_factory=dict)
     changes: list[list[Any]] = field(default_factory=list)  # [seq, at, entity, key, op, data dict, origin, scope]
+    rows_logs: list[RowsLog] = field(default_factory=list)  # blocks of change-log rows staged by ``log_rows``
     created_change: dict[str, int] = field(default_factory=dict)  # event id → index of its create row
     audit: list[AuditEntry] = field(default_factory=list)
     keyed: dict[str, dict[tuple, Any]] = field(default_factory=_keyed_tables)
@@ -102,7 +169,7 @@ class WriteBatch:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.events or self.changes or self.audit or self.commands or self.meta
+        return bool(self.events or self.changes or self.rows_logs or self.audit or self.commands or self.meta
                     or any(self.keyed.values()))
 
     # ------------------------------------------------------------ staging
@@ -161,6 +228,21 @@ class WriteBatch:
         self.undo.append(undo)
         return self.head
 
+    def log_rows(self, at: float, entity: str, op: str, rows: Rows, keys: list[str], origin: str,
+                 scopes: list[str]) -> None:
+        """One change-log row per row of ``rows``: seqs follow the head as with ``log``; one undo step."""
+        if not rows.entities:
+            return
+        block = RowsLog(self.head + 1, at, entity, op, rows, keys, origin, scopes)
+        self.head += len(keys)
+        self.rows_logs.append(block)
+
+        def undo() -> None:
+            self.rows_logs.remove(block)
+            self.head -= len(block.keys)
+
+        self.undo.append(undo)
+
     def rewrite_create(self, event_id: str, data: dict) -> bool:
         """Fold a change into the still-staged create row of ``event_id`` (one row, final state)."""
         i = self.created_change.get(event_id)
@@ -190,6 +272,26 @@ class WriteBatch:
     def put_keyed(self, table: str, key: tuple, row: Any) -> None:
         self._put(self.keyed[table], key, row)
         self._put(self.keyed_seen[table], key, row)
+
+    def put_keyed_rows(self, table: str, keys: list[tuple], rows: Rows) -> None:
+        """Stage a block of whole rows of one table by key (reads in this transaction see its entities);
+        one undo step for all of them."""
+        staged, seen = self.keyed[table], self.keyed_seen[table]
+        before = [(staged.get(k, _ABSENT), seen.get(k, _ABSENT)) for k in keys]
+        if rows.changed is not None and any(was is not _ABSENT for was, _ in before):
+            rows.changed = None  # some rows are not in the table yet (staged, unflushed): write them whole
+        staged.update((k, _InRows(rows, i)) for i, k in enumerate(keys))
+        seen.update(zip(keys, rows.entities))
+
+        def undo() -> None:
+            for k, (was, was_seen) in zip(keys, before):
+                for rows_, had in ((staged, was), (seen, was_seen)):
+                    if had is _ABSENT:
+                        rows_.pop(k, None)
+                    else:
+                        rows_[k] = had
+
+        self.undo.append(undo)
 
     def put_meta(self, key: str, value: str) -> None:
         self._put(self.meta, key, value)
@@ -244,6 +346,44 @@ class WriteBatch:
             sets = ", ".join(f"{c} = u.{c}" for c in names)
             bulk(f"_uow_old_{int(wide)}", table, f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
 
+    def _flush_changes(self, conn: "duckdb.DuckDBPyConnection") -> None:
+        """The change log's rows in one statement: those staged one by one (their JSON made here) and the
+        blocks of ``log_rows`` (each row's JSON made by DuckDB's ``to_json`` from its Arrow image)."""
+        import pyarrow as pa
+
+        parts: list[str] = []
+        names: list[str] = []
+        try:
+            if self.changes:
+                cols = list(zip(*self.changes))
+                names.append("_uow_changes")
+                conn.register(names[-1], pa.table({
+                    "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
+                    "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
+                    "op": pa.array(cols[4], pa.string()),
+                    "data": pa.array([json.dumps(d, ensure_ascii=False) for d in cols[5]], pa.string()),
+                    "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
+                }))
+                parts.append(f"SELECT * FROM {names[-1]}")
+            for i, block in enumerate(self.rows_logs):
+                table = block.rows.arrow()
+                n = table.num_rows
+                table = (table.append_column("_seq", pa.array(range(block.first, block.first + n), pa.int64()))
+                         .append_column("_key", pa.array(block.keys, pa.string()))
+                         .append_column("_scope", pa.array(block.scopes, pa.string())))
+                names.append(f"_uow_rows_log_{i}")
+                conn.register(names[-1], table)
+                data = "{" + ", ".join(f"'{c}': t.\"{c}\"" for c in column_names(block.rows.cls)) + "}"
+                parts.append(f"SELECT _seq, ?::DOUBLE, ?, _key, ?, to_json({data})::VARCHAR, ?, _scope "
+                             f"FROM {names[-1]} t")
+            params: list[Any] = []
+            for block in self.rows_logs:
+                params += [block.at, block.entity, block.op, block.origin]
+            conn.execute("INSERT INTO changes " + " UNION ALL ".join(parts), params or None).fetchall()
+        finally:
+            for name in names:
+                conn.unregister(name)
+
     def flush(self, conn: "duckdb.DuckDBPyConnection") -> None:
         """Write every staged row with one statement per table (inside the caller's DuckDB transaction)."""
         import pyarrow as pa  # bulk paths only; kept off the console's start-up
@@ -281,22 +421,24 @@ class WriteBatch:
                      f"INSERT INTO event_queue SELECT * FROM {{t}} WHERE status NOT IN {_TERMINAL}")
         for name, entity in _KEYED.items():
             staged = self.keyed[name]
-            if staged:
-                bulk(f"_uow_{name}", pa.Table.from_pylist([to_row(r) for r in staged.values()],
-                                                          schema=arrow_schema(entity)),
-                     f"INSERT OR REPLACE INTO {name} SELECT * FROM {{t}}")
+            if not staged:
+                continue
+            values = list(staged.values())
+            block = _one_block(values)
+            key: tuple[str, ...] = getattr(entity, "__key__", ())
+            if block is not None and block.changed is not None and len(key) == 1:
+                (k,) = key
+                written = [k, *sorted(block.changed - {k})]
+                sets = ", ".join(f'"{c}" = u."{c}"' for c in written[1:])
+                bulk(f"_uow_{name}", block.arrow().select(written),
+                     f'UPDATE {name} SET {sets} FROM {{t}} u WHERE {name}."{k}" = u."{k}"')
+            else:
+                bulk(f"_uow_{name}", _keyed_arrow(entity, values), f"INSERT OR REPLACE INTO {name} SELECT * FROM {{t}}")
         if self.audit:
             bulk("_uow_audit", pa.Table.from_pylist([to_row(e) for e in self.audit], schema=arrow_schema(AuditEntry)),
                  "INSERT INTO audit_log SELECT * FROM {t}")
-        if self.changes:
-            cols = list(zip(*self.changes))
-            bulk("_uow_changes", pa.table({
-                "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
-                "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
-                "op": pa.array(cols[4], pa.string()),
-                "data": pa.array([json.dumps(d, ensure_ascii=False) for d in cols[5]], pa.string()),
-                "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
-            }), "INSERT INTO changes SELECT * FROM {t}")
+        if self.changes or self.rows_logs:
+            self._flush_changes(conn)
         if self.commands:
             cols = list(zip(*self.commands))
             bulk("_uow_commands", pa.table({
@@ -309,6 +451,7 @@ class WriteBatch:
         self.created.clear()
         self.columns.clear()
         self.changes.clear()
+        self.rows_logs.clear()
         self.created_change.clear()
         self.audit.clear()
         for staged in self.keyed.values():
