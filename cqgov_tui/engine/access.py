@@ -17,14 +17,20 @@ drills), where it acts as the store's own operator on events.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from ..domain.entities import Event, Role, User
 from ..errors import BadInput, PermissionDenied
 from ..scope import event_in_scope
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 
 class NotInJurisdiction(PermissionDenied):
     """The single answer for a reference the caller may not see, whether or not the row exists."""
+
+    code = "not_in_jurisdiction"
 
 
 def not_found(what: str, ref: str) -> NotInJurisdiction:
@@ -32,7 +38,7 @@ def not_found(what: str, ref: str) -> NotInJurisdiction:
     return NotInJurisdiction(f"no {what} {shown!r} in your jurisdiction")
 
 
-def find_event(store, ref: str, actor: User) -> Event:
+def find_event(store: Store, ref: str, actor: User) -> Event:
     """The event named exactly by ``ref`` (id or number) inside ``actor``'s jurisdiction, or the one refusal."""
     try:
         event = store.resolve_event(ref)
