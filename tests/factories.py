@@ -58,6 +58,18 @@ async def until_ready(pilot, deadline_s: float = READY_DEADLINE_S) -> None:
         await pilot.pause(0.01)
 
 
+async def wait_for(pilot, cond, what: str, deadline_s: float = READY_DEADLINE_S) -> None:
+    """Until ``cond()`` holds (a screen pushed, a message shown): a loaded machine may take a while, so
+    a test waits for the condition it asserts, bounded, instead of for a fixed settle."""
+    import time
+
+    give_up = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"not within {deadline_s:.0f} s: {what}")
+        await pilot.pause(0.01)
+
+
 async def settle(pilot) -> None:
     """Until every pane is filled, then until no worker runs after a repaint (at most three rounds: a
     finished worker may start another)."""

@@ -24,7 +24,7 @@ from cqgov_screens.widgets.event_queue import EventQueue
 from cqgov_screens.widgets.region_map import RegionMap
 from cqgov_screens.widgets.status_bar import StatusBar
 
-from factories import SAMPLE_START, sample_backend, settle
+from factories import SAMPLE_START, sample_backend, settle, wait_for
 
 START = SAMPLE_START
 
@@ -130,8 +130,7 @@ async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path
         target = next(r for r in events.rows if r.status.value == "reported")
         events.table.move_cursor(row=events.table.get_row_index(target.id))
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, EventDetailScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, EventDetailScreen), "the detail screen is shown")
         for key in ("v", "d", "enter", "s", "o", "x", "f", "z"):
             await pilot.press(key)
             await settle(pilot)
@@ -140,8 +139,8 @@ async def test_event_taken_from_reported_to_closed_by_keyboard(backend, tmp_path
         actions = [a.action for a in backend.store.audit_entries(target.id)]
         assert actions[-7:] == ["verify", "dispatch", "accept", "arrive", "dispose", "feedback", "close"]
         await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandCentre), "back on the command centre")
         await settle(pilot)
-        assert isinstance(app.screen, CommandCentre)
         assert target.id not in {r.id for r in app.screen.query_one(EventQueue).rows}
 
 
@@ -173,8 +172,7 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         await settle(pilot)
         before = len(backend.store.directives())
         await pilot.press("c")
-        await pilot.pause()
-        assert isinstance(app.screen, ComposeScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "the compose screen is shown")
         await pilot.press(*"防汛巡查")
         tree = app.screen.query_one(TargetTree)
         tree.focus()
@@ -189,9 +187,11 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         await pilot.press("space")
         assert sorted(who.selected) == ["dept:cgj", "role:grid_worker"]
         await pilot.press("ctrl+s")
+        # The receipts screen is pushed once the directive is sent: wait for it, not for a settle.
+        await wait_for(pilot, lambda: isinstance(app.screen, ReceiptsScreen),
+                       "the receipts screen follows the sent directive")
         await settle(pilot)
         assert len(backend.store.directives()) == before + 1
-        assert isinstance(app.screen, ReceiptsScreen)
         directive = backend.store.directives()[0]
         assert directive.title == "防汛巡查"
         assert directive.targets == sorted(tree.picked) + ["dept:cgj", "role:grid_worker"]
@@ -204,14 +204,14 @@ async def test_compose_sends_and_follows_receipts(backend, tmp_path):
         assert f"{len(streets)}/1/1/0" in str(head.render())
         # Answering from the keyboard, for the selected street: x = executed.
         await pilot.press("x")
-        await settle(pilot)
-        assert f"{len(streets)}/1/1/1" in str(head.render())
+        await wait_for(pilot, lambda: f"{len(streets)}/1/1/1" in str(head.render()), "the executed receipt is counted")
         assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
         # Going back is refused, with the reason shown, and changes nothing.
         await pilot.press("a")
-        await settle(pilot)
+        await wait_for(pilot, lambda: any("被拒绝" in n.message for n in app._notifications), "the refusal is shown")
         shown = [n.message for n in app._notifications]
-        assert any("被拒绝" in m and "already executed" in m for m in shown), shown
+        # In the console's language (the server's English reason is translated by its code).
+        assert any("被拒绝: 当前状态不允许此操作" in m and streets[0] in m for m in shown), shown
         assert backend.store.get_receipt(directive.id, streets[0]).state == "executed"
 
 
@@ -221,13 +221,12 @@ async def test_help_lists_every_binding(backend, tmp_path):
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(pilot)
         await pilot.press("question_mark")
-        await pilot.pause()
-        assert isinstance(app.screen, HelpScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen is shown")
         text = str(app.screen.query_one("Static").render())
         for label in ("Quit", "Filter", "Compose directive", "Events pane", "verify", "close", "r  a  x  Esc"):
             assert label in text
         await pilot.press("escape")
-        assert isinstance(app.screen, CommandCentre)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandCentre), "back on the command centre")
 
 
 @run_async
@@ -240,12 +239,11 @@ async def test_80x24_shows_one_pane_at_a_time(backend, tmp_path):
         shown = [p.id for p in centre.query(".pane") if p.display and p.region.height > 0]
         assert shown == ["pane-events"]
         await pilot.press("2")
-        await pilot.pause()
-        shown = [p.id for p in centre.query(".pane") if p.region.height > 0]
-        assert shown == ["pane-map"]
+        await wait_for(pilot, lambda: [p.id for p in centre.query(".pane") if p.region.height > 0] == ["pane-map"],
+                       "only the map pane shown")
         await pilot.press("tab")
-        await pilot.pause()
-        assert [p.id for p in centre.query(".pane") if p.region.height > 0] == ["pane-runways"]
+        await wait_for(pilot, lambda: [p.id for p in centre.query(".pane") if p.region.height > 0] == ["pane-runways"],
+                       "only the runways pane shown")
 
 
 @run_async
@@ -307,8 +305,7 @@ async def test_keys_are_remappable_from_the_user_file(backend, tmp_path):
     async with app.run_test(size=(160, 50)) as pilot:
         await settle(pilot)
         await pilot.press("h")
-        await pilot.pause()
-        assert isinstance(app.screen, HelpScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the remapped key opens help")
     bad = tmp_path / "bad.toml"
     bad.write_text("[keys\n", encoding="utf-8")
     overrides, error = load_overrides(bad)
@@ -402,8 +399,8 @@ async def test_event_table_redraws_only_what_changed_and_ticks_only_countdowns(b
         await pilot.press("home", "down")
         assert table.cursor_row == 1
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, EventDetailScreen) and app.screen.event_id == events.rows[1].id
+        await wait_for(pilot, lambda: isinstance(app.screen, EventDetailScreen), "Enter opens the row's detail")
+        assert app.screen.event_id == events.rows[1].id
 
 
 @run_async

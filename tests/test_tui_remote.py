@@ -142,8 +142,9 @@ async def test_event_walked_to_closed_through_the_outbox_and_a_refusal_shows_the
 
         await pilot.press("escape")
         app.open_event(city.foreign.id)
-        await pilot.pause()
-        assert "street-500108001" in str(app.screen.query_one("#detail-head").render())
+        await until(pilot, lambda: isinstance(app.screen, EventDetailScreen) and
+                    any("street-500108001" in str(h.render()) for h in app.screen.query("#detail-head")),
+                    "the foreign event's owner")
         await pilot.press("v")  # allowed locally, refused by the city: the street owns the event
         bar = app.screen.query_one(StatusBar)
         await until(pilot, lambda: "owned by street-500108001" in bar.message, "the server's refusal in the status bar")
@@ -153,8 +154,8 @@ async def test_event_walked_to_closed_through_the_outbox_and_a_refusal_shows_the
         await until(pilot, lambda: "refused" in str(bar.render()) or "被拒" in str(bar.render()),
                     "the refusal in the status bar")
         await pilot.press("ctrl+l")  # read: dismissed, and gone from the status bar
-        await pilot.pause()
-        assert "被拒" not in str(bar.render()) and not app.backend.status().rejections
+        await until(pilot, lambda: "被拒" not in str(bar.render()) and not app.backend.status().rejections,
+                    "the refusal dismissed")
 
 
 @run_async
@@ -163,8 +164,7 @@ async def test_directive_composed_sent_and_receipts_arrive(city, console):
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: city.foreign.id in queue_ids(app), "the first sync")
         await pilot.press("c")
-        await pilot.pause()
-        assert isinstance(app.screen, ComposeScreen)
+        await until(pilot, lambda: isinstance(app.screen, ComposeScreen), "the compose screen")
         await pilot.press(*"防汛巡查")
         app.screen.query_one("#compose-extra").focus()
         await pilot.press(*"500108001,500108002")

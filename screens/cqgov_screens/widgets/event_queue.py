@@ -24,7 +24,7 @@ def column_widths(width: int, lang: str) -> dict[str, int]:
     cells: the category goes first (it is in the detail view), then the place; narrow tables show
     the colour as its glyph alone."""
     wide = width >= 90
-    widths = {"colour": (5 if lang == "zh" else 7) if wide else 2, "number": 19, "status": 6 if lang == "zh" else 10,
+    widths = {"colour": (5 if lang == "zh" else 7) if wide else 2, "number": 24, "status": 6 if lang == "zh" else 10,
               "title": 0, "category": 10, "place": 8 if wide else 6, "left": 8 if wide else 7, "flags": 9 if wide else 4}
 
     def room() -> int:
