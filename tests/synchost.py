@@ -48,7 +48,7 @@ class SyncTestHost:
         self.tokens = tokens or {}
         self.default_user = default_user
         self.slow_ms = slow_ms
-        self.fail_commands = False  # a test switch: every command fails as a server fault would
+        self.fail_commands = False  # a test switch: every command fails as an unavailable store would
         self.executed = 0
 
     def authenticate(self, request: Request) -> User:
@@ -63,8 +63,8 @@ class SyncTestHost:
         return self.default_user
 
     def execute(self, user: User, command_type: str, body: dict) -> dict:
-        if self.fail_commands:
-            raise RuntimeError("commands are switched off by the test")
+        if self.fail_commands:  # the store unavailable (a disk error): commands are deferred, not rejected
+            raise OSError(5, "commands are switched off by the test")
         if self.slow_ms:
             time.sleep(self.slow_ms / 1000.0)  # widens the window in which a kill lands mid-command
         if command_type == "report":

@@ -23,6 +23,7 @@ from ..errors import BadInput, CqgovError, PermissionDenied, UnknownCode
 from ..scope import CITY_CODE
 from ..standards import open311 as fmt311
 from .auth import AuthError, check_server_scope
+from ..sync.router import too_deep
 from .commands import safe_message
 
 if TYPE_CHECKING:
@@ -217,8 +218,12 @@ def _form(content_type: str, raw: bytes) -> dict[str, Any]:
     if kind == "application/json":
         try:
             doc = json.loads(text or "null")
+        except RecursionError:
+            raise BadInput("request body is nested too deeply") from None
         except ValueError:
             raise BadInput("request body is not valid JSON") from None
+        if isinstance(doc, dict) and too_deep(doc):
+            raise BadInput("request body is nested too deeply")
         if not isinstance(doc, dict):
             raise BadInput("request body must be a JSON object")
         return doc
