@@ -40,6 +40,7 @@ _COMMANDS = {
     "report": "report_cmd",
     "export": "export_cmd",
     "web": "web_cmd",
+    "attachments": "attachments_cmd",
 }
 
 

@@ -11,6 +11,7 @@ from ..errors import BadInput
 from ..scope import CITY_CODE
 from . import main, values
 from .common import db_option, emit_json, field, handle_errors, json_option, out
+from .roster_cmd import with_source
 
 
 def _actor(store, user: str, role: str) -> User:
@@ -218,3 +219,20 @@ def act(db_path, ref, action, note, departments, target, to_user, user, role, as
             emit_json(event_dict(event, store.clock.now()))
         else:
             out(f"{event.number} {event.status}")
+
+
+@events.command("attach")
+@click.argument("ref")
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_source  # --db FILE, or --server URL --token T (the bytes go up once)
+@click.option("--kind", type=click.Choice(["event", "task", "feedback"]), default="event", show_default=True,
+              help="task: REF is a task id (a completion's photo); feedback: a 回访's file on the event.")
+@click.option("--user", default=None, help="With --db: who attaches (a roster user; recorded in the audit).")
+@click.option("--role", default=None, type=click.Choice([r.value for r in Role]), help="With --db: acting role.")
+@json_option
+@handle_errors
+def attach(ref, file, db_path, server, token, kind, user, role, as_json):
+    """Attach a photo or file (JPEG, PNG, GIF, WebP, HEIC, PDF, MP4; at most 8 MiB; type told by content)."""
+    from .attachments_cmd import attach_file
+
+    attach_file(db_path, server, token, ref, file, kind, user, role, as_json)

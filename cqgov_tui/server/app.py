@@ -460,6 +460,9 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     from .people_api import mount as mount_people
 
     mount_people(app, server)
+    from .attachments_api import mount as mount_attachments
+
+    mount_attachments(app, server)
     app.include_router(make_store_router(server))
     app.add_middleware(DegradedGuard, health=server.integrity)
     app.add_middleware(BodyLimit, limit=MAX_BODY)

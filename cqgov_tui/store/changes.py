@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt
+from ..domain.attachments import Attachment
 from ..domain.people import Notification, Person, Task
 from ..domain.schema import column_names
 from ..errors import BadInput
@@ -13,7 +14,7 @@ _DIRECTIVE_COLS = column_names(Directive)
 _RECEIPT_COLS = column_names(Receipt)
 _AUDIT_COLS = column_names(AuditEntry)
 _PEOPLE_TABLES = {"person": ("people", Person, "user"), "task": ("tasks", Task, "id"),
-                  "notification": ("notifications", Notification, "id")}
+                  "notification": ("notifications", Notification, "id"), "attachment": ("attachments", Attachment, "id")}
 # The node a directive or receipt last came from, as the change log remembers it (this node if compacted away).
 _LAST_ORIGIN = "SELECT key, arg_max(origin, seq) AS origin FROM changes WHERE entity = ? GROUP BY key"
 
@@ -73,7 +74,7 @@ def snapshot_rows(store: Store, entity: str, after: str, chunk: int) -> list[tup
         out = []
         for r in rows:
             d = dict(zip(names, r))
-            scope = (d["jurisdiction"] if entity == "person" else d["scope"] if entity == "notification"
+            scope = (d["jurisdiction"] if entity == "person" else d["scope"] if entity in ("notification", "attachment")
                      else d["grid_code"] or d["street_code"] or d["district_code"])
             out.append((d[key], scope, d.get("origin_node") or store.node, d))
         return out

@@ -211,6 +211,16 @@ FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
   source VARCHAR NOT NULL, PRIMARY KEY (name, scope_code, measured_at))""",
         ],
     ),
+    (
+        12,
+        "attachments by content hash: the metadata (issue 14); the bytes live beside the store",
+        [
+            """CREATE TABLE attachments (
+  id VARCHAR NOT NULL, ref VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, kind VARCHAR NOT NULL, name VARCHAR NOT NULL,
+  mime VARCHAR NOT NULL, size BIGINT NOT NULL, added_at DOUBLE NOT NULL, added_by VARCHAR NOT NULL,
+  scope VARCHAR NOT NULL, origin_node VARCHAR NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (id))""",
+        ],
+    ),
 ]
 
 LATEST = max(version for version, _, _ in MIGRATIONS)  # numbers are assigned per line of work; gaps are fine

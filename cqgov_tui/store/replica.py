@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .. import ownership
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
+from ..domain.attachments import Attachment
 from ..domain.people import Notification, Person, Task
 from ..domain.schema import arrow_schema, column_names
 from ..scope import covers
@@ -72,11 +73,12 @@ def apply_changes(store: Store, changes: Iterable[Change]) -> Applied:
                                ("directive_id", "jurisdiction_code"), lambda row: False,
                                lambda row: row["jurisdiction_code"],
                                refuse=_receipt_from_above(store) if tier_node else None)
-    # Roster rows, tasks and notifications: whole rows by version; a task or notification this node made is its own.
+    # Roster rows, tasks, notifications and attachment rows: whole rows by version; a row this node made is its own.
     for entity, table, cls, key, scope_of in (
             ("person", "people", Person, "user", lambda row: row["jurisdiction"]),
             ("task", "tasks", Task, "id", lambda row: row["grid_code"] or row["street_code"] or row["district_code"]),
-            ("notification", "notifications", Notification, "id", lambda row: row["scope"])):
+            ("notification", "notifications", Notification, "id", lambda row: row["scope"]),
+            ("attachment", "attachments", Attachment, "id", lambda row: row["scope"])):
         if entity in groups:
             logged += _apply_keyed(store, groups[entity], result, table, column_names(cls), arrow_schema(cls), (key,),
                                    lambda row: row.get("origin_node") == store.node, scope_of)
@@ -296,7 +298,7 @@ def clear_replicated(store: Store) -> None:
             store.conn.execute("DELETE FROM receipts WHERE NOT starts_with(jurisdiction_code, ?) "
                                "AND directive_id NOT IN (SELECT id FROM directives)", [store.code])
         store.conn.execute("DELETE FROM audit_remote WHERE list_contains(?, split_part(node, '-', 1))", [above])
-        for table in ("tasks", "notifications"):
+        for table in ("tasks", "notifications", "attachments"):
             store.conn.execute(f"DELETE FROM {table} WHERE origin_node <> ? "
                                "AND list_contains(?, split_part(origin_node, '-', 1))", [store.node, above])
         store.invalidate_caches()  # the open-event index held rows these deletes removed
@@ -309,7 +311,7 @@ def clear_replicated(store: Store) -> None:
     store.conn.execute("DELETE FROM receipts WHERE directive_id NOT IN (SELECT id FROM directives)")
     store.conn.execute("DELETE FROM audit_remote")
     store.conn.execute("DELETE FROM people")  # a replica holds only what its server sends
-    for table in ("tasks", "notifications"):
+    for table in ("tasks", "notifications", "attachments"):
         store.conn.execute(f"DELETE FROM {table} WHERE origin_node <> ?", [store.node])
     store.invalidate_caches()  # the open-event index held rows these deletes removed
 

@@ -13,6 +13,7 @@ from ..clock import Clock, SystemClock
 from ..domain.entities import Tier
 from ..errors import BadInput, StoreCorrupt, StoreError
 from ..ids import uuid7
+from .attachments import AttachmentRows
 from .audit_log import AuditRows
 from .base import StoreCore
 from .commands import CommandRows
@@ -30,7 +31,7 @@ __all__ = ["Store", "open_store", "init_store", "FlushedPastMark", "Mark"]
 
 
 class Store(AuditRows, EventRows, DirectiveRows, CommandRows, IndicatorRows, EventFigures, SensorQueries, PeopleRows,
-            StoreCore):
+            AttachmentRows, StoreCore):
     """One DuckDB file owned by this process.
 
     Writes go through ``tx()``: they are staged in a ``WriteBatch`` and written
@@ -43,7 +44,8 @@ class Store(AuditRows, EventRows, DirectiveRows, CommandRows, IndicatorRows, Eve
 
     def count_rows(self, table_name: str) -> int:
         if table_name not in ("events", "directives", "receipts", "audit_log", "changes", "event_queue",
-                              "sensor_readings", "applied_commands", "people", "tasks", "notifications"):
+                              "sensor_readings", "applied_commands", "people", "tasks", "notifications",
+                              "attachments"):
             raise BadInput(f"unknown table {table_name!r}")
         with self.lock:
             return int(self.conn.execute(f"SELECT count(*) FROM {table_name}").fetchall()[0][0])
