@@ -158,3 +158,27 @@ def test_a_refused_replica_write_comes_back_with_its_reason(district, tmp_path):
         assert local.get_event(seeded.id).status == "verified"  # the server's row, not a local guess
     finally:
         local.close()
+
+
+def test_a_replica_bound_to_another_server_takes_no_snapshot_from_this_one(district, tmp_path):
+    from cqgov_tui.sync import identity
+    from cqgov_tui.sync.client import SyncClient, SyncError
+
+    runner = CliRunner()
+    rep = str(tmp_path / "rep.duckdb")
+    init_store(rep, "district", "500108", node="replica-elsewhere").close()
+    store = open_store(rep)
+    try:
+        store.set_meta(identity.SERVER_KEY, "district-500108-old")
+        before = (store.count_rows("events"), store.head())
+        res = _sync(runner, district, rep)  # the CLI asks the server who it is first
+        assert res.exit_code == 2 and "is a replica of district-500108-old" in res.output
+        client = SyncClient(store, district.url, district.token, wait=0)
+        try:
+            with pytest.raises(SyncError, match="replica of district-500108-old"):
+                client.pull_once()
+        finally:
+            client.close()
+        assert (store.count_rows("events"), store.head()) == before
+    finally:
+        store.close()

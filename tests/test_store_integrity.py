@@ -75,6 +75,7 @@ def test_first_streets_of_two_districts_number_apart_and_show_finds_exactly_one(
     assert own.number.startswith("500000-")
     for e in copies:  # the city keeps both streets' events, as federation delivers them
         city.upsert_event_copy(e)
+    assert city.duplicate_event_numbers() == 0  # what the demo's summary checks
     city.close()
     runner = CliRunner()
     for e in copies:

@@ -200,6 +200,7 @@ class DemoRun:
         for n in nodes:
             tiers[n["tier"]].append(n)
         ok = (len(checks["city_districts_with_events"]) >= 2 and checks["city_duplicate_events"] == 0
+              and checks["city_events_sharing_a_number"] == 0
               and checks["city_events_missing_from_district"] == 0 and not checks["processes_left"])
         sim = self.sim.stats if self.sim else SimStats()
         return {
@@ -261,6 +262,7 @@ class DemoRun:
             for d in by_district:
                 city_ids_by_district[d] = {e.id for e in city.all_events(district=d)}
             duplicates = city.duplicate_event_ids()
+            shared_numbers = city.duplicate_event_numbers()
         finally:
             city.close()
         missing, served = 0, []
@@ -278,6 +280,7 @@ class DemoRun:
             "city_events_by_district": by_district,
             "city_districts_with_events": sorted(served),
             "city_duplicate_events": duplicates,
+            "city_events_sharing_a_number": shared_numbers,
             "city_events_missing_from_district": missing,
         }
 

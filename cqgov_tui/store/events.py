@@ -361,6 +361,13 @@ class EventRows(StoreCore):
         with self.lock:
             return int(self.conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchall()[0][0])
 
+    def duplicate_event_numbers(self) -> int:
+        """Events whose number another event also carries (0 when numbers are city-unique, as they must be)."""
+        with self.lock:
+            return int(self.conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM events GROUP BY number HAVING n > 1)"
+            ).fetchall()[0][0])
+
     def related_events(self, event: Event, window_s: float = 3600.0, box_deg: float = 0.01,
                         limit: int = 50) -> list[Event]:
         """Events linked to ``event`` (merged into it, duplicates, 多跨 parent/children/siblings, inhibited
