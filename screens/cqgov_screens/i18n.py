@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 _STRINGS: dict[str, tuple[str, str]] = {
     "app.title": ("重庆市数字化城市运行和治理中心", "Chongqing City Operations Centre"),
@@ -141,6 +142,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "detail.nearby": ("附近在岗人员 (t 派遣给人)", "On duty nearby (t dispatch to a person)"),
     "detail.nobody": ("附近无在岗人员", "Nobody on duty nearby"),
     "prompt.person": ("派遣给 (用户名)", "Dispatch to (user)"),
+    "detail.files": ("附件 (p 打开)", "Attachments (p open)"),
+    "detail.no_files": ("无附件", "No attachments"),
+    "detail.remote_file": ("未下载", "not fetched"),
+    "prompt.file": ("打开第几个附件", "Open attachment number"),
+    "file.opened": ("已打开: {cmd}", "Opened: {cmd}"),
     "work.people": ("在岗人员 {n}/{total}", "On duty {n}/{total}"),
     "work.nobody": ("无人在岗", "Nobody on duty"),
     "work.news": ("新通知", "New notification"),
@@ -172,6 +178,23 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "eval.col.colour": ("色", "Col"), "eval.col.number": ("编号", "Number"), "eval.col.title": ("标题", "Title"),
     "eval.col.category": ("类别", "Category"), "eval.col.place": ("位置", "Place"),
     "eval.col.status": ("状态", "Status"), "eval.col.value": ("值", "Value"),
+    # Refusals by their stable code (errors.REFUSAL_CODES): the server's reason is English, its code is not.
+    "refusal.bad_input": ("输入有误或超出范围", "bad input"),
+    "refusal.unknown_code": ("代码不存在 (区划、类别或部门)", "unknown code"),
+    "refusal.illegal_transition": ("当前状态不允许此操作", "not allowed in the current state"),
+    "refusal.note_required": ("此操作需要填写说明或理由", "a note or reason is required"),
+    "refusal.permission_denied": ("当前岗位或层级无此权限", "your role or tier may not do this"),
+    "refusal.not_in_jurisdiction": ("不在本辖区内 (或不存在)", "not in your jurisdiction"),
+    "refusal.owned_elsewhere": ("该事件由下级负责处置: 请督办或备注", "another tier owns this event: supervise or comment"),
+    "refusal.rate_limited": ("被拒次数过多, 请一分钟后再试", "too many refused requests; retry in a minute"),
+    "refusal.store_unavailable": ("服务器暂时无法写入, 稍后自动重试", "the server cannot write now; retried later"),
+    "refusal.internal_error": ("服务器内部错误", "server internal error"),
+    "refusal.unreachable": ("无法连接服务器", "server unreachable"),
+    "refusal.refused": ("被拒绝", "refused"),
+    "supervise.prompt_ref": ("督办: 事件编号 督办要求 (如: 0108-20261118-00001 请30分钟内到场)",
+                             "Supervise: NUMBER NOTE (e.g. 0108-20261118-00001 on scene within 30 min)"),
+    "supervise.prompt_note": ("督办 {n}: 请输入督办要求 (发给负责处置的一级)", "Supervise {n}: what the owning tier must do"),
+    "supervise.done": ("已督办: {what}", "Supervised: {what}"),
     "cmd.eval_usage": ("用法: hot [期间]  或  rank [district|street|department] [期间] (期间如 24h 7d 30d), 不识别: {w}",
                        "usage: hot [PERIOD]  or  rank [district|street|department] [PERIOD] (e.g. 24h 7d 30d); "
                        "not understood: {w}"),
@@ -193,6 +216,18 @@ _KEYS: dict[str, tuple[str, str]] = {
 }
 
 LANGS = ("zh", "en")
+# What a reason names: quoted input ('NOPE-1'), event and directive numbers, jurisdiction codes, states.
+_REF = re.compile(r"'([^'\s]{1,40})'|\b(\d{4,6}-\d{8}-\d{5}|ZL-\d{4}-\d{8}-\d{4,5}|\d{6,12})\b"
+                  r"|\(([\u4e00-\u9fff]{1,12})\)")
+
+
+def _references(reason: str, limit: int = 3) -> list[str]:
+    out: list[str] = []
+    for quoted, number, chinese in _REF.findall(reason or ""):
+        ref = quoted or number or chinese
+        if ref and ref not in out:
+            out.append(ref)
+    return out[:limit]
 
 
 def default_lang(explicit: str | None = None) -> str:
@@ -234,6 +269,29 @@ class Strings:
         except ValueError:
             return value
         return c.zh_level if self.lang == "zh" else c.value
+
+    def refusal(self, code: str | None, reason: str = "") -> str:
+        """A refusal in the console's language: the phrase for its code (in English with the server's
+        reason after it); a code this build does not know keeps the reason."""
+        pair = _STRINGS.get(f"refusal.{code}") if code and code != "refused" else None
+        if pair is None:
+            return reason or self("refusal.refused")
+        phrase = pair[self._i]
+        if self.lang == "en":
+            return f"{phrase}: {reason}" if reason else phrase
+        refs = _references(reason)  # the numbers and codes the reason names are the same in every language
+        return f"{phrase} ({' '.join(refs)})" if refs else phrase
+
+    def refused(self, code: str | None, reason: str = "") -> str:
+        """"被拒绝: …" / "Refused: …" for a refusal (an ``Outcome`` or a ``Rejection``'s code and reason)."""
+        return self("action.refused", why=self.refusal(code, reason))
+
+    def error(self, exc: BaseException) -> str:
+        """An error raised in the console (a bad ``:open`` reference, a drill) in the console's language."""
+        from cqgov_tui.errors import refusal_code
+
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return self.refusal(refusal_code(exc), text) if refusal_code(exc) != "internal_error" else text
 
     def action(self, name: str, zh: str) -> str:
         return zh if self.lang == "zh" else name.replace("_", " ")

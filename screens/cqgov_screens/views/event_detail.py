@@ -41,6 +41,7 @@ class EventDetailScreen(Screen):
             yield Static(id="detail-actions")
             yield Static(id="detail-candidates")
             yield Static(id="detail-nearby")
+            yield Static(id="detail-files")
             yield Static(id="detail-timeline")
         yield StatusBar(self.t, self.backend.tier, self.backend.code, self.backend.user, id="detail-status")
 
@@ -59,7 +60,7 @@ class EventDetailScreen(Screen):
         if self.pending:
             for rej in link.rejections:
                 if rej.command_id == self.pending:
-                    status.say(self.t("action.refused", why=rej.reason), error=True)
+                    status.say(self.t.refused(rej.code, rej.reason), error=True)
                     self.pending = None
 
     def reload(self) -> None:
@@ -104,6 +105,7 @@ class EventDetailScreen(Screen):
         self._draw_actions()
         self._draw_candidates()
         self._draw_nearby()
+        self._draw_files()
         self._draw_timeline()
 
     def _draw_stages(self) -> None:
@@ -160,6 +162,36 @@ class EventDetailScreen(Screen):
             out.append(f"  {p.user:<14} {p.name:<8} {p.role_zh:<5} {p.status:<8} {far}\n")
         self.query_one("#detail-nearby", Static).update(out)
 
+    def _draw_files(self) -> None:
+        """The event's attachments (issue 14): ``p`` opens one with the system viewer, fetched on first open."""
+        from cqgov_tui.console.attachments import attachment_rows
+
+        d = self.detail
+        self.files = attachment_rows(self.backend.store, d.event.id) if d else []
+        out = Text(f"{self.t('detail.files')}\n", style="bold")
+        if not self.files:
+            out.append(f"  {self.t('detail.no_files')}\n", style=theme.DIM)
+        for f in self.files:
+            where = "" if f.held else f"  ({self.t('detail.remote_file')})"
+            out.append(f"  {f.n}. {f.name}  {f.mime}  {f.size / 1024:.0f} KiB  {f.kind}  {f.added_by}{where}\n")
+        self.query_one("#detail-files", Static).update(out)
+
+    @work(thread=True, exclusive=True, group="detail-file")
+    def open_file(self, n: int) -> None:
+        from cqgov_tui.console.attachments import open_nth
+        from cqgov_tui.errors import CqgovError
+
+        try:
+            cmd = open_nth(self.backend, self.event_id, n, getattr(self.app, "launch_viewer", None))
+        except CqgovError as exc:
+            self.app.call_from_thread(self._file_done, str(exc).splitlines()[0] or type(exc).__name__, True)
+            return
+        self.app.call_from_thread(self._file_done, self.t("file.opened", cmd=" ".join(cmd)), False)
+
+    def _file_done(self, message: str, error: bool) -> None:
+        self.query_one(StatusBar).say(message, error=error)
+        self._draw_files()
+
     def _draw_timeline(self) -> None:
         d = self.detail
         out = Text(f"{self.t('detail.timeline')}\n", style="bold")
@@ -184,6 +216,11 @@ class EventDetailScreen(Screen):
             first = self.nearby[0].user if getattr(self, "nearby", None) else ""
             self.app.push_screen(Prompt(self.t("prompt.person"), first),
                                  lambda v: v and self._dispatch_to(v.strip()))
+            return
+        if event.key == "p" and getattr(self, "files", None):  # open an attachment (issue 14)
+            event.stop()
+            self.app.push_screen(Prompt(self.t("prompt.file"), "1"),
+                                 lambda v: v and v.strip().isdigit() and self.open_file(int(v.strip())))
             return
         by_key = {k: a for a, k in self.keys.items()}
         action = by_key.get(event.key)
@@ -242,10 +279,13 @@ class EventDetailScreen(Screen):
     def _done(self, outcome) -> None:
         status = self.query_one(StatusBar)
         if not outcome.ok:
-            status.say(self.t("action.refused", why=outcome.message), error=True)
+            status.say(self.t.refused(outcome.code, outcome.message), error=True)
         elif outcome.pending:
+            from cqgov_tui.engine.lifecycle import RULES
+
             self.pending = outcome.command_id
-            status.say(self.t("action.queued", what=outcome.message))
+            rule = RULES.get(outcome.message)  # an action queued is named in the console's language
+            status.say(self.t("action.queued", what=self.t.action(rule.action, rule.zh) if rule else outcome.message))
         else:
             status.say(self.t("action.sent", what=outcome.message))
         self.reload()
