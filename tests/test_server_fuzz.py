@@ -315,6 +315,14 @@ def test_the_issues_500s_are_4xx_with_one_line(served):
     served.assert_unchanged(before)
 
 
+def test_bad_query_parameters_are_one_line(served):
+    r = served.http.get("/v1/events", params={"limit": "many"}, headers=served.auth)
+    assert r.status_code == 422 and r.json() == {"detail": "limit: Input should be a valid integer, unable to parse "
+                                                           "string as an integer"}
+    r = served.http.get("/v1/events", params={"limit": "0"}, headers=served.auth)
+    assert r.status_code == 422 and r.json()["detail"].startswith("limit: ")
+
+
 def test_health_is_one_line_without_a_token_and_details_with_one(served):
     r = served.http.get("/v1/health")
     assert r.status_code == 200 and r.text == "ok\n" and r.headers["content-type"].startswith("text/plain")

@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi_offline import FastAPIOffline
 
@@ -397,6 +398,17 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     @app.exception_handler(CqgovError)
     async def _cqgov_error(_request, exc: CqgovError):
         return JSONResponse({"detail": safe_message(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request, exc: RequestValidationError):
+        # FastAPI answers a list of every error; a caller gets the first, as one line (422 as before).
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body", "header"))
+        msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        line = f"{where}: {msg}" if where else msg
+        return JSONResponse({"detail": line.encode("utf-8", "replace").decode("utf-8").splitlines()[0][:300]},
+                            status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request, exc: Exception):
