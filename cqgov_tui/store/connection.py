@@ -18,7 +18,8 @@ from . import walmark
 
 _PID = re.compile(r"PID (\d+)")
 # No network, no extension directory: what a store needs is built into DuckDB.
-_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False,
+                                                             "autoload_known_extensions": False}
 _DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of DuckDB's file magic
 _FOREIGN = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"),
             (b"PK\x03\x04", "a ZIP archive"))
