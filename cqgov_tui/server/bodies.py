@@ -25,6 +25,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ..domain.entities import Event, Receipt, Status, Tier
 from ..errors import BadInput
+from ..sync.envelope import COMMAND_ID_PATTERN
 
 EARLIEST = 946_684_800.0  # 2000-01-01T00:00Z: no operations data is older
 LATEST = 4_102_444_800.0  # 2100-01-01T00:00Z
@@ -32,7 +33,6 @@ MAX_AHEAD_S = 366 * 86400.0  # a deadline is at most a year (leap day included) 
 MAX_TEXT = 4000
 MAX_CODES = 2000  # targets of one directive (1,031 streets fit)
 MAX_READINGS = 500  # per sensor.reading command: a bounded transaction
-COMMAND_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 # ------------------------------------------------------------ field kinds

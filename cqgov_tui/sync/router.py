@@ -29,6 +29,7 @@ from ..store import Store
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
 from . import changelog, faults, wire
+from .envelope import envelope_problem
 from .host import SyncHost
 from .longpoll import COMMIT, CommitWaiters, watch_disconnect
 
@@ -435,21 +436,15 @@ def _parse_batch(raw: bytes, known_types: set[str] | None) -> list[dict[str, Any
         raise wire.WireError(f"command batch has {len(commands)} commands; at most {MAX_BATCH}")
     seen = set()
     for i, cmd in enumerate(commands):
-        if not isinstance(cmd, dict) or set(cmd) != {"id", "type", "body"}:
-            raise wire.WireError(f"command {i} must have exactly id, type and body")
-        cid, ctype, body = cmd["id"], cmd["type"], cmd["body"]
-        if not isinstance(cid, str) or not 8 <= len(cid) <= 64 or not all(c.isascii() and (c.isalnum() or c in "-_")
-                                                                             for c in cid):
-            raise wire.WireError(f"command {i}: id must be 8-64 characters of letters, digits, - or _")
+        problem = envelope_problem(cmd)  # the envelope's declaration (sync/envelope.py)
+        if problem is not None:
+            raise wire.WireError(f"command {i}: {problem}")
+        cid, ctype = cmd["id"], cmd["type"]
         if cid in seen:
             raise wire.WireError(f"command {i}: id {cid} appears twice in one batch")
         seen.add(cid)
-        if not isinstance(ctype, str) or not 0 < len(ctype) <= 64 or not (ctype.isascii() and ctype.isprintable()):
-            raise wire.WireError(f"command {i}: type must be a command name (1-64 printable ASCII characters)")
         if known_types is not None and ctype not in known_types:
             raise wire.WireError(f"command {i}: unknown command type {ctype[:40]!r}")
-        if not isinstance(body, dict):
-            raise wire.WireError(f"command {i}: body must be an object")
     return commands
 
 
