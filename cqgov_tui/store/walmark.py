@@ -20,14 +20,14 @@ mark is written after the commit whose size it records.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import zlib
 
 from ..errors import StoreCorrupt
 
 SUFFIX = ".walmark"
 _HEADERS = 3 * 4096  # DuckDB's file header and its two alternating database headers
-_VERSION = "cqgov-walmark-1"
+_VERSION = "cqgov-walmark-2"
 
 
 def mark_path(path: str) -> str:
@@ -42,7 +42,8 @@ def _wal_size(path: str) -> int | None:
 
 
 def _digest(head: bytes) -> str:
-    return hashlib.blake2b(head, digest_size=12).hexdigest()
+    # Tells one set of headers from the next (not a defence against forgery): CRC-32 costs microseconds.
+    return f"{zlib.crc32(head):08x}{len(head):05d}"
 
 
 def _headers(path: str) -> str:
@@ -95,8 +96,9 @@ class WalMark:
     def __init__(self, path: str):
         self.path = path
         self._mark = mark_path(path)
-        # One descriptor for the store's lifetime, closed only after DuckDB's (see _headers).
+        # One descriptor on the store for its lifetime, closed only after DuckDB's (see _headers).
         self._fd: int | None = None
+        self._mark_fd: int | None = None
         try:
             self._fd = os.open(path, os.O_RDONLY)
         except OSError:
@@ -107,15 +109,20 @@ class WalMark:
             return
         size = _wal_size(self.path) or 0
         try:
-            text = f"{_VERSION} {size} {_digest(os.pread(self._fd, _HEADERS, 0))}\n"
-            # Written in place, no fsync: a torn or stale mark is read as "no mark" or as an older,
-            # smaller size — never as more than the synced log holds.
-            with open(self._mark, "w", encoding="ascii") as f:
-                f.write(text)
+            # Fixed width, written in place through one descriptor without truncating (a truncating
+            # rewrite cost ~2 ms a commit here) and without fsync: a stale mark only records less than
+            # the synced log holds, never more.
+            text = f"{_VERSION} {size:020d} {_digest(os.pread(self._fd, _HEADERS, 0))}\n".encode("ascii")
+            if self._mark_fd is None:
+                self._mark_fd = os.open(self._mark, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # once
+            os.pwrite(self._mark_fd, text, 0)
         except OSError:
             pass  # the guard is best effort; the store itself is unaffected
 
     def clear(self) -> None:
+        if self._mark_fd is not None:
+            os.close(self._mark_fd)
+            self._mark_fd = None
         try:
             os.remove(self._mark)
         except OSError:
@@ -123,6 +130,7 @@ class WalMark:
 
     def close(self) -> None:
         """After DuckDB has closed the store."""
+        self.clear()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
