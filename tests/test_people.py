@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from cqgov_tui.cli import main
 from cqgov_tui.clock import CST, SimClock
+from cqgov_tui.domain.colour import Colour
 from cqgov_tui.domain.entities import Role, Tier, User
+from cqgov_tui.engine import risk_grades
 from cqgov_tui.errors import BadInput, CqgovError, IllegalTransition, PermissionDenied
 from cqgov_tui.people import roster, tasks
 from cqgov_tui.store import init_store, open_store
@@ -182,8 +184,10 @@ def test_completing_tasks_in_a_batch_and_a_hazard_raises_the_risk_grade(world):
     t = inspections[0]
     admin = User("adm", "adm", Role.ADMIN, Tier.DISTRICT, "500105")
     assert tasks.complete_tasks(store, [(t.id, "hazard", "井盖松动")], admin) == 1
-    point = engine.catalogue.risk_points[t.target]
-    assert tasks.risk_grades(store, engine.catalogue, clock.now()) == {t.target: point.colour.raised().value}
+    # the completed inspection is the inspection risk grades read (one rule: engine.risk_grades)
+    grade = risk_grades.grade_of(store, engine.catalogue, clock.now(), t.target)
+    assert grade.inspected_at == clock.now() and "巡查发现隐患 inspection found a hazard" in grade.reasons
+    assert grade.colour.rank <= Colour.YELLOW.rank
     with pytest.raises(IllegalTransition):
         tasks.complete_tasks(store, [(t.id, None, "")], admin)
     with pytest.raises(BadInput, match="finding"):

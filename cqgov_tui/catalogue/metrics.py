@@ -60,6 +60,17 @@ Directive metrics take ``*``:
 ``receipts_overdue:*``      体征    receipts past their deadline still unacknowledged (件)
 ==========================  ======  ============================================================
 
+Grid-task metrics (网格任务, ``people.tasks``) take ``*``:
+
+==========================  ======  ============================================================
+``tasks_due:*``             体征    tasks due in the window, cancelled ones aside (件)
+``tasks_done:*``            体征    tasks completed in the window (件)
+``tasks_overdue:*``         体征    open tasks past their due time now (件)
+``tasks_done_ratio:*``      KPI     % of the tasks due in the window that are done (完成率)
+``tasks_ontime_ratio:*``    KPI     % of the tasks completed in the window that were completed by
+                                    their due time (按时完成率)
+==========================  ======  ============================================================
+
 Figures fed through 一表通 or another system (``cqgov kpi feed``) take a figure name:
 
 ==========================  ======  ============================================================
@@ -88,15 +99,17 @@ EVENT_KINDS = CATEGORY_KINDS + RISK_KINDS  # kinds whose argument is a category 
 SENSOR_KINDS = ("sensor_max", "sensor_alarms", "sensor_fresh")
 SOURCE_KINDS = ("reported_by",)
 DIRECTIVE_KINDS = ("receipts_ack_ratio", "receipts_overdue")
+TASK_KINDS = ("tasks_due", "tasks_done", "tasks_overdue", "tasks_done_ratio", "tasks_ontime_ratio")
 FIGURE_KINDS = ("figure", "figure_mean", "fresh")
-KINDS = EVENT_KINDS + SENSOR_KINDS + SOURCE_KINDS + DIRECTIVE_KINDS + FIGURE_KINDS
+KINDS = EVENT_KINDS + SENSOR_KINDS + SOURCE_KINDS + DIRECTIVE_KINDS + TASK_KINDS + FIGURE_KINDS
 WINDOWED = ("reported_24h", "closed_24h", "mean_response_min", "handle_days", "ontime_ratio", "review_ratio",
-            "satisfaction", "callback_ratio", "reported_by", "receipts_ack_ratio")
+            "satisfaction", "callback_ratio", "reported_by", "receipts_ack_ratio", "tasks_due", "tasks_done",
+            "tasks_done_ratio", "tasks_ontime_ratio")
 SOURCES = ("citizen", "grid", "sensor", "video", "department", "upper")
 # 城市体征 (vital signs) or KPI (关键绩效指标), by default per kind.
 KPI_KINDS = frozenset({"closed_24h", "overdue_ratio", "mean_response_min", "handle_days", "ontime_ratio",
                        "review_ratio", "satisfaction", "callback_ratio", "risk_inspected_ratio", "sensor_fresh",
-                       "receipts_ack_ratio", "figure_mean", "fresh"})
+                       "receipts_ack_ratio", "figure_mean", "fresh", "tasks_done_ratio", "tasks_ontime_ratio"})
 VITAL, KPI = "vital", "kpi"
 DEFAULT_WINDOW_S = 86400.0
 _WINDOW = re.compile(r"^(\d+)(m|h|d)$")
@@ -122,7 +135,7 @@ class Metric:
             arg = self.sensor_kind or ""
         elif self.kind in SOURCE_KINDS + FIGURE_KINDS:
             arg = self.name or ""
-        elif self.kind in DIRECTIVE_KINDS:
+        elif self.kind in DIRECTIVE_KINDS + TASK_KINDS:
             arg = "*"
         else:
             arg = "*" if self.categories is None else ",".join(self.categories)
@@ -173,7 +186,7 @@ def parse_metric(text: str, categories: Collection[str] | None = None,
         if not _NAME.match(arg):
             raise ValueError(f"figure name {arg!r} in metric {text!r} may hold only letters, digits, . _ -")
         return Metric(kind, name=arg)
-    if kind in DIRECTIVE_KINDS:
+    if kind in DIRECTIVE_KINDS + TASK_KINDS:
         if arg != "*":
             raise ValueError(f"metric {text!r}: {kind} takes '*'")
         return Metric(kind, window_s=window_s, window=window)

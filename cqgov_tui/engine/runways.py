@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import Catalogue
-from ..catalogue.metrics import FIGURE_KINDS, RISK_KINDS, SENSOR_KINDS, Metric, parse_metric
+from ..catalogue.metrics import FIGURE_KINDS, RISK_KINDS, SENSOR_KINDS, TASK_KINDS, Metric, parse_metric
 from ..domain.colour import COLOURS, Colour
 from ..domain.entities import Indicator, Status, SubRunway
 from ..errors import UnknownCode
@@ -154,6 +154,7 @@ class _Inputs:
         self.callbacks: dict[float, dict[str, tuple[int, int]]] = {}
         self.sources: dict[float, dict[str, int]] = {}
         self.receipts: dict[float, dict[str, int]] = {}
+        self.tasks: dict[float, dict[str, Any]] = {}
         self.supervised: dict[str, int] = {}
         for w in windows:
             ms = [m for m in metrics if m.window_s == w]
@@ -173,6 +174,8 @@ class _Inputs:
                 self.sources[w] = store.reported_by_source(scope_code, now, w)
             if k & {"receipts_ack_ratio", "receipts_overdue"}:
                 self.receipts[w] = store.receipt_stats(scope_code, now, w)
+            if k & set(TASK_KINDS):
+                self.tasks[w] = store.task_figures(scope_code, now - w, now)
         if "supervised" in kinds:
             self.supervised = store.open_supervised_counts(scope_code, now)
         self.risk: dict[str, dict[str, int]] = {}
@@ -259,6 +262,17 @@ class _Inputs:
             return _pct(r.get("acked", 0), r.get("sent", 0))
         if k == "receipts_overdue":
             return float(self.receipts.get(m.window_s, {}).get("overdue", 0))
+        if k in TASK_KINDS:
+            t = self.tasks.get(m.window_s, {})
+            if k == "tasks_overdue":
+                return float(t.get("overdue", 0))
+            if k == "tasks_done_ratio":
+                return _pct(t.get("done", 0), t.get("total", 0))
+            if k == "tasks_ontime_ratio":
+                return _pct(t.get("on_time_in", 0), t.get("done_in", 0))
+            if not (t.get("total") or t.get("done_in") or t.get("overdue")):
+                return None  # no task due, done or overdue here: nothing to measure
+            return float(t.get("total", 0) if k == "tasks_due" else t.get("done_in", 0))
         if k in RISK_KINDS:
             if not self.applies(m):
                 return None

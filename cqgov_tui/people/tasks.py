@@ -10,8 +10,9 @@
 * **Event tasks**: ``dispatch_to_person`` dispatches an event to one person
   (not only a department); accept / arrive / dispose on the task move the event.
 
-A risk-point inspection completed with ``finding=hazard`` raises that point's
-grade one colour for 30 days (``risk_grades``).
+A risk-point inspection task completed with a finding (``ok`` / ``hazard``) is an
+inspection of that point like one recorded by hand: ``engine.risk_grades`` — the
+one rule for grades — reads both (``store.last_inspections``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 GENERATED_KEY = "tasks_generated"  # store metadata: "<key>:<scope>:<YYYYMMDD>" → how many were made
 MAX_TITLE = 200
 MAX_NOTE = 2000
-HAZARD_DAYS = 30
 FINDINGS = ("ok", "hazard")
 _COMMAND_ROLES = (Role.ADMIN.value, Role.DISPATCHER.value, Role.DUTY_OFFICER.value)
 TASK_ACTIONS = ("accept", "arrive", "done")
@@ -448,17 +448,6 @@ def task_dict(t: Task, now: float | None = None) -> dict[str, Any]:
     if now is not None:
         d["overdue"] = t.due_at is not None and t.status not in ("done", "cancelled") and t.due_at < now
     return d
-
-
-def risk_grades(store: Store, catalogue: Catalogue, now: float) -> dict[str, str]:
-    """Risk points whose inspection found a hazard in the last 30 days → their grade raised one colour."""
-    since = now - HAZARD_DAYS * 86400
-    out: dict[str, str] = {}
-    for target in store.hazard_targets(since):
-        rp = catalogue.risk_points.get(target)
-        if rp is not None:
-            out[rp.code] = rp.colour.raised().value
-    return out
 
 
 def generate_today(store: Store, engine: Engine, now: float) -> Generated | None:

@@ -166,11 +166,17 @@ class EventFigures(StoreCore):
         return {"sent": int(sent or 0), "acked": int(acked or 0), "overdue": int(overdue or 0)}
 
     def last_inspections(self, since: float, until: float) -> dict[str, tuple[float, str]]:
-        """Risk point code → (time, note) of its latest inspection (audit ``inspect``) in [since, until]."""
+        """Risk point code → (time, note) of its latest inspection in [since, until]: one recorded by hand
+        (audit ``inspect``) or a grid task on the point completed with a finding. The note starts with the
+        result (``ok`` / ``hazard``), which is what ``engine.risk_grades`` reads."""
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT event_id, max(acted_at), arg_max(note, acted_at) FROM {AUDIT_ALL} "
-                "WHERE action = 'inspect' AND acted_at BETWEEN ? AND ? GROUP BY event_id", [since, until]).fetchall()
+                f"SELECT code, max(t), arg_max(note, t) FROM ("
+                f"SELECT event_id AS code, acted_at AS t, note FROM {AUDIT_ALL} "
+                "WHERE action = 'inspect' AND acted_at BETWEEN ? AND ? UNION ALL "
+                "SELECT target, done_at, trim(finding || ' ' || coalesce(note, '')) FROM tasks "
+                "WHERE status = 'done' AND finding IS NOT NULL AND target IS NOT NULL AND done_at BETWEEN ? AND ?"
+                ") GROUP BY code", [since, until, since, until]).fetchall()
         return {c: (float(t), str(n)) for c, t, n in rows}
 
     def risk_grade_history(self, code: str | None = None) -> list[tuple[float, str, str]]:

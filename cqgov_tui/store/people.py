@@ -145,27 +145,29 @@ class PeopleRows(StoreCore):
                                   "ORDER BY coalesce(due_at, created_at), id LIMIT ?", params)
 
     def task_figures(self, scope_code: str, since: float, until: float) -> dict[str, Any]:
-        """Counts and on-time rate of tasks due in [since, until) inside a scope (what the runways read)."""
+        """Counts and on-time rate of tasks inside a scope, what the runways read (``tasks_*`` metrics).
+
+        ``total``/``done``/``on_time``/``periodic``/``adhoc``/``completion_rate``/``on_time_rate`` are over
+        tasks due in [since, until) (cancelled ones aside); ``done_in`` and ``on_time_in`` over tasks
+        completed in (since, until] (on time: by their due time, or with none); ``overdue`` counts tasks
+        still open at ``until`` whose due time has passed."""
         scope = "" if scope_code == "500000" else scope_code
         with self.lock:
             row = self.conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE status = 'done'), "
-                "count(*) FILTER (WHERE status = 'done' AND done_at <= due_at), "
-                "count(*) FILTER (WHERE kind = 'periodic'), count(*) FILTER (WHERE kind = 'adhoc') "
-                "FROM tasks WHERE due_at >= ? AND due_at < ? "
-                "AND starts_with(coalesce(grid_code, street_code, district_code), ?)",
-                [since, until, scope]).fetchall()[0]
-        total, done, on_time, periodic, adhoc = (int(x) for x in row)
+                "SELECT count(*) FILTER (WHERE due), count(*) FILTER (WHERE due AND status = 'done'), "
+                "count(*) FILTER (WHERE due AND status = 'done' AND done_at <= due_at), "
+                "count(*) FILTER (WHERE due AND kind = 'periodic'), count(*) FILTER (WHERE due AND kind = 'adhoc'), "
+                "count(*) FILTER (WHERE fin), count(*) FILTER (WHERE fin AND (due_at IS NULL OR done_at <= due_at)), "
+                "count(*) FILTER (WHERE status NOT IN ('done', 'cancelled') AND due_at < ?) "
+                "FROM (SELECT *, due_at >= ? AND due_at < ? AND status <> 'cancelled' AS due, "
+                "status = 'done' AND done_at > ? AND done_at <= ? AS fin FROM tasks "
+                "WHERE starts_with(coalesce(grid_code, street_code, district_code), ?))",
+                [until, since, until, since, until, scope]).fetchall()[0]
+        total, done, on_time, periodic, adhoc, done_in, on_time_in, overdue = (int(x) for x in row)
         return {"total": total, "done": done, "on_time": on_time, "periodic": periodic, "adhoc": adhoc,
                 "completion_rate": round(done / total, 4) if total else None,
-                "on_time_rate": round(on_time / done, 4) if done else None}
-
-    def hazard_targets(self, since: float) -> list[str]:
-        """Risk points an inspection found a hazard at since ``since``."""
-        with self.lock:
-            rows = self.conn.execute("SELECT DISTINCT target FROM tasks WHERE finding = 'hazard' AND target IS NOT NULL "
-                                     "AND done_at >= ? ORDER BY target", [since]).fetchall()
-        return [r[0] for r in rows]
+                "on_time_rate": round(on_time / done, 4) if done else None,
+                "done_in": done_in, "on_time_in": on_time_in, "overdue": overdue}
 
     def audit_head(self) -> int:
         with self.lock:
