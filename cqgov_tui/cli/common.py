@@ -155,6 +155,9 @@ def log_to(path: str | None, level: str) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at info (an upstream long-poll every 2 s): only at debug.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.NOTSET if level.lower() == "debug" else logging.WARNING)
 
 
 class _SafeFormatter(logging.Formatter):
