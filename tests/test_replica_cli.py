@@ -182,3 +182,14 @@ def test_a_replica_bound_to_another_server_takes_no_snapshot_from_this_one(distr
         assert (store.count_rows("events"), store.head()) == before
     finally:
         store.close()
+
+
+def test_the_console_opens_a_replica_only_with_its_server(district, tmp_path):
+    from cqgov_tui.console.session import open_backend
+    from cqgov_tui.errors import BadInput
+
+    rep = str(tmp_path / "rep.duckdb")
+    _summary(_sync(CliRunner(), district, rep))
+    with pytest.raises(BadInput, match=f"cqgov tui --server {district.url}"):
+        open_backend(db_path=rep)
+    open_store(rep, read_only=True).close()  # refused, and closed again

@@ -63,6 +63,15 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
         if not os.path.exists(db_path):
             raise BadInput(f"no store at {db_path} (create one with `cqgov init`)")
         store = open_store(db_path, clock)
+        if store.is_replica:
+            # Acting on it directly would never reach its server (and a report would need a number only
+            # the server gives): a replica is opened with its server, whose outbox carries the writes.
+            from ..sync.identity import URL_KEY
+
+            url = store.meta(URL_KEY) or "URL"
+            store.close()
+            raise BadInput(f"{db_path} is a replica; open it with its server: cqgov tui --server {url} --token TOKEN "
+                           f"--db {db_path}")
         user = default_user(store)
         # A local store has no server to grant roles; the person at the keyboard acts as admin unless told.
         user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
