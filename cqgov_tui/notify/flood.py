@@ -6,15 +6,18 @@ tells the street's 防汛责任人 (roster duty ``flood``) rather than the duty
 officer. Steps only go up: a street is never sent a lower step than the one it
 already has. A river-level sensor alarm (category ``flood_warning`` from a
 ``river_level`` sensor) issues step 1 to every street of its district at once;
-steps 2 and 3 follow by hand (``cqgov notify flood``), or from the alarm when
-readings climb past ``STEP_LEVELS``.
+steps 2 and 3 follow by hand (``cqgov notify flood``), or from the gauge: while
+the alarm is open, its sensor's latest reading (metres over the warning line)
+at or over ``STEP_LEVELS[1]`` sends 准备转移 and at or over ``STEP_LEVELS[2]``
+立即转移 (``from_levels``, each once per alarm; a gauge that jumps straight past
+both sends only 立即转移, since steps only go up).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..domain.entities import Directive, Event, Role, Tier, User
+from ..domain.entities import Directive, Event, Role, Status, Tier, User
 from ..engine import directives
 from ..errors import BadInput
 from ..scope import CITY_CODE
@@ -71,3 +74,42 @@ def from_alarm(store: Store, registry: Registry, event: Event) -> Directive | No
                            actor="system", role=Role.ADMIN.value, tier=store.tier.value,
                            note=f"{d.number} {d.title} → {event.district_code}")
     return d
+
+
+def _system(store: Store) -> User:
+    return User("system", "系统", Role.ADMIN, store.tier, CITY_CODE if store.tier is Tier.CITY else store.code)
+
+
+def level_step(value: float) -> int:
+    """The step a river level (metres over the warning line) calls for: 0 under the line, else 1-3."""
+    return sum(1 for level in STEP_LEVELS if value >= level)
+
+
+def from_levels(store: Store, registry: Registry, now: float) -> list[Directive]:
+    """Steps 2 and 3 from rising gauges: for each open river-level alarm this node warned for, the step its
+    sensor's latest reading calls for, sent once when it is above the step already sent."""
+    if store.tier is Tier.STREET:
+        return []
+    sent: list[Directive] = []
+    for event_id in store.flood_alarms():
+        event = store.get_event(event_id)
+        if event is None or not Status(event.status).is_open or not event.reporter:
+            continue
+        reading = store.latest_readings([event.reporter], until=now).get(event.reporter)
+        if reading is None:
+            continue
+        key = f"flood_step:{event.id}"
+        step = level_step(reading[1])
+        with store.tx():
+            done = int(store.meta(key, "1") or 1)
+            if step <= done:
+                continue
+            d = warn(store, registry, _system(store), [event.district_code], step,
+                     f"{event.address or event.title}")
+            store.set_meta(key, str(step))
+            store.append_audit(event_id=event.id, action="flood.warn", from_status=event.status,
+                               to_status=event.status, actor="system", role=Role.ADMIN.value, tier=store.tier.value,
+                               note=f"{d.number} {d.title} → {event.district_code}; {event.reporter} "
+                                    f"{reading[1]:g} m ≥ {STEP_LEVELS[step - 1]:g}", at=now)
+        sent.append(d)
+    return sent

@@ -149,6 +149,10 @@ class Notifier:
         if force or mono >= self._next_escalation:
             self._next_escalation = mono + IDLE_CHECK_S
             escalated = self.escalate()
+            if self.registry is not None:
+                from .flood import from_levels
+
+                from_levels(self.store, self.registry, self.clock.now())  # 准备转移 / 立即转移 from rising gauges
         if force or self._maybe_due or mono >= self._next_outbox:
             self._next_outbox = mono + IDLE_CHECK_S
             sent = self.deliver_due()

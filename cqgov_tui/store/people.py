@@ -169,6 +169,13 @@ class PeopleRows(StoreCore):
                 "on_time_rate": round(on_time / done, 4) if done else None,
                 "done_in": done_in, "on_time_in": on_time_in, "overdue": overdue}
 
+    def flood_alarms(self) -> list[str]:
+        """Ids of the river-level alarm events this node sent a flood warning for (``notify.flood``)."""
+        with self.lock:
+            rows = self.conn.execute("SELECT substr(key, 14) FROM store_meta WHERE starts_with(key, 'flood_warned:') "
+                                     "ORDER BY key").fetchall()
+        return [str(r[0]) for r in rows]
+
     def audit_head(self) -> int:
         with self.lock:
             return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchall()[0][0])
