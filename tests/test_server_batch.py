@@ -76,7 +76,7 @@ def test_a_refusal_that_wrote_falls_back_to_one_transaction_per_command(tmp_path
         batch = [_report(1), {"id": "half-0001", "type": "test.half", "body": {}}, _report(2)]
         r = http.post("/v1/commands", json={"commands": batch}, headers=auth).json()
         assert [x["id"] for x in r["accepted"]] == ["report-0001", "report-0002"]
-        assert r["rejected"] == [{"id": "half-0001", "reason": "refused after writing"}]
+        assert r["rejected"] == [{"id": "half-0001", "reason": "refused after writing", "code": "bad_input"}]
         assert store.count_rows("events") == 2
         assert not [a for a in store.audit_entries() if a.action == "half-done"]
         again = http.post("/v1/commands", json={"commands": batch}, headers=auth).json()

@@ -65,7 +65,7 @@ def test_same_id_different_body_is_refused_and_replay_gets_the_same_answer(city)
     assert replay["duplicate"] == [{"id": cid, "result": first["accepted"][0]["result"]}]
     forged = {**cmd, "body": {**cmd["body"], "note": "改过的"}}
     refused = _post(server.url, [forged]).json()
-    assert refused["rejected"] == [{"id": cid, "reason": "id reused with a different body"}]
+    assert refused["rejected"] == [{"id": cid, "reason": "id reused with a different body", "code": "bad_input"}]
     assert len(store.audit_entries(event.id)) == audit_after_first  # applied exactly once
     # a refusal is also answered the same way on replay, and is not re-executed
     bad = {"id": uuid7(), "type": "act", "body": {"ref": event.id, "action": "close"}}

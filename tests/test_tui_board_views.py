@@ -134,3 +134,44 @@ async def test_colon_commands_and_the_palette_open_both_views(backend, tmp_path)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, EvaluationScreen) and app.screen.filled, "the hot list")
         assert app.screen.state.mode == "hot"
+
+
+def supervisions(backend, number: str) -> list:
+    return [d for d in backend.store.directives() if d.title == f"督办 {number}"]
+
+
+@run_async
+async def test_supervise_from_the_command_line_and_the_palette(backend, tmp_path):
+    from cqgov_screens.views.prompt import Prompt
+    from cqgov_screens.widgets.event_queue import EventQueue
+
+    events = sorted(backend.store.all_events(), key=lambda e: e.number)
+    target = next(e for e in events if e.status == "reported" and e.street_code)
+    done = next(e for e in events if e.status == "feedback")
+    backend.engine.act(done.id, "close", backend.user)
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        status = app.screen.query_one("#status")
+        # :supervise NUMBER NOTE — on its own store the console is the supervising tier: a directive to the
+        # street that owns the event, delivered, and noted on the event.
+        app.run_command(f"supervise {target.number} 请30分钟内到场处置")
+        await until(pilot, lambda: "已督办" in status.message, "the supervision confirmed")
+        [directive] = supervisions(backend, target.number)
+        assert directive.targets == [target.street_code] and directive.require_ack
+        assert backend.store.get_receipt(directive.id, target.street_code).state == "delivered"
+        assert [a.action for a in backend.store.audit_entries(target.id)][-1] == "supervise_request"
+        # A closed event cannot be supervised: refused here, in Chinese, and nothing is sent.
+        app.run_command(f"supervise {done.number} 请说明")
+        await until(pilot, lambda: "被拒绝: 当前状态不允许此操作" in status.message, "the refusal")
+        assert done.number in status.message and not supervisions(backend, done.number)
+        app.run_command("supervise NOPE-404 请说明")
+        await until(pilot, lambda: "不在本辖区内" in status.message and "NOPE-404" in status.message, "unknown event")
+        # The palette's "supervise" takes the event under the queue's cursor and asks for the note.
+        row = app.screen.query_one(EventQueue).current_row()
+        before = len(supervisions(backend, row.number))
+        app.run_command("supervise")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the note prompt")
+        assert row.number in app.screen.label
+        await pilot.press(*"请核实", "enter")
+        await until(pilot, lambda: len(supervisions(backend, row.number)) == before + 1, "the palette's supervision")

@@ -145,9 +145,21 @@ async def test_event_walked_to_closed_through_the_outbox_and_a_refusal_shows_the
         await until(pilot, lambda: isinstance(app.screen, EventDetailScreen) and
                     any("street-500108001" in str(h.render()) for h in app.screen.query("#detail-head")),
                     "the foreign event's owner")
-        await pilot.press("v")  # allowed locally, refused by the city: the street owns the event
-        bar = app.screen.query_one(StatusBar)
-        await until(pilot, lambda: "owned by street-500108001" in bar.message, "the server's refusal in the status bar")
+        detail = app.screen
+        # The street owns it: no lifecycle action is offered (the city would refuse it), 督办 is.
+        assert [a.action for a in detail.detail.actions] == ["comment", "supervise"]
+        await pilot.press("u")
+        await until(pilot, lambda: app.screen is not detail, "the supervision prompt")
+        await pilot.press(*"请30分钟内到场处置", "enter")
+        await until(pilot, lambda: any(d.title == f"督办 {city.foreign.number}" for d in city.store.directives()),
+                    "the supervision directive at the server")
+        # A lifecycle command sent anyway (an older console's outbox) is refused with a code, shown translated.
+        outcome = app.backend.act(city.foreign.id, "verify")
+        detail.pending = outcome.command_id
+        bar = detail.query_one(StatusBar)
+        await until(pilot, lambda: "被拒绝: 该事件由下级负责处置" in bar.message and "500108001" in bar.message,
+                    "the server's refusal, in Chinese, in the status bar")
+        assert app.backend.status().rejections[-1].code == "owned_elsewhere"
         assert city.status_of(city.foreign.id) == "reported"
         await until(pilot, lambda: app.backend.store.get_event(city.foreign.id).status == "reported",
                     "the local effect undone")

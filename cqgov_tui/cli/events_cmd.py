@@ -221,6 +221,58 @@ def act(db_path, ref, action, note, departments, target, to_user, user, role, as
             out(f"{event.number} {event.status}")
 
 
+@events.command("supervise")
+@click.argument("ref")
+@click.option("--note", required=True, help="What the owning tier must do (sent with the 督办 directive).")
+@click.option("--deadline", default=None, metavar="WHEN",
+              help="When it must be acknowledged: 30m, 2h, 1d or a local time (default: in one hour).")
+@with_source  # --db FILE (a store, or a replica: through its outbox), or --server URL --token T
+@with_user
+@json_option
+@handle_errors
+def supervise(ref, note, deadline, db_path, server, token, user, role, as_json):
+    """督办 an open event: a directive (acknowledgement required) to the street or district that owns it,
+    noted on the event. By number or id."""
+    from ..engine import directives
+    from .roster_cmd import check_source
+
+    check_source(db_path, server, token)
+    if not note.strip():
+        raise BadInput("--note must say what the owning tier must do", code="note_required")
+    if server:
+        from .roster_cmd import remote
+
+        import time
+
+        body: dict = {"event": ref, "note": note.strip()}
+        if deadline is not None:
+            body["deadline_at"] = directives.parse_deadline(deadline, time.time())
+        with remote(server, token) as r:
+            result = r.command("supervise", body)
+        return _supervised(result.get("number"), result.get("directive_id"), result.get("event_id"), as_json)
+    from ..store import open_store
+
+    with open_store(db_path) as store:
+        when = directives.parse_deadline(deadline, store.clock.now()) if deadline is not None else None
+        if store.is_replica:
+            from . import replica_writes
+
+            return replica_writes.supervise(store, _actor(store, user, role), ref, note=note.strip(),
+                                            deadline_at=when, as_json=as_json)
+        engine = _engine(store)
+        d, event = directives.supervise(store, engine.registry, actor=_actor(store, user, role), event_ref=ref,
+                                        note=note.strip(), deadline_at=when)
+        directives.deliver_to_all(store, engine.registry, d, _actor(store, user, role))  # no lower tier here
+        _supervised(d.number, d.id, event.id, as_json, event.number)
+
+
+def _supervised(number, directive_id, event_id, as_json: bool, event_number: str | None = None) -> None:
+    if as_json:
+        emit_json({"directive_id": directive_id, "number": number, "event_id": event_id})
+    else:
+        out(f"{field(event_number or event_id)} 督办 → {field(number)}")
+
+
 @events.command("attach")
 @click.argument("ref")
 @click.argument("file", type=click.Path(dir_okay=False))

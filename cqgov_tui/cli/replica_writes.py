@@ -1,4 +1,4 @@
-"""`cqgov events report/act` on a replica: the command goes into the replica's outbox, as the console's do.
+"""`cqgov events report/act/supervise` on a replica: the command goes into the replica's outbox, as the console's do.
 
 A replica never applies a command itself (only its server numbers events and
 writes their audit): the event appears or moves in the replica at once, and the
@@ -72,6 +72,22 @@ def act(store, actor: User, ref: str, action: str, *, note: str, departments: li
     cid = offline.enqueue(store, "act", body, now=store.clock.now(), user=actor)
     after = store.get_event(event.id)
     _done(store, cid, after, f"{field(event.number)} {action} → {field(after.status if after else '?')}", as_json)
+
+
+def supervise(store, actor: User, ref: str, *, note: str, deadline_at: float | None, as_json: bool) -> None:
+    """督办 from a replica: checked against what the replica holds (the event, open, a note), then queued."""
+    from ..domain.entities import Status
+    from ..engine.access import find_event
+    from ..errors import IllegalTransition
+
+    event = find_event(store, ref, actor)
+    if not Status(event.status).is_open:
+        raise IllegalTransition(f"cannot supervise {event.number}: it is {event.status}")
+    body: dict = {"event": event.id, "note": note}
+    if deadline_at is not None:
+        body["deadline_at"] = deadline_at
+    cid = offline.enqueue(store, "supervise", body, now=store.clock.now(), user=actor)
+    _done(store, cid, event, f"{field(event.number)} supervise", as_json)
 
 
 def _queued_body(store, cid: str) -> dict:

@@ -30,6 +30,7 @@ from .names import Names
 class Rejection:
     command_id: str
     reason: str
+    code: str = "refused"  # the server's stable refusal code (errors.REFUSAL_CODES): the console translates it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,15 @@ class Outcome:
     command_id: str | None = None
     pending: bool = False  # queued in the outbox, not yet confirmed by the server
     ref: str | None = None  # what the command made (a directive's id), to follow it at once
+    code: str | None = None  # a refusal's stable code (errors.REFUSAL_CODES), translated by the console
+
+
+def refused(exc: CqgovError) -> Outcome:
+    """A refusal as an outcome: the one-line reason and its code."""
+    from ..errors import refusal_code
+
+    text = str(exc)
+    return Outcome(False, text.splitlines()[0] if text else type(exc).__name__, code=refusal_code(exc))
 
 
 class Backend(abc.ABC):
@@ -148,14 +158,26 @@ class Backend(abc.ABC):
     def act(self, event_id: str, action: str, note: str = "", departments: list[str] | None = None,
             target: str | None = None) -> Outcome: ...
 
-    def supervise(self, event_id: str, note: str) -> Outcome:
-        """督办 an event another tier owns (a directive to it that must be acknowledged)."""
-        if not (note or "").strip():
-            return Outcome(False, "supervise needs a note")
-        return self._enqueue_supervise(event_id, note.strip())
+    def supervise(self, event_ref: str, note: str) -> Outcome:
+        """督办 an open event in this console's jurisdiction (id or number): a directive to the jurisdiction
+        that owns it, which must be acknowledged. Refused here, with its code, when the server would refuse
+        it for what the console can see (no such event, closed, no note)."""
+        from ..domain.entities import Status
+        from ..engine.access import find_event
 
+        try:
+            event = find_event(self.store, (event_ref or "").strip(), self.user)
+        except CqgovError as exc:
+            return refused(exc)
+        if not Status(event.status).is_open:
+            return Outcome(False, f"cannot supervise {event.number}: it is {event.status}", code="illegal_transition")
+        if not (note or "").strip():
+            return Outcome(False, f"supervising {event.number} needs a note", code="note_required")
+        return self._enqueue_supervise(event.id, note.strip())
+
+    @abc.abstractmethod
     def _enqueue_supervise(self, event_id: str, note: str) -> Outcome:
-        return Outcome(False, "this console owns its events: act on them instead of supervising")
+        """Send the supervision of an event already checked by ``supervise``."""
 
     @abc.abstractmethod
     def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
@@ -199,7 +221,7 @@ class LocalBackend(Backend):
         try:
             event = self.engine.act(event_id, action, self.user, note=note, departments=departments, target=target)
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         return Outcome(True, f"{event.number} → {event.status}")
 
     def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
@@ -207,21 +229,31 @@ class LocalBackend(Backend):
             event = self.engine.report(category=category, title=title, text=text, code=code, source="citizen",
                                        reporter=self.user.user, actor=self.user)
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         return Outcome(True, event.number, event.id, ref=event.id)
+
+    def _enqueue_supervise(self, event_id: str, note: str) -> Outcome:
+        """On its own store the console is the supervising tier: the directive is made and delivered here."""
+        registry = full_registry(self.registry)
+        try:
+            directive, event = directives.supervise(self.store, registry, actor=self.user, event_ref=event_id, note=note)
+            directives.deliver_to_all(self.store, registry, directive, self.user)
+        except CqgovError as exc:
+            return refused(exc)
+        return Outcome(True, f"{event.number} → {directive.number}", directive.id, ref=directive.id)
 
     def send_directive(self, draft: DirectiveDraft) -> Outcome:
         try:
             directive = local_directive(self.store, full_registry(self.registry), self.catalogue, self.user, draft.validate())
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         return Outcome(True, directive.number, directive.id, ref=directive.id)
 
     def receipt(self, directive_id, jurisdiction_code, state) -> Outcome:
         try:
             r = directives.advance(self.store, directive_id, jurisdiction_code, state, self.user)
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         return Outcome(True, f"{r.jurisdiction_code} {r.state}")
 
     def status(self) -> LinkStatus:
@@ -316,7 +348,7 @@ class RemoteBackend(Backend):
         try:
             cid = self.client.enqueue(kind, body)
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         return Outcome(True, label, cid, pending=True, ref=ref)
 
     def act(self, event_id, action, note="", departments=None, target=None) -> Outcome:
@@ -329,7 +361,8 @@ class RemoteBackend(Backend):
         return self._enqueue("act", body, action)
 
     def _enqueue_supervise(self, event_id: str, note: str) -> Outcome:
-        return self._enqueue("supervise", {"event": event_id, "note": note}, "supervise")
+        event = self.store.get_event(event_id)
+        return self._enqueue("supervise", {"event": event_id, "note": note}, event.number if event else event_id)
 
     def report(self, category: str, code: str, title: str = "", text: str = "") -> Outcome:
         now = self.clock.now()
@@ -354,7 +387,7 @@ class RemoteBackend(Backend):
         try:
             draft.validate()
         except CqgovError as exc:
-            return Outcome(False, str(exc))
+            return refused(exc)
         now = self.clock.now()
         directive_id = uuid7(int(now * 1000))  # chosen here so the receipts screen can follow it at once
         body = {"directive_id": directive_id, "title": draft.title.strip(), "text": draft.text or draft.title.strip(),
@@ -409,7 +442,7 @@ def link_status_of(st, server_url: str, lag_slow_s: float = 10.0) -> LinkStatus:
     if mode == "live" and slow:
         mode = "lagging"
     # The client lists the newest first; the console keeps the newest last.
-    rejections = tuple(Rejection(str(r.get("id", "")), str(r.get("reason", "")))
+    rejections = tuple(Rejection(str(r.get("id", "")), str(r.get("reason", "")), str(r.get("code") or "refused"))
                        for r in reversed(data.get("recent_rejections") or ()))
     return LinkStatus(
         mode=mode, server=server_url, lag_s=None if lag is None else float(lag),

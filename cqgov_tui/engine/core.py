@@ -85,7 +85,7 @@ class Engine:
         cat = self.catalogue.category(category)
         where = drafting.place(self.registry, lon, lat, code, self._placed)
         if not event_in_scope(actor.scope_code, where.district, where.street, where.grid):
-            raise PermissionDenied(f"{actor.user} may not report outside {actor.scope_code}")
+            raise PermissionDenied(f"{actor.user} may not report outside {actor.scope_code}", code="not_in_jurisdiction")
         try:
             colour_value = Colour.parse(colour).value if colour else cat.default_colour.value
         except ValueError as exc:

@@ -92,7 +92,8 @@ def validate_targets(registry: Registry, sender: User, store_code: str, targets:
         if not below and not (j.code == sender.scope_code and own < _tier_level(Tier.STREET)):
             raise BadInput(f"{code} ({j.name}) is not below the {Tier(sender.tier).value} tier")
         if not covers(sender.scope_code, j.code) or not covers(store_code, j.code):
-            raise PermissionDenied(f"{sender.user} may not direct {code} ({j.name}): outside {sender.scope_code}")
+            raise PermissionDenied(f"{sender.user} may not direct {code} ({j.name}): outside {sender.scope_code}",
+                                   code="not_in_jurisdiction")
         out.append(j.code)
     out += [t for t in normal if not audience.is_jurisdiction(t)]
     return list(dict.fromkeys(out))
@@ -158,6 +159,36 @@ def send(store: Store, registry: Registry, *, actor: User, targets: list[str], t
         _audit(store, d.id, "directive.send", actor,
                f"{d.number} → {', '.join(codes)}; {PRIORITIES[d.priority]}; deadline {local(deadline):%m-%d %H:%M}")
     return d
+
+
+SUPERVISE_WITHIN_S = 3600.0  # a 督办 directive's default deadline
+
+
+def supervise(store: Store, registry: Registry, *, actor: User, event_ref: str, note: str,
+              deadline_at: float | None = None) -> tuple[Directive, Any]:
+    """督办 an open event: a directive (high priority, acknowledgement required) to the jurisdiction that
+    owns it — its street, or its district when it has none — noted on the event's audit. The server's
+    ``supervise`` command and a console on its own store both come here. Returns (directive, event)."""
+    from ..domain.entities import Status
+
+    event = access.find_event(store, event_ref, actor)
+    if not Status(event.status).is_open:
+        raise IllegalTransition(f"cannot supervise {event.number}: it is {event.status} "
+                                f"({Status(event.status).zh})")
+    note = (note or "").strip()
+    if not note:
+        raise BadInput(f"supervising {event.number} needs a note saying what the owning tier must do",
+                       code="note_required")
+    owner = event.street_code or event.district_code
+    now = store.clock.now()
+    with store.tx():
+        d = send(store, registry, actor=actor, targets=[owner], title=f"督办 {event.number}",
+                 text=f"督办 {event.number} {event.title}: {note}", priority="high",
+                 deadline_at=deadline_at or now + SUPERVISE_WITHIN_S, require_ack=True)
+        store.append_audit(event_id=event.id, action="supervise_request", from_status=event.status,
+                           to_status=event.status, actor=actor.user, role=Role(actor.role).value,
+                           tier=Tier(actor.tier).value, note=f"{d.number}: {note}")
+    return d, event
 
 
 def parse_deadline(text: str, now: float) -> float:
@@ -287,7 +318,8 @@ def advance(store: Store, directive_ref: str, code: str, state: str, actor: User
     if not (code.isdigit() and _level(code) == _tier_level(Tier.STREET)):
         raise BadInput(f"receipts are answered per street: {code!r} is not a street code")
     if not covers(actor.scope_code, code):
-        raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}")
+        raise PermissionDenied(f"{actor.user} may not answer for {code}: outside {actor.scope_code}",
+                               code="not_in_jurisdiction")
     with store.tx():
         d = store.get_directive(directive_ref)
         if d is None or code not in set(_street_scope(d, code)):

@@ -93,7 +93,7 @@ def check(status: Status | str, action: str, role: Role | str, tier: Tier | str,
     if tier not in rule.tiers:
         raise PermissionDenied(f"the {tier.value} tier may not {rule.action} (event is {status.value})")
     if rule.needs_note and not (note or "").strip():
-        raise IllegalTransition(f"{rule.action} needs a reason (event is {status.value})")
+        raise IllegalTransition(f"{rule.action} needs a reason (event is {status.value})", code="note_required")
     if rule.needs_target and not target:
         raise IllegalTransition(f"{rule.action} needs the event to merge into (event is {status.value})")
     return rule

@@ -223,7 +223,8 @@ def visible(scope_code: str, row_scope: str | None, entity: str = "event") -> bo
 
 def require_visible(principal: User, row_scope: str | None, what: str, entity: str = "event") -> None:
     if not visible(principal.scope_code, row_scope, entity):
-        raise PermissionDenied(f"{principal.user} may not touch {what}: outside {principal.scope_code}")
+        raise PermissionDenied(f"{principal.user} may not touch {what}: outside {principal.scope_code}",
+                               code="not_in_jurisdiction")
 
 
 def check_server_scope(principal: User, server_tier: Tier, server_code: str) -> None:

@@ -144,7 +144,8 @@ class CommandHandler:
         if rule.target is not None and event.origin_node != self.store.node:
             # The owning tier applies lifecycle actions; an upper tier supervises (see federation.py).
             raise PermissionDenied(
-                f"{event.number} is owned by {event.origin_node}; its tier acts on it — send `supervise` instead")
+                f"{event.number} is owned by {event.origin_node}; its tier acts on it — send `supervise` instead",
+                code="owned_elsewhere")
         event = self.engine.act(event.id, action, actor, note=body.note,
                                 departments=[d.strip() for d in body.departments] if body.departments is not None
                                 else None, target=body.target)
@@ -152,17 +153,8 @@ class CommandHandler:
 
     def _supervise(self, actor: User, body: bodies.SuperviseBody) -> dict:
         """督办 an event from an upper tier: a directive to the owning jurisdiction, noted on the event."""
-        ref, note = body.event, body.note
-        event = access.find_event(self.store, ref, actor)
-        owner = event.street_code or event.district_code
-        now = self.store.clock.now()
-        deadline = body.deadline_at or now + 3600.0
-        d = directives.send(self.store, self.registry, actor=actor, targets=[owner],
-                            title=f"督办 {event.number}", text=f"督办 {event.number} {event.title}: {note}",
-                            priority="high", deadline_at=deadline, require_ack=True)
-        self.store.append_audit(event_id=event.id, action="supervise_request", from_status=event.status,
-                                to_status=event.status, actor=actor.user, role=Role(actor.role).value,
-                                tier=Tier(actor.tier).value, note=f"{d.number}: {note}")
+        d, event = directives.supervise(self.store, self.registry, actor=actor, event_ref=body.event, note=body.note,
+                                        deadline_at=body.deadline_at)
         return {"directive_id": d.id, "number": d.number, "event_id": event.id}
 
     # ---- directives

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import BadInput, CqgovError, PermissionDenied, UnknownCode
+from ..errors import BadInput, CqgovError, IllegalTransition, PermissionDenied, UnknownCode
 from ..ids import uuid7
 
 
@@ -123,6 +123,14 @@ class Remote:
         return one_result(reply, env["id"])
 
 
+_BY_CODE: dict[str, type[CqgovError]] = {
+    "illegal_transition": IllegalTransition, "note_required": IllegalTransition,
+    "permission_denied": PermissionDenied, "not_in_jurisdiction": PermissionDenied,
+    "owned_elsewhere": PermissionDenied, "rate_limited": PermissionDenied,
+    "unknown_code": UnknownCode, "store_unavailable": RemoteError, "internal_error": RemoteError,
+}
+
+
 def one_result(reply: dict, command_id: str) -> dict:
     """Find one command's outcome in a batch reply, whatever list it landed in."""
     for key in ("accepted", "duplicate", "duplicates"):
@@ -133,11 +141,14 @@ def one_result(reply: dict, command_id: str) -> dict:
                 return (reply.get("results") or {}).get(command_id, {})
     for item in reply.get("rejected") or []:
         if isinstance(item, dict) and item.get("id") == command_id:
-            reason = item.get("reason") or item.get("error") or "refused"
+            reason = str(item.get("reason") or item.get("error") or "refused")
+            code = item.get("code") if isinstance(item.get("code"), str) else None
+            if code is not None:  # the server's stable code picks the error (and so the CLI's exit code)
+                raise _BY_CODE.get(code, BadInput)(reason, code=code)
             status = item.get("status")
-            if status in (401, 403) or "may not" in str(reason) or "outside" in str(reason):
-                raise PermissionDenied(str(reason))
-            raise BadInput(str(reason))
+            if status in (401, 403) or "may not" in reason or "outside" in reason:
+                raise PermissionDenied(reason)
+            raise BadInput(reason)
     if command_id in (reply.get("deferred") or []):
         raise RemoteError(f"the server could not apply command {command_id} now "
                           f"({str(reply.get('error') or 'store unavailable')[:120]}); try again later")

@@ -453,7 +453,7 @@ class SyncClient:
                 return result
             reason = f"refused by server: {_detail(resp)}"
             with self.store.tx():
-                self._reject(rows[0], reason, now)
+                self._reject(rows[0], reason, now, "bad_input")
             result.rejected = 1
             return result
         try:
@@ -478,7 +478,9 @@ class SyncClient:
             for item in lists["rejected"]:
                 row = by_id.get(item.get("id"))
                 if row is not None and row.id not in answered:
-                    self._reject(row, str(item.get("reason", "refused")), now)
+                    code = item.get("code")
+                    self._reject(row, str(item.get("reason", "refused")), now,
+                                 code if isinstance(code, str) else "refused")
                     answered.add(row.id)
                     result.rejected += 1
         left = [i for i in ids if i not in answered]
@@ -499,9 +501,10 @@ class SyncClient:
         self._failed(error)
         self.outbox.retry_later(ids, self.clock.now() + self._backoff(attempts), error)
 
-    def _reject(self, row: OutboxRow, reason: str, now: float) -> None:
-        """A refused command leaves the queue as 'rejected' (shown, never dropped) and its local effect is undone."""
-        self.outbox.answered(row.id, REJECTED, {"reason": reason}, "", now)
+    def _reject(self, row: OutboxRow, reason: str, now: float, code: str = "refused") -> None:
+        """A refused command leaves the queue as 'rejected' (shown, never dropped) and its local effect is undone.
+        ``code`` is the server's stable refusal code (``errors.REFUSAL_CODES``), kept for the console to translate."""
+        self.outbox.answered(row.id, REJECTED, {"reason": reason, "code": code[:40]}, "", now)
         if row.pre_image and row.post_image:
             replica.restore_events(self.store, row.pre_image.get("event", {}), row.post_image.get("event", {}))
 
@@ -538,8 +541,8 @@ class SyncClient:
             last_error, bytes_in, bytes_out = self.last_error, self.bytes_in, self.bytes_out
             offline_since, last_pull_at, last_push_at = self.offline_since, self.last_pull_at, self.last_push_at
             pulls, pushes, resyncs = self.pulls, self.pushes, self.resyncs
-        recent = [{"id": r.id, "type": r.type, "reason": (r.result or {}).get("reason", "")}
-                  for r in self.outbox.rejections(10)]
+        recent = [{"id": r.id, "type": r.type, "reason": (r.result or {}).get("reason", ""),
+                   "code": (r.result or {}).get("code", "refused")} for r in self.outbox.rejections(10)]
         return SyncStatus(
             state=mode, lag_s=lag, outbox=self.outbox.count(PENDING), rejected=self.outbox.count(REJECTED),
             recent_rejections=recent,

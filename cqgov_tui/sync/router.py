@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..domain.entities import User
-from ..errors import CqgovError, StoreError
+from ..errors import CqgovError, StoreError, refusal_code
 from ..store import Store
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
@@ -547,11 +547,12 @@ class _Fallback(Exception):
 
 def _prior_reply(prior: tuple[str, str, str], digest: str, cid: str, reply: dict[str, Any]) -> None:
     if prior[0] != digest:
-        reply["rejected"].append({"id": cid, "reason": "id reused with a different body"})
+        reply["rejected"].append({"id": cid, "reason": "id reused with a different body", "code": "bad_input"})
     elif prior[1] == "accepted":
         reply["duplicate"].append({"id": cid, "result": json.loads(prior[2])})
     else:
-        reply["rejected"].append({"id": cid, "reason": json.loads(prior[2])["reason"]})
+        prior_doc = json.loads(prior[2])
+        reply["rejected"].append({"id": cid, "reason": prior_doc["reason"], "code": prior_doc.get("code", "refused")})
 
 
 def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
@@ -578,9 +579,10 @@ def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> 
                 store.rollback_to(mark)  # a refused command leaves nothing staged
             except FlushedPastMark:
                 raise _Fallback from None
-            reason = _one_line(str(exc)) or type(exc).__name__
-            records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason}, ensure_ascii=False)))
-            reply["rejected"].append({"id": cid, "reason": reason})
+            reason, code = _one_line(str(exc)) or type(exc).__name__, refusal_code(exc)
+            records.append((cid, digest, ctype, "rejected", json.dumps({"reason": reason, "code": code},
+                                                                        ensure_ascii=False)))
+            reply["rejected"].append({"id": cid, "reason": reason, "code": code})
             continue
         text = json.dumps(result, ensure_ascii=False, default=str)
         records.append((cid, digest, ctype, "accepted", text))
@@ -607,6 +609,7 @@ def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]]) 
                     store.record_commands([(cid, digest, ctype, "accepted", text)], user.user)
                 reply["accepted"].append({"id": cid, "result": json.loads(text)})
             except Exception as exc:  # noqa: BLE001 - sorted below: the command's fault or the store's
+                code = refusal_code(exc)  # the stable code beside the reason (errors.REFUSAL_CODES)
                 if isinstance(exc, CqgovError) and not isinstance(exc, StoreError):
                     reason = _one_line(str(exc)) or type(exc).__name__
                 elif faults.store_unavailable(exc, store):
@@ -619,15 +622,16 @@ def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]]) 
                     # The store answers: the command itself failed its handler. Rejected (and recorded) so
                     # that it leaves the client's outbox instead of being resent for ever.
                     log.exception("command %s (%s) failed in its handler; rejected", cid, ctype)
-                    reason = faults.reason_for(exc)
+                    reason, code = faults.reason_for(exc), "internal_error"
                 try:
                     with store.tx():
                         store.record_commands([(cid, digest, ctype, "rejected",
-                                                json.dumps({"reason": reason}, ensure_ascii=False))], user.user)
+                                                json.dumps({"reason": reason, "code": code}, ensure_ascii=False))],
+                                              user.user)
                 except Exception as record_exc:  # noqa: BLE001 - the store failed now: defer instead
                     log.warning("cannot record rejection of %s: %s", cid, record_exc)
                     reply["deferred"] = [c["id"] for c in commands[n:]]
                     reply["error"] = f"server could not apply commands now: {type(record_exc).__name__}"
                     break
-                reply["rejected"].append({"id": cid, "reason": reason})
+                reply["rejected"].append({"id": cid, "reason": reason, "code": code})
     return reply

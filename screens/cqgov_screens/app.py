@@ -119,7 +119,7 @@ class ConsoleApp(App):
         try:
             self.backend.start()
         except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
-            self.status_say(str(exc), error=True)
+            self.status_say(self.t.error(exc), error=True)
         if self.keys_error:
             self.status_say(self.keys_error, error=True)
         self._timer = self.set_interval(self.tick_s, self._tick)
@@ -292,7 +292,7 @@ class ConsoleApp(App):
             status.low_bandwidth = self.low_bandwidth
             status.set_state(link=f.link, now=f.now)
         except Exception as exc:  # a pane being rebuilt; the next frame repaints it
-            self.status_say(str(exc), error=True)
+            self.status_say(self.t.error(exc), error=True)
             self.feed.invalidate()
             return
         if first:
@@ -381,12 +381,15 @@ class ConsoleApp(App):
         self.status_say(self.t("error.worker", e=message.error), error=True)
 
     def status_say(self, text: str, error: bool = False) -> None:
-        centre = self._centre_screen()
-        if centre is not None:
+        """On the status bar of the screen in front (a detail, my work) or else the command centre's."""
+        for screen in (self.screen, self._centre_screen()):
+            if screen is None:
+                continue
             try:
-                centre.query_one(StatusBar).say(text, error)
-            except Exception:
-                pass
+                screen.query_one(StatusBar).say(text, error)
+                return
+            except Exception:  # a modal without a status bar, or a screen being rebuilt
+                continue
 
     # ------------------------------------------------------------ pane messages
 
@@ -545,7 +548,7 @@ class ConsoleApp(App):
             try:
                 event = self.backend.store.resolve_event(arg)
             except Exception as exc:
-                self.status_say(str(exc), error=True)
+                self.status_say(self.t.error(exc), error=True)
                 return
             self.open_event(event.id)
         elif cmd in ("drill", "map"):
@@ -553,7 +556,7 @@ class ConsoleApp(App):
             try:
                 centre.query_one(RegionMap).drill_to(arg.strip())
             except Exception as exc:
-                self.status_say(str(exc), error=True)
+                self.status_say(self.t.error(exc), error=True)
         elif cmd == "top":
             centre = self._centre_screen()
             centre.query_one(RegionMap).drill_to("500000")
@@ -569,8 +572,57 @@ class ConsoleApp(App):
             self.action_my_work()
         elif cmd in ("hot", "rank"):
             self.evaluation_command(cmd, arg)
+        elif cmd in ("supervise", "督办"):
+            self.supervise_command(arg)
         else:
             self.status_say(self.t("cmd.unknown", c=cmd), error=True)
+
+    def supervise_command(self, arg: str) -> None:
+        """``:supervise [NUMBER] [NOTE]`` (and the palette): 督办 an event. Without a number, the event on
+        screen (its detail) or under the queue's cursor; a missing note is asked for."""
+        from .views.prompt import Prompt
+
+        parts = arg.split(maxsplit=1)
+        ref = parts[0] if parts else self._current_event()
+        note = parts[1] if len(parts) > 1 else ""
+        if not ref:
+            self.push_screen(Prompt(self.t("supervise.prompt_ref")),
+                             lambda v: v and len(v.split(maxsplit=1)) == 2 and self.supervise_command(v))
+            return
+        if not note.strip():
+            shown = ref
+            try:
+                shown = self.backend.store.resolve_event(ref).number
+            except Exception:  # the backend names what is wrong with the reference once it is sent
+                pass
+            self.push_screen(Prompt(self.t("supervise.prompt_note", n=shown)),
+                             lambda v: v and v.strip() and self._supervise(ref, v.strip()))
+            return
+        self._supervise(ref, note.strip())
+
+    def _current_event(self) -> str | None:
+        """The event the user is looking at: the open detail's, or the queue's selected row."""
+        event_id = getattr(self.screen, "event_id", None)
+        if isinstance(event_id, str):
+            return event_id
+        centre = self._on_centre()
+        if centre is not None:
+            row = centre.query_one(EventQueue).current_row()
+            return row.id if row is not None else None
+        return None
+
+    @work(thread=True, group="supervise", exit_on_error=False)
+    def _supervise(self, ref: str, note: str) -> None:
+        outcome = self.backend.supervise(ref, note)
+        self.call_from_thread(self._supervised, outcome)
+
+    def _supervised(self, outcome) -> None:
+        if not outcome.ok:
+            self.status_say(self.t.refused(outcome.code, outcome.message), error=True)
+            return
+        key = "action.queued" if outcome.pending else "supervise.done"
+        self.status_say(self.t(key, what=outcome.message))
+        self.refresh_data()
 
     def evaluation_command(self, mode: str, arg: str) -> None:
         """``:hot [PERIOD]`` and ``:rank [district|street|department] [PERIOD]``."""
@@ -613,7 +665,7 @@ class ConsoleApp(App):
 
     def _reported(self, outcome) -> None:
         if not outcome.ok:
-            self.status_say(self.t("action.refused", why=outcome.message), error=True)
+            self.status_say(self.t.refused(outcome.code, outcome.message), error=True)
             return
         self.status_say(self.t("report.done", what=outcome.message))
         self.refresh_data()
@@ -639,7 +691,7 @@ class ConsoleApp(App):
         try:
             result = export(self.backend.store, name, period=period, fmt=fmt, out=out)
         except CqgovError as exc:
-            self.call_from_thread(self.status_say, _one_line(exc), True)
+            self.call_from_thread(self.status_say, self.t.error(exc), True)
             return
         self.call_from_thread(self.status_say, self.t("export.done", name=result["name"], rows=result["rows"], out=out))
 

@@ -127,7 +127,7 @@ class ComposeScreen(Screen):
     def _sent(self, outcome) -> None:
         status = self.query_one(StatusBar)
         if not outcome.ok:
-            status.say(self.t("action.refused", why=outcome.message), error=True)
+            status.say(self.t.refused(outcome.code, outcome.message), error=True)
             return
         self.app.notify(self.t("compose.sent", n=outcome.message))
         # Follow the directive at once; on a server it shows as soon as the sync brings it back.

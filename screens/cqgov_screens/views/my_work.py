@@ -127,7 +127,7 @@ class MyWorkScreen(Screen):
         if outcome.ok:
             status.say(self.t("work.done", what=outcome.message))
         else:
-            status.say(self.t("action.refused", why=outcome.message), error=True)
+            status.say(self.t.refused(outcome.code, outcome.message), error=True)
         self.reload()
 
     def action_back(self) -> None:

@@ -89,7 +89,7 @@ class ReceiptsScreen(ModalScreen[None]):
             self.app.notify(self.t("receipts.answered", code=code, state=self.t(f"receipt.{state}")))
             self.reload()
         else:
-            self.app.notify(self.t("action.refused", why=outcome.message), severity="error")
+            self.app.notify(self.t.refused(outcome.code, outcome.message), severity="error")
 
     def action_close(self) -> None:
         self.dismiss(None)

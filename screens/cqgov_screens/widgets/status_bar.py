@@ -1,4 +1,5 @@
-"""The status bar: tier and code, server, user and role, sync state, outbox, clock, last message."""
+"""The status bar: tier and code, server, user and role, sync state, outbox and clock on one line; the last
+refusal or message on a second line below it, wrapped (never cut off), shown only while there is one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from .. import theme
 from ..messages import PaneFilled
 
 
+MAX_MESSAGE = 600  # characters of one message (a runaway reason is bounded, an ordinary one never cut)
+
+
 class StatusBar(Static):
     def __init__(self, strings, tier: Tier, code: str, user, **kw):
         super().__init__("", **kw)
@@ -26,7 +30,7 @@ class StatusBar(Static):
         self.message = ""
         self.message_error = False
         self.low_bandwidth = False
-        self._last: Text | None = None
+        self._last: tuple | None = None
         self.filled = False  # the backend's link state and the clock are shown
 
     def set_state(self, *, link: LinkStatus | None = None, now: float | None = None) -> None:
@@ -40,7 +44,7 @@ class StatusBar(Static):
             self.post_message(PaneFilled("status"))
 
     def say(self, message: str, error: bool = False) -> None:
-        self.message = plain(message)[:160]
+        self.message = plain(message)[:MAX_MESSAGE]
         self.message_error = error
         self._redraw()
 
@@ -72,16 +76,37 @@ class StatusBar(Static):
         text.append(f" │ {self.t('status.outbox')} {self.link.outbox} ")
         if self.low_bandwidth:
             text.append(f"│ {self.t('status.lowbw')} ", style=theme.SUPERVISED)
+        text.append(f"│ {fmt_local(self.now, with_date=True)}" if self.now else "")
+        # The second line: whole sentences, wrapped to the width (a refusal must be readable in full).
+        notes = Text()
         if self.link.rejections:
             last = self.link.rejections[-1]
-            text.append(f"│ {self.t('status.rejected')}: {plain(last.reason)[:60]} ", style=theme.OVERDUE)
+            notes.append(f"{self.t('status.rejected')}: {plain(self.t.refusal(last.code, last.reason))[:MAX_MESSAGE]}",
+                         style=theme.OVERDUE)
         elif self.link.last_error and self.link.mode != "live":
-            text.append(f"│ {plain(self.link.last_error)[:60]} ", style=theme.OVERDUE)
+            notes.append(self._link_error(), style=theme.OVERDUE)
         if self.message:
-            text.append("│ ")
-            text.append(self.message, style=theme.OVERDUE if self.message_error else "")
-            text.append(" ")
-        text.append(f"│ {fmt_local(self.now, with_date=True)}" if self.now else "")
-        if text != self._last:
-            self._last = text
+            if notes:
+                notes.append(" │ ")
+            notes.append(self.message, style=theme.OVERDUE if self.message_error else "")
+        width = self.size.width
+        if notes:
+            # One Text (tests and screen readers get its plain text): the state line kept to one row by hand,
+            # the notes wrapped below it.
+            if width:
+                text.truncate(width, overflow="ellipsis")
+            text = Text.assemble(text, "\n", notes, no_wrap=False)
+        key = (width, text.plain, tuple(text.spans))
+        if key != self._last:
+            self._last = key
             self.update(text)
+
+    def on_resize(self, event) -> None:
+        self._redraw()
+
+    def _link_error(self) -> str:
+        """The link's last error: a rate limit in the console's language, anything else as the client said."""
+        error = plain(self.link.last_error)
+        if "HTTP 429" in error:
+            return self.t.refusal("rate_limited", error)
+        return error[:MAX_MESSAGE]
