@@ -1,4 +1,4 @@
-"""`cqgov roster import|list|who-is-on|status|on-call`: the people of a store, or of a running server.
+"""`cqgov roster import|list|who-is-on|status|on-call|override|overrides`: the people of a store, or of a running server.
 
 Every subcommand takes either ``--db FILE`` (a store this process opens) or
 ``--server URL --token T`` (a tier server, through its people endpoints and
@@ -203,3 +203,71 @@ def on_call_cmd(db_path, server, token, role, code, as_json) -> None:
             result = {"role": oc.role, "level": oc.level_code, "chain": [p.user for p in oc.chain],
                       "chief": oc.chief.user if oc.chief else None}
     emit_json(result) if as_json else out(" → ".join(result["chain"]) or "nobody on call")
+
+
+@roster_group.command("override")
+@with_source
+@click.option("--user", "who", required=True, help="Who covers (a roster user).")
+@click.option("--role", required=True, help="The role covered (duty_officer, grid_worker …).")
+@click.option("--jurisdiction", required=True, help="Where (a grid, street or district code).")
+@click.option("--from", "starts", required=True, help="Start: YYYY-MM-DD HH:MM (local), epoch seconds, or 30m/2h/1d from now.")
+@click.option("--to", "ends", required=True, help="End, in the same forms.")
+@click.option("--as", "as_user", default=None, help="Who sets it, with --db (default: operator).")
+@json_option
+@handle_errors
+def override_cmd(db_path, server, token, who, role, jurisdiction, starts, ends, as_user, as_json) -> None:
+    """A duty override: USER covers ROLE in JURISDICTION between --from and --to, first in that rotation."""
+    import time
+
+    from ..engine.directives import parse_deadline
+    from ..people import roster
+
+    check_source(db_path, server, token)
+    now = time.time()
+    starts_at, ends_at = parse_deadline(starts, now), parse_deadline(ends, now)
+    body = {"user": who, "role": role, "jurisdiction": jurisdiction, "starts_at": starts_at, "ends_at": ends_at}
+    if server:
+        with remote(server, token) as r:
+            result = r.command("roster.override", body)
+    else:
+        from ..server.people_api import parse_body
+
+        b = parse_body("roster.override", body)  # the same typed body as through a server
+        with local_store(db_path) as store:
+            actor = local_user(store, as_user, None)
+            o = roster.set_override(store, b.role, b.jurisdiction, b.user, b.starts_at, b.ends_at, actor.user)
+            result = roster.override_dict(o)
+    if as_json:
+        emit_json(result)
+    else:
+        from ..clock import fmt_local
+
+        out(f"{plain(result['user'])} covers {result['role']} at {result['jurisdiction']} "
+            f"{fmt_local(result['starts_at'])} – {fmt_local(result['ends_at'])}")
+
+
+@roster_group.command("overrides")
+@with_source
+@json_option
+@handle_errors
+def overrides_cmd(db_path, server, token, as_json) -> None:
+    """Duty overrides not ended yet (in the token's jurisdiction, through a server)."""
+    from ..people import roster
+
+    check_source(db_path, server, token)
+    if server:
+        with remote(server, token) as r:
+            rows = r._get("/v1/roster/overrides", "overrides")
+    else:
+        with local_store(db_path) as store:
+            rows = [roster.override_dict(o) for o in store.overrides(None, store.clock.now())]
+    if as_json:
+        emit_json({"overrides": rows})
+        return
+    from ..clock import fmt_local
+
+    if not rows:
+        out("no overrides")
+    for o in rows:
+        out(f"{plain(o['user']):16} {o['role']:14} {o['jurisdiction']:12} {fmt_local(o['starts_at'])} – "
+            f"{fmt_local(o['ends_at'])}")

@@ -62,17 +62,22 @@ class Person:
     version: int
 
 
-@table("duty_overrides", key=("role", "jurisdiction", "starts_at"))
+@table("duty_overrides", key=("id",))
 @dataclass
 class DutyOverride:
-    """Someone covering a role in a jurisdiction for a while (swap, sick leave): first in its rotation."""
+    """Someone covering a role in a jurisdiction for a while (swap, sick leave): first in its rotation.
+    Replicated like roster rows (scoped by jurisdiction); ``id`` is role/jurisdiction/start, so setting the
+    same cover again replaces it."""
 
+    id: str
     role: str
     jurisdiction: str
     user: str
     starts_at: float
     ends_at: float
     set_by: str
+    origin_node: str
+    version: int
 
 
 @table("tasks", key=("id",))

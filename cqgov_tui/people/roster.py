@@ -257,18 +257,42 @@ def report_status(store: Store, user: str, status: str | None, lon: float | None
     return updated
 
 
+MAX_OVERRIDE_S = 366 * 86400.0  # a cover is for a shift, a leave or a season, not for ever
+
+
+def override_id(role: str, jurisdiction: str, starts_at: float) -> str:
+    return f"{role}/{jurisdiction}/{int(starts_at)}"
+
+
 def set_override(store: Store, role: str, jurisdiction: str, user: str, starts_at: float, ends_at: float,
                  set_by: str) -> DutyOverride:
+    """``user`` covers ``role`` in ``jurisdiction`` from ``starts_at`` to ``ends_at``: first in that rotation.
+    Setting the same role, place and start again replaces the cover (a new version, replicated)."""
     if role not in _ROLE_NAMES:
-        raise BadInput(f"unknown role {role!r}")
+        raise BadInput(f"unknown role {role!r} (expected one of {', '.join(r.value for r in Role)})")
+    jurisdiction = (jurisdiction or "").strip()
+    if not jurisdiction.isdigit():
+        raise BadInput(f"{jurisdiction!r} is not a jurisdiction code")
     person = store.get_person(user)
     if person is None:
         raise UnknownCode(f"no person {user!r} in the roster")
-    if ends_at <= starts_at:
+    if not (math.isfinite(starts_at) and math.isfinite(ends_at)) or ends_at <= starts_at:
         raise BadInput("an override must end after it starts")
-    o = DutyOverride(_ROLE_NAMES[role], jurisdiction, user, starts_at, ends_at, set_by)
-    store.put_override(o)
+    if ends_at - starts_at > MAX_OVERRIDE_S:
+        raise BadInput("an override may last at most 366 days")
+    role_value = _ROLE_NAMES[role]
+    oid = override_id(role_value, jurisdiction, starts_at)
+    with store.tx():
+        before = store.get_override(oid)
+        o = DutyOverride(oid, role_value, jurisdiction, user, float(starts_at), float(ends_at), set_by, store.node,
+                         before.version + 1 if before is not None else 1)
+        store.put_override(o)
     return o
+
+
+def override_dict(o: DutyOverride) -> dict[str, object]:
+    return {"id": o.id, "role": o.role, "jurisdiction": o.jurisdiction, "user": o.user, "starts_at": o.starts_at,
+            "ends_at": o.ends_at, "set_by": o.set_by, "version": o.version}
 
 
 # ------------------------------------------------------------ on call

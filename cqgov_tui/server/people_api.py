@@ -3,10 +3,10 @@ notifications and their acknowledgement.
 
 Command types (``POST /v1/commands``, so a console's outbox carries them like any other):
 ``roster.import``, ``person.status``, ``dispatch.person``, ``task.create``, ``task.act``, ``task.complete``,
-``tasks.generate``, ``notify.ack``. Each body is a pydantic model: a malformed body is refused with one line
+``tasks.generate``, ``notify.ack``, ``roster.override``. Each body is a pydantic model: a malformed body is refused with one line
 naming the field, and nothing changes.
 
-Reads: ``GET /v1/roster`` (``?role=&on_duty=1``), ``GET /v1/roster/on-call?role=&code=``,
+Reads: ``GET /v1/roster`` (``?role=&on_duty=1``), ``GET /v1/roster/on-call?role=&code=``, ``GET /v1/roster/overrides``,
 ``GET /v1/tasks`` (``?mine=1&all=1``), ``GET /v1/notifications`` (``?mine=1``), and
 ``GET /v1/notify/ack/{id}?k=…`` — the acknowledgement link sent in a message (its key is the proof).
 """
@@ -88,6 +88,14 @@ class FloodWarn(_Body):
     text: str = Field("", max_length=4000)
 
 
+class DutyOverrideBody(_Body):
+    user: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=32)
+    jurisdiction: str = Field(pattern=r"^[0-9]{6,15}$")
+    starts_at: Timestamp
+    ends_at: Timestamp
+
+
 class NotifyAck(_Body):
     notification: str = Field(min_length=1, max_length=300)
 
@@ -95,7 +103,7 @@ class NotifyAck(_Body):
 BODIES: dict[str, type[_Body]] = {
     "roster.import": RosterImport, "person.status": PersonStatus, "dispatch.person": DispatchPerson,
     "task.create": TaskCreate, "task.act": TaskAct, "task.complete": TaskComplete, "tasks.generate": TasksGenerate,
-    "notify.ack": NotifyAck, "flood.warn": FloodWarn,
+    "notify.ack": NotifyAck, "flood.warn": FloodWarn, "roster.override": DutyOverrideBody,
 }
 
 
@@ -176,6 +184,14 @@ def handlers(server: TierServer) -> dict[str, Callable[[User, dict[str, Any]], d
         rows = acknowledge(store, b.notification, actor, via="console")
         return {"message": rows[0].message_key, "acknowledged": len(rows), "by": actor.user}
 
+    def roster_override(actor: User, body: dict[str, Any]) -> dict[str, Any]:
+        b: DutyOverrideBody = parse_body("roster.override", body)
+        need_command(actor, "set duty overrides")
+        if not covers(actor.scope_code, b.jurisdiction):
+            raise PermissionDenied(f"{b.jurisdiction} is outside {actor.scope_code}")
+        o = roster.set_override(store, b.role, b.jurisdiction, b.user, b.starts_at, b.ends_at, actor.user)
+        return roster.override_dict(o)
+
     def flood_warn(actor: User, body: dict[str, Any]) -> dict[str, Any]:
         from ..notify import flood
 
@@ -185,7 +201,7 @@ def handlers(server: TierServer) -> dict[str, Callable[[User, dict[str, Any]], d
 
     return {"flood.warn": flood_warn, "roster.import": roster_import, "person.status": person_status, "dispatch.person": dispatch_person,
             "task.create": task_create, "task.act": task_act, "task.complete": task_complete,
-            "tasks.generate": tasks_generate, "notify.ack": notify_ack}
+            "tasks.generate": tasks_generate, "notify.ack": notify_ack, "roster.override": roster_override}
 
 
 def mount(app: FastAPI, server: TierServer) -> None:
@@ -198,6 +214,11 @@ def mount(app: FastAPI, server: TierServer) -> None:
         now = store.clock.now()
         people = roster.who_is_on(store, now, user.scope_code, role) if on_duty else store.people(user.scope_code, role)
         return [roster.person_dict(p, now) for p in people]
+
+    @app.get("/v1/roster/overrides", tags=["people"], summary="Duty overrides in the caller's scope not ended yet")
+    def roster_overrides(request: Request) -> list[dict[str, Any]]:
+        user = server.authenticate(request)
+        return [roster.override_dict(o) for o in store.overrides(user.scope_code, store.clock.now())]
 
     @app.get("/v1/roster/on-call", tags=["people"], summary="Who answers for a role at a place now, in order")
     def on_call(request: Request, role: str = Query(..., max_length=32),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt
 from ..domain.attachments import Attachment
-from ..domain.people import Notification, Person, Task
+from ..domain.people import DutyOverride, Notification, Person, Task
 from ..domain.schema import column_names
 from ..errors import BadInput
 from .store import Store
@@ -13,7 +13,8 @@ _EVENT_COLS = column_names(Event)
 _DIRECTIVE_COLS = column_names(Directive)
 _RECEIPT_COLS = column_names(Receipt)
 _AUDIT_COLS = column_names(AuditEntry)
-_PEOPLE_TABLES = {"person": ("people", Person, "user"), "task": ("tasks", Task, "id"),
+_PEOPLE_TABLES = {"person": ("people", Person, "user"), "duty_override": ("duty_overrides", DutyOverride, "id"),
+                  "task": ("tasks", Task, "id"),
                   "notification": ("notifications", Notification, "id"), "attachment": ("attachments", Attachment, "id")}
 # The node a directive or receipt last came from, as the change log remembers it (this node if compacted away).
 _LAST_ORIGIN = "SELECT key, arg_max(origin, seq) AS origin FROM changes WHERE entity = ? GROUP BY key"
@@ -74,7 +75,7 @@ def snapshot_rows(store: Store, entity: str, after: str, chunk: int) -> list[tup
         out = []
         for r in rows:
             d = dict(zip(names, r))
-            scope = (d["jurisdiction"] if entity == "person" else d["scope"] if entity in ("notification", "attachment")
+            scope = (d["jurisdiction"] if entity in ("person", "duty_override") else d["scope"] if entity in ("notification", "attachment")
                      else d["grid_code"] or d["street_code"] or d["district_code"])
             out.append((d[key], scope, d.get("origin_node") or store.node, d))
         return out

@@ -221,6 +221,22 @@ FROM r FULL OUTER JOIN e ON e.reporter = r.sensor_code""",
   scope VARCHAR NOT NULL, origin_node VARCHAR NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (id))""",
         ],
     ),
+    (
+        13,
+        "duty overrides replicate like roster rows: a key of their own, origin node and version (issue 14)",
+        [
+            """CREATE TABLE duty_overrides_13 (
+  id VARCHAR NOT NULL, role VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, user VARCHAR NOT NULL,
+  starts_at DOUBLE NOT NULL, ends_at DOUBLE NOT NULL, set_by VARCHAR NOT NULL, origin_node VARCHAR NOT NULL,
+  version BIGINT NOT NULL, PRIMARY KEY (id))""",
+            # Overrides set before were never sent anywhere: they stay this node's (its node id is unknown here,
+            # so '' — no replica holds them to be confused by it).
+            """INSERT INTO duty_overrides_13 SELECT role || '/' || jurisdiction || '/' || CAST(CAST(starts_at AS BIGINT)
+  AS VARCHAR), role, jurisdiction, user, starts_at, ends_at, set_by, '', 1 FROM duty_overrides""",
+            "DROP TABLE duty_overrides",
+            "ALTER TABLE duty_overrides_13 RENAME TO duty_overrides",
+        ],
+    ),
 ]
 
 LATEST = max(version for version, _, _ in MIGRATIONS)  # numbers are assigned per line of work; gaps are fine

@@ -3,7 +3,7 @@
 Roster rows, tasks and notifications replicate like directives: whole rows,
 upserted by key with a version, scoped by jurisdiction (a person's
 jurisdiction, a task's grid, a notification's recipient's jurisdiction).
-Duty overrides stay on the server where they were set.
+Duty overrides replicate the same way, scoped by their jurisdiction.
 """
 
 from __future__ import annotations
@@ -76,10 +76,25 @@ class PeopleRows(StoreCore):
 
     # ------------------------------------------------------------ duty overrides
 
-    def put_override(self, override: DutyOverride) -> None:
+    def put_override(self, override: DutyOverride, origin: str | None = None) -> None:
         with self.tx():
-            self._require_tx().put_keyed("duty_overrides", (override.role, override.jurisdiction, override.starts_at),
-                                         override)
+            self._require_tx().put_keyed("duty_overrides", (override.id,), override)
+            self.log_change("duty_override", override.id, "upsert", to_row(override), origin, override.jurisdiction)
+
+    def get_override(self, override_id: str) -> DutyOverride | None:
+        return self._by_key("duty_overrides", DutyOverride, "id", override_id)
+
+    def overrides(self, scope_code: str | None = None, until: float | None = None) -> list[DutyOverride]:
+        """Overrides inside a jurisdiction subtree (all, or those not ended by ``until``), by start."""
+        where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+        if scope_code and scope_code != "500000":
+            where.append("starts_with(jurisdiction, ?)")
+            params.append(scope_code)
+        if until is not None:
+            where.append("ends_at > ?")
+            params.append(until)
+        return self._select(DutyOverride, f"FROM duty_overrides WHERE {' AND '.join(where)} ORDER BY starts_at, id",
+                            params)
 
     def active_overrides(self, now: float) -> list[DutyOverride]:
         return self._select(DutyOverride, "FROM duty_overrides WHERE starts_at <= ? AND ends_at > ? "

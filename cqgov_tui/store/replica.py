@@ -22,7 +22,7 @@ import pyarrow as pa
 from .. import ownership
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Tier
 from ..domain.attachments import Attachment
-from ..domain.people import Notification, Person, Task
+from ..domain.people import DutyOverride, Notification, Person, Task
 from ..domain.schema import arrow_schema, column_names
 from ..scope import covers
 from .store import Store
@@ -76,6 +76,7 @@ def apply_changes(store: Store, changes: Iterable[Change]) -> Applied:
     # Roster rows, tasks, notifications and attachment rows: whole rows by version; a row this node made is its own.
     for entity, table, cls, key, scope_of in (
             ("person", "people", Person, "user", lambda row: row["jurisdiction"]),
+            ("duty_override", "duty_overrides", DutyOverride, "id", lambda row: row["jurisdiction"]),
             ("task", "tasks", Task, "id", lambda row: row["grid_code"] or row["street_code"] or row["district_code"]),
             ("notification", "notifications", Notification, "id", lambda row: row["scope"]),
             ("attachment", "attachments", Attachment, "id", lambda row: row["scope"])):

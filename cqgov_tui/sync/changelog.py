@@ -93,7 +93,8 @@ def new_epoch(store: Store) -> str:
 # ---------------------------------------------------------------- snapshots
 
 # Entities in snapshot order, each with its table reads. Audit comes last: it is the bulk.
-_SNAPSHOT_ORDER = ("event", "directive", "receipt", "person", "task", "notification", "attachment", "audit")
+_SNAPSHOT_ORDER = ("event", "directive", "receipt", "person", "duty_override", "task", "notification", "attachment",
+                   "audit")
 
 
 def snapshot_token(epoch: str, seq: int, entity_index: int = 0, after: str = "") -> str:

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from ..domain.attachments import Attachment
 from ..domain.entities import AuditEntry, Directive, Event, Receipt
-from ..domain.people import Notification, Person, Task
+from ..domain.people import DutyOverride, Notification, Person, Task
 from ..domain.schema import columns
 from ..errors import BadInput
 
@@ -49,7 +49,8 @@ MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 # Entity name in the change log → declaration. Order fixes the wire column order.
 ENTITIES: dict[str, type] = {"event": Event, "audit": AuditEntry, "directive": Directive, "receipt": Receipt,
                              "person": Person, "task": Task, "notification": Notification,
-                             "attachment": Attachment}  # an attachment's row is its reference: never its bytes
+                             "attachment": Attachment,  # an attachment's row is its reference: never its bytes
+                             "duty_override": DutyOverride}
 FULL_OPS = frozenset({"create", "upsert", "append"})
 OPS: dict[str, frozenset[str]] = {
     "event": frozenset({"create", "update", "upsert"}),
@@ -60,6 +61,7 @@ OPS: dict[str, frozenset[str]] = {
     "task": frozenset({"upsert"}),
     "notification": frozenset({"upsert"}),
     "attachment": frozenset({"upsert"}),
+    "duty_override": frozenset({"upsert"}),
 }
 # ``_kind`` indexes this fixed table, so entity and op cost one byte and no dictionary.
 KIND_TABLE: tuple[tuple[str, str], ...] = tuple((e, op) for e in ENTITIES for op in sorted(OPS[e]))
