@@ -3,7 +3,8 @@ notifications and their acknowledgement.
 
 Command types (``POST /v1/commands``, so a console's outbox carries them like any other):
 ``roster.import``, ``person.status``, ``dispatch.person``, ``task.create``, ``task.act``, ``task.complete``,
-``tasks.generate``, ``notify.ack``, ``roster.override``. Each body is a pydantic model: a malformed body is refused with one line
+``tasks.generate``, ``notify.ack``, ``roster.override``, and ``federate.person_status`` (a lower tier server
+sending on a status report for a roster row held here: see ``route_status``). Each body is a pydantic model: a malformed body is refused with one line
 naming the field, and nothing changes.
 
 Reads: ``GET /v1/roster`` (``?role=&on_duty=1``), ``GET /v1/roster/on-call?role=&code=``, ``GET /v1/roster/overrides``,
@@ -13,16 +14,17 @@ Reads: ``GET /v1/roster`` (``?role=&on_duty=1``), ``GET /v1/roster/on-call?role=
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..domain.entities import Role, User
-from ..errors import BadInput, CqgovError, PermissionDenied
+from ..errors import BadInput, CqgovError, PermissionDenied, UnknownCode
 from ..notify.service import acknowledge, notification_dict
 from ..people import roster, tasks
+from ..ownership import parse_node
 from ..scope import covers
 from .bodies import Lat, Lon, Timestamp
 
@@ -43,9 +45,24 @@ class RosterImport(_Body):
 
 class PersonStatus(_Body):
     user: str | None = Field(None, max_length=64)
-    status: str | None = Field(None, max_length=16)
+    status: Literal["on_duty", "busy", "off"] | None = None
     lon: Lon | None = None  # finite and on the globe (bodies.py's field kinds)
     lat: Lat | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "PersonStatus":
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("give both lon and lat")
+        if self.status is None and self.lon is None:
+            raise ValueError("report a status, a position or both")
+        return self
+
+
+class FederatePersonStatus(PersonStatus):
+    """A status report a lower tier received for a roster row this tier (or one above) holds."""
+
+    user: str = Field(min_length=1, max_length=64)
+    at: Timestamp  # when the person's client reported it, at the lower tier
 
 
 class DispatchPerson(_Body):
@@ -104,6 +121,7 @@ BODIES: dict[str, type[_Body]] = {
     "roster.import": RosterImport, "person.status": PersonStatus, "dispatch.person": DispatchPerson,
     "task.create": TaskCreate, "task.act": TaskAct, "task.complete": TaskComplete, "tasks.generate": TasksGenerate,
     "notify.ack": NotifyAck, "flood.warn": FloodWarn, "roster.override": DutyOverrideBody,
+    "federate.person_status": FederatePersonStatus,
 }
 
 
@@ -141,8 +159,41 @@ def handlers(server: TierServer) -> dict[str, Callable[[User, dict[str, Any]], d
         person = store.get_person(user)
         if person is not None and not covers(actor.scope_code, person.jurisdiction):
             raise PermissionDenied(f"{user} works outside {actor.scope_code}")
-        p = roster.report_status(store, user, b.status, b.lon, b.lat, store.clock.now())
+        return route_status(user, b.status, b.lon, b.lat, store.clock.now())
+
+    def route_status(user: str, status: str | None, lon: float | None, lat: float | None,
+                     at: float) -> dict[str, Any]:
+        """Apply a status report where the roster row is held, or send it on to that server: a row that came
+        from a tier above (its latest change's origin) is that tier's, so the report goes up through the
+        outbox (kept while the link is down) and comes back down as the owner's new version."""
+        person = store.get_person(user)
+        if person is None:
+            raise UnknownCode(f"no person {user!r} in the roster")
+        me, owner = parse_node(store.node), parse_node(store.row_origin("person", user))
+        if me is not None and owner is not None and owner.above(me) and server.client is not None:
+            body = {"user": user, "status": status, "lon": lon, "lat": lat, "at": at}
+            server.client.enqueue("federate.person_status", {k: v for k, v in body.items() if v is not None},
+                                  local_effect=lambda _store: None)
+            return {"user": user, "status": status or person.status, "lon": lon, "lat": lat,
+                    "version": person.version, "forwarded_to": owner.name}
+        if person.seen_at is not None and at < person.seen_at:
+            # An older report arriving after a newer one (a link that was down): the newer one stands.
+            return {"user": user, "status": person.status, "lon": person.lon, "lat": person.lat,
+                    "version": person.version, "stale": True}
+        p = roster.report_status(store, user, status, lon, lat, at)
         return {"user": p.user, "status": p.status, "lon": p.lon, "lat": p.lat, "version": p.version}
+
+    def federate_person_status(actor: User, body: dict[str, Any]) -> dict[str, Any]:
+        b: FederatePersonStatus = parse_body("federate.person_status", body)
+        peer = parse_node(getattr(actor, "node", None))  # the command handler admitted peers only
+        if peer is None:
+            raise PermissionDenied(f"{actor.user} is not a lower-tier server")
+        person = store.get_person(b.user)
+        if person is None:
+            raise UnknownCode(f"no person {b.user!r} in the roster")
+        if not covers(peer.code, person.jurisdiction):
+            raise PermissionDenied(f"{b.user} works outside {peer.name}")
+        return route_status(b.user, b.status, b.lon, b.lat, b.at)
 
     def dispatch_person(actor: User, body: dict[str, Any]) -> dict[str, Any]:
         b: DispatchPerson = parse_body("dispatch.person", body)
@@ -201,7 +252,8 @@ def handlers(server: TierServer) -> dict[str, Callable[[User, dict[str, Any]], d
 
     return {"flood.warn": flood_warn, "roster.import": roster_import, "person.status": person_status, "dispatch.person": dispatch_person,
             "task.create": task_create, "task.act": task_act, "task.complete": task_complete,
-            "tasks.generate": tasks_generate, "notify.ack": notify_ack, "roster.override": roster_override}
+            "tasks.generate": tasks_generate, "notify.ack": notify_ack, "roster.override": roster_override,
+            "federate.person_status": federate_person_status}
 
 
 def mount(app: FastAPI, server: TierServer) -> None:

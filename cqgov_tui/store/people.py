@@ -59,6 +59,13 @@ class PeopleRows(StoreCore):
                 n += 1
         return n
 
+    def row_origin(self, entity: str, key: str) -> str | None:
+        """The node the latest logged change of a row came from (None once compaction dropped its log)."""
+        with self.lock:
+            row = self.conn.execute("SELECT arg_max(origin, seq) FROM changes WHERE entity = ? AND key = ?",
+                                    [entity, key]).fetchall()
+        return str(row[0][0]) if row and row[0][0] is not None else None
+
     def get_person(self, user: str) -> Person | None:
         return self._by_key("people", Person, "user", user)
 
