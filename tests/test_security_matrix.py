@@ -418,3 +418,71 @@ def test_denials_are_audited_once_per_caller_and_minute_and_past_the_limit_answe
         assert d.store.count_rows("audit_log") == audits + 1 and d.store.head() == head + 1
         assert http.get("/v1/events", headers=bearer(stranger)).status_code == 200  # a new minute
         assert d.store.verify_audit().ok
+
+
+def test_a_peer_token_carries_federation_only(district):
+    d, http = district
+    peer = peer_token(d.server.authority, d.clock, "street", OWN)
+    before = rows(d.store)
+    for ctype, body in (("report", {"category": "noise", "code": OWN}),
+                        ("directive.send", {"targets": [OWN], "text": "x", "deadline": "1h"})):
+        reply = post(http, peer, ctype, body)
+        assert reply == {"ok": False, "reason": f"node:street-{OWN} is a peer token: it may send federate.* commands only"}
+    assert rows(d.store) == before
+
+
+# ------------------------------------------------------------------ the rules as properties (hypothesis)
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from cqgov_tui import ownership  # noqa: E402
+from cqgov_tui.server.auth import AuthError  # noqa: E402
+
+NODES = ["city-500000", "district-500108", "district-500112", f"street-{OWN}", f"street-{SIBLING}", f"street-{OTHER}",
+         "street-500108", "district-5001", "city-500108", "x-500108001", "", "street-500108001 "]
+PLACES = [OWN, OWN + "001", SIBLING, SIBLING + "002", "500108", OTHER, "500112", "500000", "", "5001080", "abc"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(receiver=st.sampled_from(NODES), sender=st.sampled_from(NODES), owner=st.sampled_from(NODES),
+       place=st.sampled_from(PLACES), stored=st.one_of(st.none(), st.sampled_from(NODES)), above=st.booleans())
+def test_a_copy_is_taken_only_from_the_owners_side_inside_its_jurisdiction(receiver, sender, owner, place, stored,
+                                                                           above):
+    """Whatever is claimed: an accepted copy is never the receiver's own row, never over another owner's row,
+    lies inside its owner's jurisdiction, and comes from below only inside the sender's subtree, from above
+    only from a strict ancestor (and inside the receiver's subtree)."""
+    if ownership.copy_refusal(receiver, sender, owner, place, stored, from_above=above) is not None:
+        return
+    me, who = ownership.parse_node(receiver), ownership.parse_node(owner)
+    assert me is not None and who is not None and who != me and stored in (None, owner)
+    assert ownership.scope_tier(place) is not None and (who.code == "500000" or place.startswith(who.code))
+    if above:
+        assert who.above(me) and (me.code == "500000" or place.startswith(me.code))
+    else:
+        peer = ownership.parse_node(sender)
+        assert peer is not None and me.above(peer) and peer.covers(who)
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+                       st.builds(lambda claims: _signed(claims), st.dictionaries(
+                           st.sampled_from(["u", "n", "r", "t", "s", "iat", "exp", "p", "d", "nd", "zz"]),
+                           st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12),
+                                     st.sampled_from(["admin", "department", "city", "street", "500108001", "500000",
+                                                      "street-500108001", "cgj"]))))))
+def test_any_token_is_either_a_principal_whose_claims_agree_or_a_401(token):
+    authority = TokenAuthority(SECRET)
+    try:
+        p = authority.verify(token, 0.0)
+    except AuthError:
+        return
+    from cqgov_tui.server.auth import claims_problem
+
+    assert claims_problem(p.role, p.tier, p.scope_code, peer=p.peer, department=p.department, node=p.node) is None
+
+
+def _signed(claims: dict) -> str:
+    import base64
+
+    payload = base64.urlsafe_b64encode(json.dumps(claims, default=str).encode()).rstrip(b"=").decode()
+    return f"{payload}.{TokenAuthority(SECRET)._sign(payload)}"

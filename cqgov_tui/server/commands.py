@@ -89,6 +89,9 @@ class CommandHandler:
             actor = effective_user(user, self.store)
             if command_type.startswith("federate."):
                 self._require_peer(actor)  # who may send rows at all comes before what the rows say
+            elif isinstance(actor, Principal) and actor.peer:
+                # A server's token stands for the server, not for a person: it carries federation only.
+                raise PermissionDenied(f"{actor.user} is a peer token: it may send federate.* commands only")
             # The typed body (bodies.py) or BadInput with the reason: a malformed command is rejected here,
             # before its handler runs, so nothing it carries can fail deeper down.
             typed = bodies.parse(command_type, body, self.store.clock.now()) if command_type in bodies.BODIES \
