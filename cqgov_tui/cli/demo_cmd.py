@@ -57,13 +57,17 @@ def _open_console(run_console, run, data_dir: str, lang: str) -> int:
 @click.option("--for", "duration", default="60s", show_default=True, help="How long to run headless (40s, 2m).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Where the stores go (default: a new temp dir).")
-@click.option("--rate", default=4.0, show_default=True, type=click.FloatRange(0.1, 1000), help="Simulated events per second.")
+@click.option("--rate", default=None, type=click.FloatRange(0.1, 1000),
+              help="Simulated events per second (default: the seeds' ~400 events per district and day, --speed "
+                   "times faster).")
+@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(1, 10000),
+              help="How much faster than life the seeds' volumes run (60: a district's hour of events a minute).")
 @click.option("--districts", default="500108,500112", show_default=True, help="Comma-separated district codes (≥ 2).")
 @click.option("--streets-per-district", default=2, show_default=True, type=click.IntRange(1, 10))
 @click.option("--seed", default=20261118, show_default=True, type=int)
 @lang_option()
 @handle_errors
-def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_district, seed, lang) -> None:
+def demo(headless, duration, as_json, data_dir, rate, speed, districts, streets_per_district, seed, lang) -> None:
     """Start an embedded hierarchy of tier servers and a simulator (and the console unless --headless)."""
     from ..geo.registry import get_registry
     from ..sim.demo import DemoRun
@@ -85,6 +89,10 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         import tempfile
 
         data_dir = tempfile.mkdtemp(prefix="cqgov-demo-")
+    if rate is None:
+        from ..sim.simulator import seeds_rate
+
+        rate = seeds_rate(len(codes), speed)
     run = DemoRun(data_dir, layout, registry, rate=rate, seed=seed)
 
     def _terminate(signum, _frame):
@@ -100,7 +108,7 @@ def demo(headless, duration, as_json, data_dir, rate, districts, streets_per_dis
         say(f"starting {len(run.hierarchy.nodes)} tier servers in {data_dir} …")
         run.start(progress=say)
         if run_console is not None:
-            run.start_feed()
+            run.start_feed(duty_officer=True)  # directives and 督办 from the city, so the Directives pane lives
             say("opening the console (q quits and stops every server)")
             code = _open_console(run_console, run, data_dir, lang)
             if code in CONSOLE_GONE:

@@ -19,6 +19,17 @@ from .hierarchy import Hierarchy
 from .simulator import Simulator, SimStats, Target
 
 RECEIPT_NEXT = {"delivered": "read", "read": "acknowledged", "acknowledged": "executed"}
+# The city duty officer's shift in the console demo (seconds after the feed starts): directives down the
+# tiers and 督办 of the oldest serious open event, so the Directives pane and its receipts move at once.
+DIRECTIVES = (
+    ("streets", "今晚强降雨，请各镇街立即排查下穿通道、低洼地带并落实值守", 900.0, "urgent"),
+    ("district", "开展燃气安全专项检查，48小时内上报隐患清单", 7200.0, "normal"),
+    ("streets", "高层建筑消防安全检查：本周内完成辖区高层建筑消防隐患排查", 3600.0, "high"),
+    ("district", "渣土车夜间运输专项整治，今晚22时前报送巡查安排", 5400.0, "high"),
+    ("streets", "化粪池甲烷浓度监测点位巡检，发现超标立即处置并回告", 1800.0, "high"),
+)
+FIRST_DIRECTIVE_S, SECOND_DIRECTIVE_S, DIRECTIVE_EVERY_S = 4.0, 15.0, 90.0
+FIRST_SUPERVISION_S, SUPERVISE_EVERY_S = 25.0, 60.0
 
 
 class DemoRun:
@@ -36,6 +47,7 @@ class DemoRun:
         self._threads: list[threading.Thread] = []
         self._halt = threading.Event()
         self.directive_ids: list[str] = []
+        self.supervised: set[str] = set()  # events the city's duty officer has supervised in this run
         self.answers = 0
         self.started_at = 0.0
         self._stopped = False
@@ -76,13 +88,65 @@ class DemoRun:
             with contextlib.suppress(Exception):
                 report_positions(city, self.registry, people, rng)
 
-    def start_feed(self) -> None:
+    def start_feed(self, duty_officer: bool = False) -> None:
+        """The simulator and the streets' staff; with ``duty_officer`` also the city's shift (directives and
+        督办 on a schedule, for the console demo: the headless run sends its own two directives)."""
+        from .simulator import READING_EVERY_BY_KIND
+
         self.start_people()
         h = self.hierarchy
         targets = [Target(n.url, "", n.code, self.remotes[n.node]) for n in h.of_tier("street")]
-        self.sim = Simulator(targets, load_catalogue(), self.registry, self.clock, self.rate, seed=self.seed)
+        self.sim = Simulator(targets, load_catalogue(), self.registry, self.clock, self.rate, seed=self.seed,
+                             reading_every_by_kind=READING_EVERY_BY_KIND)
         self._spawn(self._feed, "simulator")
         self._spawn(self._answer_loop, "street-staff")
+        if duty_officer:
+            self._spawn(self._duty_loop, "city-duty-officer")
+
+    def _duty_loop(self) -> None:
+        """The city's duty officer: a directive at once, another soon, then one every minute and a half; 督办
+        of the oldest unsupervised red or orange event once a minute. Failures are skipped (the demo runs on)."""
+        t0 = time.monotonic()
+        next_directive, n = FIRST_DIRECTIVE_S, 0
+        next_supervision = FIRST_SUPERVISION_S
+        while not self._halt.wait(1.0):
+            elapsed = time.monotonic() - t0
+            if elapsed >= next_directive:
+                with contextlib.suppress(Exception):
+                    self.scheduled_directive(n)
+                n += 1
+                next_directive = SECOND_DIRECTIVE_S if n == 1 else next_directive + DIRECTIVE_EVERY_S
+            if elapsed >= next_supervision:
+                with contextlib.suppress(Exception):
+                    self.supervise_oldest()
+                next_supervision += SUPERVISE_EVERY_S
+
+    def scheduled_directive(self, n: int) -> dict:
+        """The ``n``-th directive of the shift (``DIRECTIVES`` in turn): to every street, or to one district."""
+        h = self.hierarchy
+        to, text, deadline_s, priority = DIRECTIVES[n % len(DIRECTIVES)]
+        districts = h.of_tier("district")
+        targets = ([s.code for s in h.of_tier("street")] if to == "streets"
+                   else [districts[(n // 2) % len(districts)].code])
+        return self.send_directive(targets, text, deadline_s=deadline_s, priority=priority)
+
+    def supervise_oldest(self) -> dict | None:
+        """督办 the oldest open red or orange event nobody above has supervised yet (None when there is none)."""
+        duty = Remote(self.hierarchy.city.url, self.city_token)
+        try:
+            events = duty.events(limit=500)
+            serious = [e for e in events if e.get("colour") in ("red", "orange") and not e.get("supervised_by")
+                       and e.get("id") not in self.supervised]
+            if not serious:
+                return None
+            oldest = min(serious, key=lambda e: (e.get("reported_at") or 0.0, e.get("number") or ""))
+            result = duty.command("supervise", {"event": oldest["id"],
+                                                "note": "市级督办：请立即核实处置，30分钟内回告进展"})
+        finally:
+            duty.close()
+        self.supervised.add(oldest["id"])
+        self.directive_ids.append(result["directive_id"])
+        return result
 
     def _feed(self) -> None:
         self.sim.opening()

@@ -35,14 +35,31 @@ RHYTHM = (0.35, 0.25, 0.2, 0.18, 0.2, 0.3, 0.55, 0.95, 1.35, 1.55, 1.5, 1.35,
           1.15, 1.15, 1.3, 1.4, 1.45, 1.55, 1.45, 1.25, 1.05, 0.85, 0.65, 0.45)
 _MEAN = sum(RHYTHM) / len(RHYTHM)
 
-# Which categories each source tends to produce (weights); unknown codes are ignored.
-CITIZEN = {"noise": 6, "garbage": 5, "street_vending": 4, "streetlight": 3, "dispute": 4, "manhole_cover": 3,
-           "waterlogging": 2, "traffic_jam": 2, "food_safety": 2, "elderly_help": 2, "wage_arrears": 1,
-           "enterprise_appeal": 1, "traffic_accident": 1, "elevator_trap": 1, "ebike_fire": 0.5, "highrise_fire": 0.2}
-GRID = {"garbage": 5, "illegal_construction": 4, "street_vending": 4, "manhole_cover": 3, "site_hazard": 3,
-        "dust": 2, "open_burning": 1, "construction_waste_dump": 2, "muck_spill": 2, "crowd_gathering": 0.5,
-        "road_collapse": 0.5, "water_main_burst": 0.5}
-SOURCE_MIX = ((Source.CITIZEN.value, 0.5), (Source.GRID.value, 0.35), (Source.SENSOR.value, 0.15))
+# The seeds' volumes: a district hub takes about 400 events a day (谢家湾 alone reported 4,642 grid events in a
+# quarter, ~50 a day) across the 40 categories. Events per district and day by source and category; the
+# simulator draws with these as weights, so the mix follows them at any rate. Fires are rare.
+CITIZEN = {"noise": 45, "garbage": 16, "street_vending": 14, "streetlight": 15, "dispute": 28, "manhole_cover": 9,
+           "waterlogging": 5, "underpass_flooding": 1, "traffic_jam": 12, "food_safety": 9, "elderly_help": 11,
+           "wage_arrears": 6, "enterprise_appeal": 8, "petition": 10, "traffic_accident": 6, "elevator_trap": 3,
+           "power_outage": 1, "public_health": 0.3, "ebike_fire": 0.4, "highrise_fire": 0.05}
+GRID = {"garbage": 50, "illegal_construction": 22, "street_vending": 35, "manhole_cover": 11, "site_hazard": 17,
+        "dust": 14, "open_burning": 4, "construction_waste_dump": 11, "muck_spill": 12, "crowd_gathering": 2,
+        "road_collapse": 0.5, "water_main_burst": 1, "water_pollution": 2, "grid_vacancy": 2, "correction_absent": 0.5,
+        "scenic_overcrowding": 1, "work_safety": 1, "landslide": 0.3, "forest_fire": 0.1, "hazchem_leak": 0.1,
+        "gas_leak": 1}
+SENSOR_ALARMS_PER_DAY = 12.0  # alarm episodes a district's sensors raise (methane tanks most, smoke and water less)
+EVENTS_PER_DISTRICT_DAY = sum(CITIZEN.values()) + sum(GRID.values()) + SENSOR_ALARMS_PER_DAY  # ≈ 400
+SOURCE_MIX = ((Source.CITIZEN.value, sum(CITIZEN.values()) / EVENTS_PER_DISTRICT_DAY),
+              (Source.GRID.value, sum(GRID.values()) / EVENTS_PER_DISTRICT_DAY),
+              (Source.SENSOR.value, SENSOR_ALARMS_PER_DAY / EVENTS_PER_DISTRICT_DAY))
+# How often each kind of sensor reports (seconds): detectors every minute, levels and ground every few minutes.
+READING_EVERY_BY_KIND = {"methane": 60.0, "gas": 30.0, "smoke": 30.0, "noise": 60.0, "pm10": 300.0,
+                         "water_level": 300.0, "river_level": 600.0, "displacement": 600.0}
+
+
+def seeds_rate(districts: int, speed: float = 1.0) -> float:
+    """Events per second for ``districts`` districts at the seeds' volume, ``speed`` times faster than life."""
+    return districts * EVENTS_PER_DISTRICT_DAY / 86400.0 * speed
 # Sensor readings: how many sensors each target feeds, how often each reads, and the episodes' shape.
 SENSORS_PER_TARGET = 50
 READING_EVERY_S = 5.0
@@ -103,6 +120,7 @@ class SensorTrack:
     baseline: float
     noise: float  # standard deviation of a reading around its level
     next_at: float  # time of its next reading
+    every: float = READING_EVERY_S  # seconds between its readings
     episode: tuple[float, float, float] | None = None  # (start, duration, peak)
     rest_until: float = 0.0  # no new episode before this
 
@@ -142,7 +160,7 @@ def track_for(sensor: Sensor, target: int, t: float, every: float, rng: random.R
     baseline = sensor.clear_below - gap * rng.uniform(0.2, 0.6)
     if sensor.clear_below > 0:
         baseline = max(baseline, sensor.clear_below * 0.2)
-    return SensorTrack(sensor, target, baseline, gap * 0.04, t + rng.uniform(0.0, every))
+    return SensorTrack(sensor, target, baseline, gap * 0.04, t + rng.uniform(0.0, every), every)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -162,7 +180,8 @@ class Simulator:
     def __init__(self, targets: list[Target], catalogue: Catalogue, registry, clock: Clock, rate: float,
                  seed: int | None = None, progress: float = 0.6, *, sensors_per_target: int = SENSORS_PER_TARGET,
                  reading_every: float = READING_EVERY_S, episode_s: tuple[float, float] = EPISODE_S,
-                 cooldown_s: tuple[float, float] = COOLDOWN_S, source_mix=SOURCE_MIX):
+                 cooldown_s: tuple[float, float] = COOLDOWN_S, source_mix=SOURCE_MIX,
+                 reading_every_by_kind: dict[str, float] | None = None):
         if rate < 0:
             raise ValueError("rate must be non-negative")
         if reading_every <= 0 or not 0 < episode_s[0] <= episode_s[1] or sensors_per_target < 0:
@@ -180,6 +199,8 @@ class Simulator:
         self._carry = 0.0
         self.source_mix = tuple(source_mix)
         self.reading_every = reading_every
+        # Each kind at its own rate (READING_EVERY_BY_KIND: real detectors), or every sensor at reading_every.
+        self.reading_every_by_kind = dict(reading_every_by_kind or {})
         self.episode_s = episode_s
         self.cooldown_s = cooldown_s
         self._alarming: set[str] = set()  # sensor events whose alarm has not cleared yet
@@ -223,8 +244,12 @@ class Simulator:
         for ti in range(len(self.targets)):
             mine = [code for code, t in owner.items() if t == ti]
             chosen = sorted(self.rng.sample(mine, min(per_target, len(mine))))
-            tracks += [track_for(self.catalogue.sensors[c], ti, now, self.reading_every, self.rng) for c in chosen]
+            tracks += [track_for(self.catalogue.sensors[c], ti, now, self._every(self.catalogue.sensors[c]), self.rng)
+                       for c in chosen]
         return tracks
+
+    def _every(self, sensor: Sensor) -> float:
+        return self.reading_every_by_kind.get(getattr(sensor, "kind", ""), self.reading_every)
 
     def start_episode(self, target_index: int) -> SensorTrack | None:
         """Start an alarm episode on an idle sensor of the target (None when it has no idle sensor)."""
@@ -240,9 +265,10 @@ class Simulator:
 
     def _readings(self) -> list[dict]:
         """Every reading due by now, as sensor.reading commands per target (episodes end here too)."""
-        now, every, rng = self.clock.now(), self.reading_every, self.rng
+        now, rng = self.clock.now(), self.rng
         due: dict[int, list[list]] = {}
         for track in self.tracks:
+            every = track.every
             if now - track.next_at > every * MAX_BACKLOG_READINGS:
                 track.next_at = now - every * rng.random()
             while track.next_at <= now:
