@@ -319,6 +319,11 @@ def test_role_tier_jurisdiction_matrix(city, role, tier):
             for reply in (comment, supervise, verify):
                 # one answer, naming only what was sent: no number, owner or status of the event
                 assert reply == {"ok": False, "reason": f"no event {ref!r} in your jurisdiction"}
+    # federate: no user token of any role or tier may send rows as a server
+    for e in events.values():
+        forged = dataclasses.replace(e, version=e.version + 9, status="closed")
+        reply = post(http, token, "federate.event", {"event": to_row(forged)})
+        assert not reply["ok"] and "server" in reply["reason"] and e.number not in reply["reason"]
     # a report outside the scope names only the caller's own scope
     outside = [w for w in (OTHER, SIBLING) if relation[w] != "own"]
     for where in outside:
