@@ -175,3 +175,32 @@ async def test_supervise_from_the_command_line_and_the_palette(backend, tmp_path
         assert row.number in app.screen.label
         await pilot.press(*"请核实", "enter")
         await until(pilot, lambda: len(supervisions(backend, row.number)) == before + 1, "the palette's supervision")
+
+
+@run_async
+async def test_an_alarm_storm_is_one_queue_row_that_expands(backend, tmp_path):
+    from cqgov_screens.widgets.event_queue import EventQueue
+
+    engine = backend.engine
+    grid = backend.registry.grid_codes("500108001")[0]
+    storm = []
+    for i in range(5):  # five smoke detectors on one street within minutes: one incident
+        storm.append(engine.report(category="highrise_fire", title=f"烟感报警 {i + 1}号楼", code=grid, source="sensor",
+                                   actor=backend.user, apply_plans=False))
+        backend.clock.advance(30)
+    app = make_app(backend, tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        queue = app.screen.query_one(EventQueue)
+        ids = {r.id for r in queue.rows}
+        assert storm[0].id in ids and not ids & {e.id for e in storm[1:]}
+        row = next(r for r in queue.rows if r.id == storm[0].id)
+        assert row.group_count == 5
+        queue.table.cursor_row = queue.rows.index(row)
+        await pilot.press("space")
+        await until(pilot, lambda: sum(1 for r in queue.rows if r.group_leader == storm[0].id) == 4, "the members")
+        members = [r.id for r in queue.rows if r.group_leader == storm[0].id]
+        at = [r.id for r in queue.rows].index(storm[0].id)
+        assert members == [e.id for e in storm[1:]] == [r.id for r in queue.rows[at + 1:at + 5]]
+        await pilot.press("space")
+        await until(pilot, lambda: not any(r.group_leader for r in queue.rows), "folded again")

@@ -50,6 +50,7 @@ class ConsoleFeed:
     limit: int = 300
     board_every_s: float = 30.0
     flt: QueueFilter = field(default_factory=QueueFilter)
+    expanded: set[str] = field(default_factory=set)  # group leaders whose members the queue lists
     _head: int = -1
     _flt_seen: QueueFilter | None = None
     _map_level: object = None
@@ -100,7 +101,7 @@ class ConsoleFeed:
             # Until the catalogue and registry are loaded (in the background) rows carry codes, and
             # the console invalidates the feed when they arrive; a poll never waits for them.
             names = b.names if named else b.loaded_names
-            queue = tuple(load_queue(b.store, names, self.flt, self.limit))
+            queue = tuple(load_queue(b.store, names, self.flt, self.limit, frozenset(self.expanded)))
             self._flt_seen = self.flt
         # The map opens on the city: its colours need no registry, so they come with the first poll.
         map_level = map_level or Level.CITY

@@ -4,6 +4,10 @@
 so the pane costs the same on a 1M-event replica as on an empty one.
 ``diff_queue`` tells the UI which rows to add, update, move or drop so it
 redraws only what changed.
+
+Groups (``engine.grouping``: an alarm storm on one street, a 多跨 master and its
+sub-tasks) are one row: the group's leader, with the count, where its most
+urgent member would sit; an expanded group lists its members under it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class QueueRow:
     escalation_level: int
     duplicate_of: str | None
     inhibited: bool
+    group_count: int = 1  # events in this row's group (a leader with followers: more than 1)
+    group_leader: str | None = None  # a member listed under its expanded group: the leader's id
 
     def time_left(self, now: float) -> float | None:
         return None if self.due_at is None else self.due_at - now
@@ -189,7 +195,9 @@ def _district_names(registry) -> dict[str, str]:
 # ---------------------------------------------------------------- loading
 
 
-def load_queue(store, names: Names, flt: QueueFilter | None = None, limit: int = DEFAULT_LIMIT) -> list[QueueRow]:
+def load_queue(store, names: Names, flt: QueueFilter | None = None, limit: int = DEFAULT_LIMIT,
+               expanded: frozenset[str] = frozenset()) -> list[QueueRow]:
+    """The queue's rows, one per group (``expanded``: leaders whose members are listed under them)."""
     flt = flt or QueueFilter()
     events: list = []
     districts = flt.districts or (None,)
@@ -199,11 +207,40 @@ def load_queue(store, names: Names, flt: QueueFilter | None = None, limit: int =
             district=district, statuses=flt.statuses or None, colours=flt.colours or None,
             categories=flt.categories or None, text=flt.text or None, limit=limit,
         ))
-    rows = [row_of(e, names) for e in events]
     if len(districts) > 1:
-        rows.sort(key=sort_key)
-        rows = rows[:limit]
-    return rows
+        events.sort(key=lambda e: sort_key(row_of(e, names)))
+        events = events[:limit]
+    return group_rows([row_of(e, names) for e in events], events, expanded)
+
+
+def group_rows(rows: list[QueueRow], events, expanded: frozenset[str] = frozenset()) -> list[QueueRow]:
+    """``rows`` (sorted) as one row per group: the leader's, carrying the group's size, at the place of its
+    most urgent member; an expanded group's other members follow it, in report order. ``events`` are the
+    store's rows for ``rows`` (what ``engine.grouping`` reads: parent, source, category, street, time)."""
+    from dataclasses import replace
+
+    from ..engine.grouping import groups, leaders
+
+    lead = leaders(events)
+    members = {leader: g.members for leader, g in groups(events).items() if g.count > 1}
+    if not members:
+        return rows
+    by_id = {r.id: r for r in rows}
+    out: list[QueueRow] = []
+    shown: set[str] = set()
+    for r in rows:
+        leader = lead.get(r.id, r.id)
+        if leader in shown:
+            continue
+        shown.add(leader)
+        group = members.get(leader)
+        if group is None:
+            out.append(r)
+            continue
+        out.append(replace(by_id[leader], group_count=len(group)))
+        if leader in expanded:
+            out.extend(replace(by_id[m], group_leader=leader) for m in group[1:] if m in by_id)
+    return out
 
 
 def sort_key(row: QueueRow):

@@ -424,6 +424,12 @@ class ConsoleApp(App):
             if centre is not None:
                 centre.query_one(EventQueue).hide_filter()
 
+    def toggle_group(self, leader_id: str) -> None:
+        """List a group's members in the queue under its row, or fold them away."""
+        self.feed.expanded ^= {leader_id}
+        self.feed.invalidate()
+        self.refresh_data()
+
     def apply_filter(self, text: str) -> bool:
         try:
             self.feed.flt = parse_filter(text, self.backend.names, self.backend.registry) if text.strip() else QueueFilter()

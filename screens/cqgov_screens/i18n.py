@@ -211,7 +211,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "lang": ("切换语言", "Switch language"), "contrast": ("高对比度", "High contrast"),
     "refresh": ("刷新", "Refresh"), "locate": ("在地图上定位", "Show on map"),
     "receipts": ("查看回执", "Receipts"), "pick": ("选择", "Pick"), "send": ("发送", "Send"),
-    "dismiss": ("清除提示", "Dismiss notices"), "my_work": ("我的工作与收件箱", "My work and inbox"), "supervise": ("督办事件", "Supervise an event"), "hot_list": ("事件热榜", "Hot list"), "ranking": ("考评排名", "Ranking"),
+    "dismiss": ("清除提示", "Dismiss notices"), "my_work": ("我的工作与收件箱", "My work and inbox"), "supervise": ("督办事件", "Supervise an event"), "group": ("展开/收起同组", "Expand group"), "hot_list": ("事件热榜", "Hot list"), "ranking": ("考评排名", "Ranking"),
     "period": ("切换期间", "Period"), "unit": ("切换单位", "Unit"), "interrupt": ("立即退出 (演示: 停止全部服务)", "Quit now (demo: stop all servers)"),
 }
 

@@ -30,8 +30,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"  {display_key(keys):<22}", style="bold")
             text.append(f"{t.key(bid)}\n")
         text.append("\n")
-        for label, keys in (("pane.events", "Enter  /  Esc"), ("pane.map", "←↑→↓ hjkl  Enter  Backspace"),
-                            ("pane.runways", "Enter  Backspace"), ("pane.directives", "Enter  c"),
+        for label, keys in (("pane.events", f"Enter  /  Esc  Space {t.key('group')}"), ("pane.map", "←↑→↓ hjkl  Enter  Backspace"),
+                            ("pane.runways", f"Enter  Backspace  h {t.key('hot_list')}  k {t.key('ranking')}"), ("pane.directives", "Enter  c"),
                             ("help.receipts", "r  a  x  Esc")):
             text.append(f"  {t(label):<10}", style="bold")
             text.append(f"{keys}\n")

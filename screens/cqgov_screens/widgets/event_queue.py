@@ -41,7 +41,14 @@ def column_widths(width: int, lang: str) -> dict[str, int]:
 class EventQueue(Vertical):
     """The filter box over the event table; turns each new queue into highlights and one table update."""
 
-    BINDINGS = [Binding("escape", "close_filter", "back", show=False, id="back")]
+    BINDINGS = [Binding("escape", "close_filter", "back", show=False, id="back"),
+                Binding("space", "toggle_group", "group", show=False, id="group")]
+
+    def action_toggle_group(self) -> None:
+        """Space on a group's row lists its members under it (or folds them away again)."""
+        row = self.current_row()
+        if row is not None and (row.group_count > 1 or row.group_leader):
+            self.app.toggle_group(row.group_leader or row.id)
 
     def action_close_filter(self) -> None:
         if self.query_one("#event-filter", Input).display:

@@ -211,7 +211,7 @@ class EventTable(ScrollView, can_focus=True):
             "colour": Text(f"{theme.GLYPH[c]}{label}", style=theme.colour_style(c, self.high_contrast)),
             "number": Text(row.number),
             "status": Text(self.t.status(row.status.value)),
-            "title": Text(row.title),
+            "title": _title(row),
             "category": Text(row.category),
             "place": Text(row.place),
         }
@@ -372,3 +372,12 @@ class EventTable(ScrollView, can_focus=True):
             self.action_choose()
         else:
             self.move_cursor(i, scroll=False)
+
+
+def _title(row: QueueRow) -> Text:
+    """A group's row leads with its size (×28: one alarm storm); a member under an expanded group is indented."""
+    if row.group_count > 1:
+        return Text.assemble((f"×{row.group_count} ", "bold"), row.title)
+    if row.group_leader:
+        return Text.assemble(("└ ", theme.DIM), row.title)
+    return Text(row.title)
