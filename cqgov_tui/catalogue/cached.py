@@ -40,8 +40,10 @@ _HERE = Path(__file__).resolve().parent
 _CODE_DIRS = (_HERE, _HERE.parent / "domain")
 _ALLOWED_MODULES = ("cqgov_tui.domain.", "cqgov_tui.catalogue.")
 
-_CACHE: dict[Path, Catalogue] = {}
+_CACHE: dict[tuple[Path, Path | None], Catalogue] = {}
 _LOCK = threading.Lock()
+ENV = "CQGOV_CATALOGUE"  # a district's own catalogue directory, layered over the shipped one (catalogue.overlay)
+META_KEY = "catalogue_dir"  # where ``init --catalogue`` records it in a store, for ``serve`` to use
 
 
 def default_root() -> Path:
@@ -51,18 +53,35 @@ def default_root() -> Path:
     return FIXTURES / "catalogue"
 
 
-def load_catalogue(root: str | Path | None = None) -> Catalogue:
-    """Load, validate and cache the catalogue under ``root`` (default: the installed fixtures).
+def load_catalogue(root: str | Path | None = None, overlay: str | Path | None = None) -> Catalogue:
+    """Load, validate and cache the catalogue under ``root`` (default: the installed fixtures), with a
+    district's own directory ``overlay`` layered on top (default, for the installed catalogue only:
+    ``$CQGOV_CATALOGUE``, which ``serve|tui|init --catalogue`` set for their process).
 
     Risk points and sensors are generated on first access to
     ``catalogue.risk_points`` / ``catalogue.sensors`` (they need the geography).
     """
+    import os
+
     path = Path(root).resolve() if root is not None else default_root()
+    if overlay is None and root is None:
+        overlay = os.environ.get(ENV) or None
+    extra = Path(overlay).resolve() if overlay is not None else None
     with _LOCK:
-        cached = _CACHE.get(path)
+        cached = _CACHE.get((path, extra))
         if cached is None:
-            cached = _CACHE[path] = _build(path)
+            cached = _CACHE[(path, extra)] = _build(path) if extra is None else _layered(path, extra)
         return cached
+
+
+def _layered(root: Path, overlay: Path) -> Catalogue:
+    """The catalogue under ``root`` with ``overlay`` on top (parsed every time: a district's files are few)."""
+    from .loader import parse_catalogue
+    from .overlay import apply_overlay
+
+    key = digest(root)
+    parts = load(key) if key is not None else None
+    return assemble(apply_overlay(parts if parts is not None else parse_catalogue(root), overlay))
 
 
 def clear_cache() -> None:

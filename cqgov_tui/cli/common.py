@@ -308,3 +308,27 @@ def lang_option(fallback: str | None = None) -> Callable:
                         default=from_config("lang", fallback),
                         show_default=f"$CQGOV_LANG, the config file's lang, else {fallback or 'zh'}",
                         help="Console language.")
+
+
+def catalogue_option(fn: Callable) -> Callable:
+    """``--catalogue DIR`` (or ``CQGOV_CATALOGUE``): a district's own catalogue over the shipped one."""
+    return click.option("--catalogue", "catalogue_dir", default=None, envvar="CQGOV_CATALOGUE",
+                        type=click.Path(file_okay=False),
+                        help="A district's own catalogue directory (plans/, categories.yaml, runways.yaml with "
+                             "特色子跑道 …) layered over the shipped one; validated at start.")(fn)
+
+
+def use_catalogue(path: str | None) -> str | None:
+    """Validate a district's own catalogue (``BadInput`` naming file and line) and make it the one this
+    process and the processes it starts load. Returns its absolute path (None: the shipped catalogue only)."""
+    if not path:
+        return None
+    import os
+    from pathlib import Path
+
+    from ..catalogue.cached import ENV, load_catalogue
+
+    resolved = str(Path(path).resolve())
+    load_catalogue(overlay=resolved)
+    os.environ[ENV] = resolved
+    return resolved

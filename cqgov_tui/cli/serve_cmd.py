@@ -12,7 +12,8 @@ import click
 from ..domain.entities import Tier
 from ..errors import BadInput, CannotStart, UnknownCode
 from . import main
-from .common import check_secret_file, handle_errors, log_to, verbosity
+from ..catalogue.cached import META_KEY as CATALOGUE_KEY
+from .common import catalogue_option, check_secret_file, handle_errors, log_to, use_catalogue, verbosity
 
 log = logging.getLogger("cqgov.serve")
 
@@ -87,10 +88,11 @@ def open_or_create(db_path: str, tier: str, code: str):
 @click.option("--denial-limit", default=120, show_default=True, type=click.IntRange(1, 1_000_000),
               help="Refused requests a caller may make in a minute; past it the caller is answered 429 until "
                    "the minute ends.")
+@catalogue_option
 @handle_errors
 def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port, sweep_every, readings_retention,
           rollup_bucket, log_level, log_file, notify_config, grid_tasks, header_timeout, body_timeout,
-          denial_limit) -> None:
+          denial_limit, catalogue_dir) -> None:
     """Run a tier server owning its DuckDB store (Ctrl-C stops it cleanly)."""
     from ..store.sensors import BUCKET_KEY, RETENTION_KEY
     from .values import parse_duration
@@ -104,6 +106,7 @@ def serve(tier, code, db_path, upstream, upstream_token, secret_file, host, port
         (RETENTION_KEY, readings_retention, "--readings-retention"), (BUCKET_KEY, rollup_bucket, "--rollup-bucket"))
         if text is not None}
     check_tier_code(tier, code)
+    use_catalogue(catalogue_dir or _recorded_catalogue(db_path))  # a district's plans, categories, 特色子跑道
     people = {"grid_tasks": grid_tasks}
     if notify_config:
         from ..notify.config import load_config
@@ -149,6 +152,21 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
         log.info("stopped; closing the store")
         store.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _recorded_catalogue(db_path: str) -> str | None:
+    """The catalogue ``init --catalogue`` recorded in an existing store (None: none, or no store yet)."""
+    import os
+
+    if not os.path.exists(db_path):
+        return None
+    from ..store import open_store
+
+    try:
+        with open_store(db_path, read_only=True) as store:
+            return store.meta(CATALOGUE_KEY)
+    except Exception:  # opened (and its problem named) again below
+        return None
 
 
 def _stop(signum, frame) -> None:

@@ -8,7 +8,8 @@ import click
 
 from ..errors import BadInput
 from . import main
-from .common import from_config, handle_errors, lang_option, server_option, token_option
+from .common import (catalogue_option, from_config, handle_errors, lang_option, server_option, token_option,
+                     use_catalogue)
 
 
 @main.command("tui")
@@ -22,9 +23,11 @@ from .common import from_config, handle_errors, lang_option, server_option, toke
 @click.option("--high-contrast", is_flag=True, help="High-contrast theme.")
 @click.option("--role", default=None, type=click.Choice(["duty_officer", "dispatcher", "department", "grid_worker", "auditor", "admin"]),
               help="Acting role for a local store (default admin).")
+@catalogue_option
 @handle_errors
-def tui(server_url, token, db_path, lang, low_bandwidth, high_contrast, role) -> None:
+def tui(server_url, token, db_path, lang, low_bandwidth, high_contrast, role, catalogue_dir) -> None:
     """The command-centre console (事件 · 地图 · 跑道 · 政令)."""
+    use_catalogue(catalogue_dir)  # the district's own categories, plans and 特色子跑道 for names and the board
     if server_url and not token:
         # Without a token every request is refused: say what is missing instead of opening "offline".
         raise BadInput(f"--server {server_url} needs a token: --token, $CQGOV_TOKEN or `token` in the config file "
