@@ -41,6 +41,7 @@ _COMMANDS = {
     "export": "export_cmd",
     "web": "web_cmd",
     "attachments": "attachments_cmd",
+    "risk": "risk_cmd",
 }
 
 

@@ -10,7 +10,7 @@ import click
 from ..clock import fmt_duration
 from ..errors import BadInput
 from . import main
-from .common import db_option, emit_json, handle_errors, json_option, out
+from .common import db_option, emit_json, handle_errors, json_option, out, server_option, token_option
 from .common import field as plain
 
 _STYLE = {"red": "bold red", "orange": "dark_orange", "yellow": "yellow", "blue": "blue", "green": "green"}
@@ -163,15 +163,18 @@ def hot_cmd(db_path, period, scope_code, limit, as_json) -> None:
 
 
 @kpi_cmd.command("feed")
-@db_option
+@click.option("--db", "db_path", default=None, envvar="CQGOV_DB", type=click.Path(dir_okay=False),
+              help="A store this process writes (or --server URL --token T: a tier server's figure.feed).")
+@server_option(required=False)
+@token_option(required=False)
 @click.argument("name")
 @click.argument("value", type=float)
 @click.option("--scope", "scope_code", default=None, metavar="CODE",
-              help="The jurisdiction the figure is for (default: the store's).")
+              help="The jurisdiction the figure is for (default: the store's or the server's).")
 @click.option("--source", default="一表通", show_default=True, help="Where the figure comes from.")
 @json_option
 @handle_errors
-def feed_cmd(db_path, name, value, scope_code, source, as_json) -> None:
+def feed_cmd(db_path, server, token, name, value, scope_code, source, as_json) -> None:
     """Feed a figure through 一表通 (e.g. cs01.04.rate 96.5): indicators with figure:NAME read it."""
     import math
     import re
@@ -182,6 +185,23 @@ def feed_cmd(db_path, name, value, scope_code, source, as_json) -> None:
         raise BadInput(f"figure name {name!r} may hold only letters, digits, . _ - (at most 64)")
     if not math.isfinite(value):
         raise BadInput(f"figure value must be a finite number, got {value!r}")
+    if server and not db_path:  # a store named (flag or $CQGOV_DB) is written here; else the server
+        if not token:
+            raise BadInput("--server needs --token")
+        from .roster_cmd import remote
+
+        body = {"name": name, "value": value, "source": source[:64]}
+        if scope_code:
+            body["scope"] = scope_code.strip()
+        with remote(server, token) as r:
+            data = r.command("figure.feed", body)
+        if as_json:
+            emit_json(data)
+        else:
+            out(f"{plain(name)} = {value:g} for {plain(data.get('scope_code'))}")
+        return
+    if not db_path:
+        raise BadInput("give --db FILE or --server URL --token T")
     with open_store(db_path) as store:
         scope = _scope_of(store, scope_code)
         now = store.clock.now()

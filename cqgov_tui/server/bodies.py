@@ -297,6 +297,27 @@ class FederateReceiptBody(Body):
     origin: Text(64, min_length=1) | None = None
 
 
+# ------------------------------------------------------------ the board's inputs (issue 13)
+
+
+class RiskInspectBody(Body):
+    """巡查 of a risk point in the caller's jurisdiction: ``ok`` or ``hazard``; its grade is recomputed (audited)."""
+
+    point: Text(64, min_length=1) = Field(description="risk point code, e.g. RP-500105-septic_methane-00001")
+    result: Literal["ok", "hazard"]
+    note: Text(500) = ""
+
+
+class FigureFeedBody(Body):
+    """A 一表通 figure for a jurisdiction (indicators with ``figure:NAME`` read its latest value)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")] = Field(
+        description="figure name, e.g. cs01.04.rate")
+    value: Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_not_bool)]
+    scope: Text(12) | None = Field(None, description="jurisdiction code (default: the server's own)")
+    source: Text(64) = "一表通"
+
+
 # ------------------------------------------------------------ the union
 
 
@@ -309,6 +330,8 @@ BODIES: dict[str, type[Body]] = {
     "sensor.reading": SensorReadingBody,
     "federate.event": FederateEventBody,
     "federate.receipt": FederateReceiptBody,
+    "risk.inspect": RiskInspectBody,
+    "figure.feed": FigureFeedBody,
 }
 
 
@@ -340,6 +363,7 @@ CommandBatch = command_batch()
 class Rejection(BaseModel):
     id: str
     reason: str
+    code: str = Field("refused", description="stable refusal code (errors.REFUSAL_CODES), e.g. not_in_jurisdiction")
 
 
 class Outcome(BaseModel):

@@ -61,6 +61,8 @@ class CommandHandler:
             "sensor.reading": self._sensor_reading,
             "federate.event": self._federate_event,
             "federate.receipt": self._federate_receipt,
+            "risk.inspect": self._risk_inspect,
+            "figure.feed": self._figure_feed,
         }
 
     @property
@@ -175,6 +177,27 @@ class CommandHandler:
         code = body.code or self.store.code
         r = directives.advance(self.store, body.directive, code, body.state, actor)
         return {"directive_id": r.directive_id, "code": r.jurisdiction_code, "state": r.state}
+
+    # ---- the board's inputs: risk-point inspections and 一表通 figures
+
+    def _risk_inspect(self, actor: User, body: bodies.RiskInspectBody) -> dict:
+        from ..engine.risk_grades import inspect
+
+        grade = inspect(self.store, self.engine.catalogue, body.point.strip(), body.result, actor,
+                        self.store.clock.now(), body.note)
+        return {"point": grade.code, "colour": grade.colour.value, "reasons": list(grade.reasons)}
+
+    def _figure_feed(self, actor: User, body: bodies.FigureFeedBody) -> dict:
+        scope = (body.scope or "").strip() or (CITY_CODE if self.store.tier is Tier.CITY else self.store.code)
+        if not covers(actor.scope_code, scope):
+            raise PermissionDenied(f"{actor.user} may not feed figures for {scope}: outside {actor.scope_code}",
+                                   code="not_in_jurisdiction")
+        self.registry.get(scope)  # an unknown jurisdiction is refused (UnknownCode)
+        if Role(actor.role) in (Role.AUDITOR, Role.GRID_WORKER):
+            raise PermissionDenied(f"a {Role(actor.role).value} may not feed 一表通 figures")
+        now = self.store.clock.now()
+        self.store.feed_figure(body.name, scope, now, body.value, body.source)
+        return {"name": body.name, "scope_code": scope, "value": body.value, "measured_at": now}
 
     # ---- sensors
 
