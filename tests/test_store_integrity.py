@@ -266,6 +266,42 @@ def test_check_names_the_first_logical_fault(tmp_path, damage, fault):
     assert not report.ok and fault in report.fault
 
 
+def test_a_servers_check_walks_the_audit_chain_from_the_last_verified_entry(tmp_path):
+    """Start-up cost follows what was appended since the last check; the entry the mark names must still be
+    there unchanged, and ``cqgov store check`` (the full walk) still finds damage before the mark."""
+    path = str(tmp_path / "s.duckdb")
+    _store_with_events(path, n=12)
+    store = open_store(path)
+    try:
+        first = check_store(store, audit_from_mark=True)
+        assert first.ok and first.audit_entries > 10  # no mark yet: the whole chain, then the mark recorded
+        again = check_store(store, audit_from_mark=True)
+        assert again.ok and again.audit_entries == 0  # nothing appended since
+        mark = store.meta("audit_checked")
+    finally:
+        store.close()
+    seq = int(mark.split()[0])
+    con = duckdb.connect(path)
+    con.execute("UPDATE audit_log SET note = 'rewritten' WHERE seq = 3")  # before the mark: the full walk's job
+    con.close()
+    store = open_store(path)
+    try:
+        assert check_store(store, audit_from_mark=True).ok
+        full = check_store(store)
+        assert not full.ok and "audit chain broken at seq 3" in full.fault
+    finally:
+        store.close()
+    con = duckdb.connect(path)
+    con.execute("UPDATE audit_log SET hash = 'x' WHERE seq = ?", [seq])  # the verified entry itself
+    con.close()
+    store = open_store(path)
+    try:
+        report = check_store(store, audit_from_mark=True)
+        assert not report.ok and f"audit chain broken at seq {seq}" in report.fault
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------- backup of a closed store (issue 12 item 8)
 
 

@@ -85,7 +85,7 @@ class StoreHealth:
 
     def _check(self) -> None:
         try:
-            report = check_store(self.store)
+            report = check_store(self.store, audit_from_mark=True)
         except Exception as exc:  # the check itself must not take the server down
             self.fail(f"store check failed: {_first_line(exc)}")
             return

@@ -37,10 +37,10 @@ class Verdict:
         return asdict(self)
 
 
-def verify(entries: list[AuditEntry]) -> Verdict:
-    """Walk the chain; a changed, deleted or reordered entry breaks it at its seq."""
-    prev = GENESIS
-    expected_seq = 1
+def verify(entries: list[AuditEntry], after: tuple[int, str] = (0, GENESIS)) -> Verdict:
+    """Walk the chain; a changed, deleted or reordered entry breaks it at its seq. ``after``: (seq, hash)
+    of an entry already verified, the entries given being the ones that follow it."""
+    expected_seq, prev = after[0] + 1, after[1]
     for e in entries:
         if e.seq != expected_seq:
             return Verdict(False, len(entries), expected_seq, f"seq {expected_seq} missing (found {e.seq})", prev)

@@ -48,8 +48,17 @@ class _Fault(Exception):
     pass
 
 
-def check_store(store: Store) -> CheckReport:
-    """Check ``store``; never raises for what it finds (the report names the first fault)."""
+# store_meta: "seq hash" of the last audit entry a check verified. A server's start-up check walks the chain
+# only after it, so its cost follows what was written since, not the store's whole history (5M entries for a
+# district's 1M events); ``cqgov store check`` walks all of it.
+AUDIT_MARK_KEY = "audit_checked"
+
+
+def check_store(store: Store, *, audit_from_mark: bool = False) -> CheckReport:
+    """Check ``store``; never raises for what it finds (the report names the first fault).
+
+    ``audit_from_mark``: verify the audit chain from the entry the last check recorded (which must still be
+    there, unchanged) instead of from its start; a passing check records its last entry either way."""
     started = time.monotonic()
     report = CheckReport(ok=True)
     try:
@@ -60,15 +69,29 @@ def check_store(store: Store) -> CheckReport:
         _tables(conn, report)
         _queue(conn, report)
         _change_log(conn, store, report)
-        _audit(conn, report)
+        mark = _audit(conn, report, _mark(store) if audit_from_mark else None)
     except _Fault as fault:
         return _failed(report, str(fault), started)
     except duckdb.Error as exc:
         return _failed(report, f"read failed: {_first_line(exc)}", started)
     finally:
         conn.close()
+    if mark is not None:
+        try:
+            store.set_meta(AUDIT_MARK_KEY, f"{mark[0]} {mark[1]}")
+        except duckdb.Error:  # a read-only store (a backup copy, a replica opened to read): nothing recorded
+            pass
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _mark(store: Store) -> tuple[int, str] | None:
+    raw = store.meta(AUDIT_MARK_KEY)
+    try:
+        seq, digest = (raw or "").split()
+        return int(seq), digest
+    except ValueError:
+        return None
 
 
 def _failed(report: CheckReport, fault: str, started: float) -> CheckReport:
@@ -130,10 +153,20 @@ def _change_log(conn: duckdb.DuckDBPyConnection, store: Store, report: CheckRepo
     report.change_log = f"{low}..{high}"
 
 
-def _audit(conn: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
+def _audit(conn: duckdb.DuckDBPyConnection, report: CheckReport,
+           after: tuple[int, str] | None) -> tuple[int, str] | None:
+    """Verify the chain (after the entry ``after`` names, which must still hold its hash); the last entry."""
     cols = column_names(AuditEntry)
-    rows = conn.execute(f"SELECT {', '.join(cols)} FROM audit_log ORDER BY seq").fetchall()
-    verdict = audit_chain.verify([AuditEntry(**dict(zip(cols, r))) for r in rows])
+    if after is not None:
+        held = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", [after[0]]).fetchall()
+        if not held or held[0][0] != after[1]:
+            raise _Fault(f"audit chain broken at seq {after[0]}: the entry a previous check verified has changed")
+    start = after or (0, audit_chain.GENESIS)
+    rows = conn.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE seq > ? ORDER BY seq", [start[0]]).fetchall()
+    verdict = audit_chain.verify([AuditEntry(**dict(zip(cols, r))) for r in rows], after=start)
     report.audit_entries = verdict.entries
     if not verdict.ok:
         raise _Fault(f"audit chain broken at seq {verdict.first_bad_seq}: {verdict.reason}")
+    if not verdict.entries:
+        return after  # nothing new (or an empty log): the mark stays as it was
+    return start[0] + verdict.entries, verdict.head
