@@ -243,7 +243,25 @@ class DemoRun:
             time.sleep(0.3)
         return False
 
+    def await_receipts(self, timeout: float = 45.0) -> bool:
+        """Before stopping, give the streets (still answering) the time to acknowledge every directive sent:
+        the summary then reports the loop, not how far a loaded machine got by the last second."""
+        deadline = time.monotonic() + timeout
+        city = Remote(self.hierarchy.city.url, self.city_token)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if all(city.directive_status(d)["complete"] for d in self.directive_ids):
+                        return True
+                except Exception:  # noqa: BLE001 - a busy or restarting city: ask again
+                    pass
+                time.sleep(0.5)
+            return False
+        finally:
+            city.close()
+
     def finish(self) -> dict:
+        self.await_receipts()
         self._stop_feed()
         drained = self.drain()
         nodes = self._collect()
