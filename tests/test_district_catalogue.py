@@ -138,6 +138,7 @@ def test_serve_uses_the_district_catalogue(tmp_path):
     res = runner.invoke(main, ["init", "--db", db, "--tier", "district", "--code", "500107", "--catalogue", str(root),
                                "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["catalogue"] == str(root.resolve()), res.output
+    assert "CQGOV_CATALOGUE" not in os.environ  # init records it; only serve and tui make it their process's
     # serve takes the catalogue init recorded in the store (no --catalogue needed).
     proc, url, log = _serve(tmp_path)
     try:

@@ -318,9 +318,10 @@ def catalogue_option(fn: Callable) -> Callable:
                              "特色子跑道 …) layered over the shipped one; validated at start.")(fn)
 
 
-def use_catalogue(path: str | None) -> str | None:
-    """Validate a district's own catalogue (``BadInput`` naming file and line) and make it the one this
-    process and the processes it starts load. Returns its absolute path (None: the shipped catalogue only)."""
+def use_catalogue(path: str | None, export: bool = True) -> str | None:
+    """Validate a district's own catalogue (``BadInput`` naming file and line) and, with ``export``, make it
+    the one this process and the processes it starts load (``serve``, ``tui``; ``init`` only records it).
+    Returns its absolute path (None: the shipped catalogue only)."""
     if not path:
         return None
     import os
@@ -330,5 +331,6 @@ def use_catalogue(path: str | None) -> str | None:
 
     resolved = str(Path(path).resolve())
     load_catalogue(overlay=resolved)
-    os.environ[ENV] = resolved
+    if export:
+        os.environ[ENV] = resolved
     return resolved

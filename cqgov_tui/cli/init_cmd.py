@@ -29,7 +29,7 @@ def init(db_path: str, tier: str, code: str, catalogue_dir: str | None, as_json:
     expected = {"city": "city", "district": "district", "street": "street"}[tier]
     if j.level.value != expected:
         raise UnknownCode(f"{code} ({j.name}) is a {j.level.value}, not a {tier}")
-    catalogue = use_catalogue(catalogue_dir)  # refused before any file is made
+    catalogue = use_catalogue(catalogue_dir, export=False)  # refused before any file is made
     with fresh_file(db_path):  # Ctrl-C part-way leaves no file that would block a re-run
         store = init_store(db_path, tier, code)
         try:
