@@ -252,26 +252,25 @@ class Engine:
         if event.escalation_level >= sla.max_level(event.origin_tier):
             # Already supervised by the city: keep the clock running, raise nothing further.
             return {"due_at": next_due}, None
-        level = event.escalation_level + 1
-        supervisor = sla.supervisor_after(event.origin_tier, level)
-        colour = Colour(event.colour).raised()
-        label = stage.label_zh if stage else "办结"
-        note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
-        return {"escalation_level": level, "supervised_by": supervisor.value, "colour": colour.value,
-                "due_at": next_due}, note
+        return self._raised(event, stage, next_due)
 
     def _delayed_step(self, event: Event, now: float, profile: Any, stage: Any) -> tuple[dict[str, Any], str | None]:
         """The overdue step of a profile with per-level escalation delays (``sla.escalation_due``)."""
         fire_at = sla.escalation_due(profile, event.due_at or now, event.escalation_level)
         if event.escalation_level >= sla.max_level(event.origin_tier) or now < fire_at:
             return {}, None
+        return self._raised(event, stage, fire_at)
+
+    @staticmethod
+    def _raised(event: Event, stage: Any, due_at: float) -> tuple[dict[str, Any], str]:
+        """One level up: the next supervisor, a raised colour and the 督办 note; the new deadline is ``due_at``."""
         level = event.escalation_level + 1
         supervisor = sla.supervisor_after(event.origin_tier, level)
         colour = Colour(event.colour).raised()
         label = stage.label_zh if stage else "办结"
         note = f"超时督办: {label} overdue; {supervisor.value} supervises; colour → {colour.value}"
         return {"escalation_level": level, "supervised_by": supervisor.value, "colour": colour.value,
-                "due_at": fire_at}, note
+                "due_at": due_at}, note
 
     def _escalate_overdue(self, event: Event, now: float) -> bool:
         """One event's overdue step, written at once (the sweep batches the same step; benchmarks compare)."""
