@@ -27,6 +27,14 @@ def task_scope(task: Task) -> str:
     return task.grid_code or task.street_code or task.district_code
 
 
+def _within(where: list[str], params: list[Any], column: str, scope_code: str | None) -> None:
+    """Restrict a query to a jurisdiction subtree: rows whose ``column`` code starts with ``scope_code``
+    (none for the city, 500000, or no scope)."""
+    if scope_code and scope_code != "500000":
+        where.append(f"starts_with({column}, ?)")
+        params.append(scope_code)
+
+
 class PeopleRows(StoreCore):
     """Roster, tasks and notifications (mixed into ``Store``)."""
 
@@ -72,9 +80,7 @@ class PeopleRows(StoreCore):
     def people(self, scope_code: str | None = None, role: str | None = None) -> list[Person]:
         """Roster rows, optionally inside a jurisdiction subtree and of one role, by jurisdiction then rotation."""
         where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
-        if scope_code and scope_code != "500000":
-            where.append("starts_with(jurisdiction, ?)")
-            params.append(scope_code)
+        _within(where, params, "jurisdiction", scope_code)
         if role:
             where.append("role = ?")
             params.append(role)
@@ -94,9 +100,7 @@ class PeopleRows(StoreCore):
     def overrides(self, scope_code: str | None = None, until: float | None = None) -> list[DutyOverride]:
         """Overrides inside a jurisdiction subtree (all, or those not ended by ``until``), by start."""
         where, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
-        if scope_code and scope_code != "500000":
-            where.append("starts_with(jurisdiction, ?)")
-            params.append(scope_code)
+        _within(where, params, "jurisdiction", scope_code)
         if until is not None:
             where.append("ends_at > ?")
             params.append(until)
@@ -151,9 +155,7 @@ class PeopleRows(StoreCore):
         if assignee is not None:
             where.append("assignee = ?")
             params.append(assignee)
-        if scope_code and scope_code != "500000":
-            where.append("starts_with(coalesce(grid_code, street_code, district_code), ?)")
-            params.append(scope_code)
+        _within(where, params, "coalesce(grid_code, street_code, district_code)", scope_code)
         if day is not None:
             where.append("day = ?")
             params.append(day)
