@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import BadInput
 from ..textsafe import plain
 from . import main
 from .common import emit_json, handle_errors, json_option, out
-from .roster_cmd import check_source, local_store, local_user, remote, with_source
+from .roster_cmd import check_source, local_store, local_user, need_user, remote, with_source
 
 
 @main.group("notify")
@@ -60,8 +59,7 @@ def ack_cmd(db_path, server, token, notification, who, as_json) -> None:
         with remote(server, token) as r:
             result = r.command("notify.ack", {"notification": notification})
     else:
-        if not who:
-            raise BadInput("--user is needed with --db")
+        need_user(who)
         with local_store(db_path) as store:
             rows = acknowledge(store, notification, local_user(store, who, None), via="cli")
             result = {"message": rows[0].message_key, "acknowledged": len(rows), "by": who}

@@ -37,6 +37,12 @@ def check_source(db_path: str | None, server: str | None, token: str | None) -> 
         raise BadInput("--server needs --token")
 
 
+def need_user(who: str | None) -> None:
+    """A local store has no token to say who acts: ``--user`` must."""
+    if not who:
+        raise BadInput("--user is needed with --db")
+
+
 @contextlib.contextmanager
 def local_store(db_path: str) -> Iterator[Any]:
     from ..store import open_store
@@ -174,8 +180,7 @@ def status_cmd(db_path, server, token, who, status, lon, lat, as_json) -> None:
         with remote(server, token) as r:
             result = r.command("person.status", body)
     else:
-        if not who:
-            raise BadInput("--user is needed with --db")
+        need_user(who)
         with local_store(db_path) as store:
             p = roster.report_status(store, who, status, lon, lat, store.clock.now())
             result = {"user": p.user, "status": p.status, "lon": p.lon, "lat": p.lat, "version": p.version}

@@ -10,7 +10,7 @@ from ..errors import BadInput
 from ..textsafe import plain
 from . import main
 from .common import emit_json, handle_errors, json_option, out
-from .roster_cmd import check_source, local_store, local_user, remote, with_source
+from .roster_cmd import check_source, local_store, local_user, need_user, remote, with_source
 
 
 def dispatch_here(engine, ref: str, action: str, to_user: str, actor, note: str, departments: list[str],
@@ -59,8 +59,7 @@ def mine(db_path, server, token, who, include_done, as_json) -> None:
         with remote(server, token) as r:
             rows = r._get("/v1/tasks", "tasks", mine="true", all=str(include_done).lower())
     else:
-        if not who:
-            raise BadInput("--user is needed with --db")
+        need_user(who)
         with local_store(db_path) as store:
             now = store.clock.now()
             rows = [tasks.task_dict(t, now) for t in tasks.my_work(store, who, now, include_done)]
