@@ -25,7 +25,9 @@ def test_export_writes_the_ledger_and_says_so(sample_file, tmp_path):
             app.run_command(f"export 事件处置台账 2026-11 xlsx {out}")
             await wait_for(pilot, lambda: out.exists() and "→" in str(bar.render()), "the ledger written")
             app.run_command(f"export nope 2026-11 csv {tmp_path / 'x.csv'}")
-            await wait_for(pilot, lambda: "unknown ledger" in str(bar.render()), "the refusal")
+            # In the console's language: the refusal's code translated, the name it gave kept.
+            await wait_for(pilot, lambda: "代码不存在" in str(bar.render()) and "nope" in str(bar.render()),
+                           "the refusal")
 
     try:
         asyncio.run(run())
