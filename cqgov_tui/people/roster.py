@@ -329,8 +329,11 @@ def _ancestry(code: str) -> list[str]:
 def on_call(store: Store, role: str, code: str, now: float, duty: str | None = None) -> OnCall:
     """Who answers for ``role`` (or, with ``duty``, for a duty such as flood) at ``code`` now."""
     role = _ROLE_NAMES.get(role, role)
-    everyone = [p for p in store.people() if is_on_duty(p, now)]
-    overrides = {(o.role, o.jurisdiction): o.user for o in store.active_overrides(now)}
+    people, all_overrides = store.duty_roster()
+    everyone = [p for p in people if is_on_duty(p, now)]
+    # Where two overlap for one role and place, the one that started first is kept.
+    active = sorted((o for o in all_overrides if o.starts_at <= now < o.ends_at), key=lambda o: -o.starts_at)
+    overrides = {(o.role, o.jurisdiction): o.user for o in active}
     by_user = {p.user: p for p in everyone}
     rotation: tuple[Person, ...] = ()
     level = code

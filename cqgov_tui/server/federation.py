@@ -37,6 +37,7 @@ with the event.
 from __future__ import annotations
 
 import threading
+import time
 
 from ..domain.colour import Colour
 from ..domain.entities import Event, Status, Tier
@@ -47,6 +48,7 @@ PUMP_CURSOR = "federation:pump_seq"
 _SENT_EVENT = "federation:sent_event:"
 _SENT_RECEIPT = "federation:sent_receipt:"
 BATCH = 500
+IDLE_CURSOR_EVERY_S = 5.0  # how often a pump with nothing to forward stores how far it has read
 
 
 def node_tier(node: str | None) -> str | None:
@@ -77,6 +79,8 @@ class FederationPump:
         self.lock = threading.Lock()
         self.enqueued = {"federate.event": 0, "federate.receipt": 0}
         self.delivered = 0
+        self._idle_cursor: int | None = None  # read but not yet stored (a pump with nothing to forward)
+        self._idle_stored_at = 0.0
 
     def _upward(self, event: Event) -> bool:
         tier = self.store.tier
@@ -93,10 +97,18 @@ class FederationPump:
         """Process up to ``BATCH`` change-log rows; returns how many were read."""
         with self.lock:
             store = self.store
-            start = int(store.meta(PUMP_CURSOR, "0"))
-            rows = store.changes_after(start, limit=BATCH)
+            start = self._idle_cursor if self._idle_cursor is not None else int(store.meta(PUMP_CURSOR, "0"))
+            rows = store.changes_after(start, limit=BATCH, with_data=False)  # which rows, not their JSON
             if not rows:
                 return 0
+            if self.client is None and store.tier is not Tier.STREET:
+                # Nothing goes up and nothing is delivered here: the cursor moves in memory and is stored
+                # every few seconds, not in a commit of its own after every command batch. (After a crash the
+                # few seconds' rows are read again, to the same no effect.)
+                self._idle_cursor = rows[-1]["seq"]
+                self._store_idle_cursor()
+                return len(rows)
+            self._idle_cursor = None
             upper = Tier(store.tier).upper
             with store.tx():
                 events: dict[str, None] = {}
@@ -123,6 +135,12 @@ class FederationPump:
                         self._receipt_up(d_id, code)
                 store.set_meta(PUMP_CURSOR, str(rows[-1]["seq"]))
             return len(rows)
+
+    def _store_idle_cursor(self) -> None:
+        now = time.monotonic()
+        if self._idle_cursor is not None and now - self._idle_stored_at >= IDLE_CURSOR_EVERY_S:
+            self.store.set_meta(PUMP_CURSOR, str(self._idle_cursor))
+            self._idle_stored_at = now
 
     def _event_up(self, event_id: str) -> None:
         event = self.store.get_event(event_id)
@@ -158,7 +176,8 @@ class FederationPump:
         self.enqueued["federate.receipt"] += 1
 
     def backlog(self) -> int:
-        return max(0, self.store.head() - int(self.store.meta(PUMP_CURSOR, "0")))
+        done = self._idle_cursor if self._idle_cursor is not None else int(self.store.meta(PUMP_CURSOR, "0"))
+        return max(0, self.store.head() - done)
 
 
 def _no_local_effect(_store) -> None:

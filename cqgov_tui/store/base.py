@@ -29,6 +29,9 @@ from .migrations import applied
 from .open_events import OpenEvents
 from .unit import Mark, WriteBatch
 
+# Change-log entities whose commit makes the remembered duty roster (``PeopleRows.duty_roster``) stale.
+ROSTER_ENTITIES = frozenset({"person", "duty_override"})
+
 
 class StoreCore:
     """What every entity module builds on: the connection, ``tx()`` and its write batch, the
@@ -56,6 +59,7 @@ class StoreCore:
         # Committed directives and receipts read by key (a fan-out reads each street's receipt once).
         self._keyed_cache: dict[str, dict[tuple[str, ...], Any]] = {"receipts": {}, "directives": {}}
         self._directives_version = 0  # moves whenever the directives table may have changed
+        self._roster_version = 0  # moves whenever people or duty overrides may have changed
         self._receipts_complete: set[str] = set()  # directives whose every receipt is in the keyed cache
         self._open_loaded_in_tx = False
         # Called with the change-log head after every commit (outside the lock): long-polls wake on
@@ -164,6 +168,8 @@ class StoreCore:
                 cache.update(rows)
         if batch.keyed_seen["directives"]:
             self._directives_version += 1
+        if batch.entities_seen & ROSTER_ENTITIES:
+            self._roster_version += 1
         if batch.commands_seen:
             self._committed_commands([r[0] for r in batch.commands_seen])
         if self._open is not None:
@@ -186,6 +192,7 @@ class StoreCore:
                 cache.clear()
             self._receipts_complete.clear()
             self._directives_version += 1
+            self._roster_version += 1
             if self._open_loaded_in_tx:
                 self._open = None
 
@@ -234,6 +241,7 @@ class StoreCore:
                 cache.clear()
             self._receipts_complete.clear()
             self._directives_version += 1
+            self._roster_version += 1
 
     def _require_tx(self) -> WriteBatch:
         batch = self._mine()
@@ -305,15 +313,18 @@ class StoreCore:
     def _read_head(self) -> int:
         return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchall()[0][0])
 
-    def changes_after(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+    def changes_after(self, seq: int, limit: int = 1000, *, with_data: bool = True) -> list[dict[str, Any]]:
+        """Change-log rows after ``seq``, in order; ``with_data=False`` leaves each row's JSON unread and
+        ``data`` None, for readers that need only which rows changed (the federation pump)."""
         with self.lock:
             rows = self.conn.execute(
-                "SELECT seq, changed_at, entity, key, op, data, origin, scope FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                f"SELECT seq, changed_at, entity, key, op, {'data' if with_data else 'NULL'}, origin, scope "
+                "FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
                 [seq, limit],
             ).fetchall()
         return [
-            {"seq": r[0], "changed_at": r[1], "entity": r[2], "key": r[3], "op": r[4], "data": json.loads(r[5]), "origin": r[6],
-             "scope": r[7]}
+            {"seq": r[0], "changed_at": r[1], "entity": r[2], "key": r[3], "op": r[4],
+             "data": json.loads(r[5]) if with_data else None, "origin": r[6], "scope": r[7]}
             for r in rows
         ]
 

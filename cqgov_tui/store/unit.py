@@ -155,6 +155,8 @@ class WriteBatch:
     meta_seen: dict[str, str] = field(default_factory=dict)
     keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=_keyed_tables)
     commands_seen: list[tuple] = field(default_factory=list)
+    entities_seen: set[str] = field(default_factory=set)  # change-log entities written (never undone: a cache
+    # told of a change that was rolled back only re-reads)
 
     # ------------------------------------------------------------ marks
 
@@ -216,6 +218,7 @@ class WriteBatch:
     def log(self, at: float, entity: str, key: str, op: str, data: dict, origin: str, scope: str) -> int:
         self.head += 1
         self.changes.append([self.head, at, entity, key, op, data, origin, scope])
+        self.entities_seen.add(entity)
         if entity == "event" and op == "create":
             self.created_change[key] = len(self.changes) - 1
 
@@ -234,6 +237,7 @@ class WriteBatch:
         if not rows.entities:
             return
         block = RowsLog(self.head + 1, at, entity, op, rows, keys, origin, scopes)
+        self.entities_seen.add(entity)
         self.head += len(keys)
         self.rows_logs.append(block)
 
@@ -322,29 +326,49 @@ class WriteBatch:
 
     # ------------------------------------------------------------ flush
 
-    def _update_events(self, bulk: Callable[..., None], rows: list[dict[str, Any]]) -> None:
-        """UPDATE stored events, writing only the columns their updates changed: DuckDB's cost of an
-        update grows with the columns it writes (a list column such as ``departments`` most of all).
-        Rows whose changes touched ``departments`` (or any column) go in a second statement."""
+    def _write_events(self, conn: "duckdb.DuckDBPyConnection") -> None:
+        """The staged events: new ones inserted, stored ones updated, and the queue rule (open events are in
+        ``event_queue``, the rest are not) kept here, in one place. One Arrow table, built a column at a
+        time and registered once, feeds every statement; ``_new``/``_wide`` columns say which go where."""
         import pyarrow as pa
 
-        groups: dict[bool, list[dict[str, Any]]] = {}
-        for r in rows:
-            cols = self.columns.get(r["id"])
-            groups.setdefault(cols is None or "departments" in cols, []).append(r)
-        schema = arrow_schema(Event)
-        for wide, part in groups.items():
-            if wide:
-                names = [c for c in EVENT_COLUMNS if c != "id"]
-            else:
-                touched: set[str] = {"version", "updated_at"}
-                for r in part:
-                    touched |= self.columns.get(r["id"]) or set()
-                names = [c for c in EVENT_COLUMNS if c in touched and c != "id"]
-            table = pa.Table.from_pylist([{c: r[c] for c in ["id", *names]} for r in part],
-                                         schema=pa.schema([schema.field(c) for c in ["id", *names]]))
-            sets = ", ".join(f"{c} = u.{c}" for c in names)
-            bulk(f"_uow_old_{int(wide)}", table, f"UPDATE events SET {sets} FROM {{t}} u WHERE events.id = u.id")
+        events = list(self.events.values())
+        created, columns = self.created, self.columns
+        new = [e.id in created for e in events]
+        # DuckDB's cost of an UPDATE grows with the columns it writes (a list column such as ``departments``
+        # most of all): stored rows whose changes are known and leave ``departments`` alone write only those.
+        wide = [not n and (columns.get(e.id) is None or "departments" in columns[e.id])  # type: ignore[operator]
+                for e, n in zip(events, new)]
+        table = to_arrow(Event, events).append_column("_new", pa.array(new, pa.bool_())) \
+            .append_column("_wide", pa.array(wide, pa.bool_()))
+        n_new, n_wide = sum(new), sum(wide)
+        n_narrow = len(events) - n_new - n_wide
+        conn.register("_uow_events", table)
+        try:
+            if n_new:
+                conn.execute("INSERT INTO events SELECT * EXCLUDE (_new, _wide) FROM _uow_events WHERE _new").fetchall()
+            for is_wide, n in ((True, n_wide), (False, n_narrow)):
+                if not n:
+                    continue
+                if is_wide:
+                    names = [c for c in EVENT_COLUMNS if c != "id"]
+                else:
+                    touched: set[str] = {"version", "updated_at"}
+                    for e, n_, w in zip(events, new, wide):
+                        if not n_ and not w:
+                            touched |= columns.get(e.id) or set()
+                    names = [c for c in EVENT_COLUMNS if c in touched and c != "id"]
+                sets = ", ".join(f"{c} = u.{c}" for c in names)
+                conn.execute(f"UPDATE events SET {sets} FROM (SELECT id, {', '.join(names)} FROM _uow_events "
+                             f"WHERE NOT _new AND {'' if is_wide else 'NOT '}_wide) u WHERE events.id = u.id").fetchall()
+            if n_new < len(events):
+                # (An event created in this batch cannot be in the queue yet: only the others are deleted.)
+                conn.execute("DELETE FROM event_queue WHERE id IN (SELECT id FROM _uow_events WHERE NOT _new)").fetchall()
+            if any(e.status not in _TERMINAL for e in events):
+                conn.execute("INSERT INTO event_queue SELECT * EXCLUDE (_new, _wide) FROM _uow_events "
+                             f"WHERE status NOT IN {_TERMINAL}").fetchall()
+        finally:
+            conn.unregister("_uow_events")
 
     def _flush_changes(self, conn: "duckdb.DuckDBPyConnection") -> None:
         """The change log's rows in one statement: those staged one by one (their JSON made here) and the
@@ -401,24 +425,7 @@ class WriteBatch:
             bulk("_uow_meta", pa.table({"key": list(self.meta), "value": list(self.meta.values())}),
                  "INSERT OR REPLACE INTO store_meta SELECT key, value FROM {t}")
         if self.events:
-            rows = [to_row(e) for e in self.events.values()]
-            table = pa.Table.from_pylist(rows, schema=arrow_schema(Event))
-            new = [r for r in rows if r["id"] in self.created]
-            old = [r for r in rows if r["id"] not in self.created]
-            if new:
-                bulk("_uow_new", table if not old else pa.Table.from_pylist(new, schema=arrow_schema(Event)),
-                     "INSERT INTO events SELECT * FROM {t}")
-            if old:
-                self._update_events(bulk, old)
-            # The queue rule, in one place: open events are in event_queue, the rest are not.
-            # (An event created in this batch cannot be in the queue yet, so only the others are deleted.)
-            if old:
-                bulk("_uow_queue", table, "DELETE FROM event_queue WHERE id IN (SELECT id FROM {t})"
-                     + (" AND id NOT IN (SELECT unnest(?::VARCHAR[]))" if new else ""),
-                     [[r["id"] for r in new]] if new else None)
-            if any(r["status"] not in _TERMINAL for r in rows):
-                bulk("_uow_queue", table,
-                     f"INSERT INTO event_queue SELECT * FROM {{t}} WHERE status NOT IN {_TERMINAL}")
+            self._write_events(conn)
         for name, entity in _KEYED.items():
             staged = self.keyed[name]
             if not staged:
