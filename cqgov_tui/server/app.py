@@ -150,6 +150,7 @@ class TierServer:
         self.started_at = self.clock.now()
         self.integrity = StoreHealth(store)  # checked in full at start; ``degraded`` names a fault
         self.scheduler = Scheduler(self, sweep_every, pump_every)
+        self.group_commit: Any = None  # the sync router's GroupCommit, once create_app has made it
         self.handler = CommandHandler(self.engine, on_applied=lambda _t: self.scheduler.wake(),
                                       denial_limit=denial_limit)
         self.upstream = upstream
@@ -282,6 +283,9 @@ class TierServer:
                            "enqueued": dict(self.pump.enqueued)},
             "notify": self.notifier.status(),
         }
+        if self.group_commit is not None:
+            # How well command batches share commits: batches / commits is the mean group.
+            out["commits"] = {"commits": self.group_commit.groups, "batches": self.group_commit.batches}
         if self.client is not None:
             try:
                 out["federation"]["sync"] = _plain(self.client.status())
@@ -419,6 +423,7 @@ def create_app(server: TierServer, *, start_background: bool = True, sync_router
     router = factory(server)
     if router is not None:
         app.include_router(router)
+        server.group_commit = getattr(router, "group_commit", None)
     # Open standards (issue 15): Open311, CAP and GeoJSON; before /v1/directives/{ref}, which would take ".cap".
     from .cap_routes import make_standards_router
     from .open311 import make_open311_router

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, fields
 
 from ..domain.entities import AuditEntry
+from . import jsontext
 
 GENESIS = "0" * 64
 
@@ -18,7 +18,7 @@ def canonical(entry: AuditEntry) -> bytes:
     """Stable bytes of an entry without its own hash fields (sorted keys, no spaces)."""
     data = {name: getattr(entry, name) for name in _FIELDS}  # flat fields: what asdict gives, at a tenth the cost
     data["acted_at"] = repr(float(data["acted_at"]))  # floats as their exact repr, never a locale-formatted string
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsontext.canonical(data)
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:

@@ -5,6 +5,7 @@ and archive queries."""
 from __future__ import annotations
 
 import datetime
+import enum
 import re
 from typing import Any, Iterable
 
@@ -146,6 +147,19 @@ class EventRows(StoreCore):
             batch = self._mine()
             return self._open_now(batch, self._open_index()) + self._touched_open(batch)
 
+    def open_event_links(self) -> list[tuple[float, str, str, str, str, str | None]]:
+        """(reported_at, number, source, reporter, category_code, grid_code) of every open event: what risk
+        grades link to points. From the index when it is loaded (or this thread's transaction lays its
+        writes over it); else one narrow read of ``event_queue``, so a console's first runway board does
+        not build the whole index (30k open events: ~1 s of Python) for six fields."""
+        with self.lock:
+            if self._open is None and self._mine() is None:
+                rows = self._conn.execute("SELECT reported_at, number, source, reporter, category_code, grid_code "
+                                          "FROM event_queue").fetchall()
+                return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [(e.reported_at, e.number, e.source, e.reporter, e.category_code, e.grid_code)
+                for e in self.open_events()]
+
     def overdue_events(self, now: float) -> list[Event]:
         return sorted((e for e in self.open_events() if e.due_at is not None and e.due_at < now),
                       key=lambda e: (e.due_at, e.id))
@@ -197,9 +211,13 @@ class EventRows(StoreCore):
                 return merged
             merged = evolve(current, **changes, version=current.version + 1)
             batch.stage_event(merged, created=False, changed=[*cols, "version"])
-            row = to_row(merged)
-            self.log_change("event", merged.id, "update", {"id": merged.id, **{c: row[c] for c in [*cols, "version"]}},
-                            origin, event_scope(merged))
+            # The changed columns only (an enum as its stored value), not a row of all of them.
+            data: dict[str, Any] = {"id": merged.id}
+            for c in cols:
+                v = getattr(merged, c)
+                data[c] = v.value if isinstance(v, enum.Enum) else v
+            data["version"] = merged.version
+            self.log_change("event", merged.id, "update", data, origin, event_scope(merged))
         return merged
 
     def update_events(self, updates: list[tuple[Event, list[str]]], origin: str | None = None) -> list[Event]:

@@ -25,12 +25,12 @@ rolls the whole transaction back instead.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..domain.entities import AuditEntry, Directive, Event, Receipt, Status
 from ..domain.schema import arrow_schema, column_names, to_arrow, to_row
+from . import jsontext
 from .open_events import OpenEvents
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 EVENT_COLUMNS = column_names(Event)
 _TERMINAL = tuple(s.value for s in Status if not s.is_open)
+_NEW, _ALL, _WITH_LISTS, _PLAIN_COLS = 0, 1, 2, 3  # how ``_write_events`` writes a staged event
 _KEYED: dict[str, type] = {"receipts": Receipt, "directives": Directive}
 
 
@@ -329,43 +330,46 @@ class WriteBatch:
     def _write_events(self, conn: "duckdb.DuckDBPyConnection") -> None:
         """The staged events: new ones inserted, stored ones updated, and the queue rule (open events are in
         ``event_queue``, the rest are not) kept here, in one place. One Arrow table, built a column at a
-        time and registered once, feeds every statement; ``_new``/``_wide`` columns say which go where."""
+        time and registered once, feeds every statement; its ``_grp`` column says which statement a row
+        belongs to."""
         import pyarrow as pa
 
         events = list(self.events.values())
         created, columns = self.created, self.columns
-        new = [e.id in created for e in events]
         # DuckDB's cost of an UPDATE grows with the columns it writes (a list column such as ``departments``
-        # most of all): stored rows whose changes are known and leave ``departments`` alone write only those.
-        wide = [not n and (columns.get(e.id) is None or "departments" in columns[e.id])  # type: ignore[operator]
-                for e, n in zip(events, new)]
-        table = to_arrow(Event, events).append_column("_new", pa.array(new, pa.bool_())) \
-            .append_column("_wide", pa.array(wide, pa.bool_()))
-        n_new, n_wide = sum(new), sum(wide)
-        n_narrow = len(events) - n_new - n_wide
+        # most of all), so stored rows are updated in groups by what their changes touched: unknown (every
+        # column), with ``departments``, without it. 0 is a new row.
+        groups: list[int] = []
+        touched: dict[int, set[str]] = {2: {"version", "updated_at"}, 3: {"version", "updated_at"}}
+        for e in events:
+            if e.id in created:
+                groups.append(_NEW)
+                continue
+            cols = columns.get(e.id)
+            if cols is None:
+                groups.append(_ALL)
+                continue
+            g = _WITH_LISTS if "departments" in cols else _PLAIN_COLS
+            groups.append(g)
+            touched[g] |= cols
+        table = to_arrow(Event, events).append_column("_grp", pa.array(groups, pa.int8()))
         conn.register("_uow_events", table)
         try:
-            if n_new:
-                conn.execute("INSERT INTO events SELECT * EXCLUDE (_new, _wide) FROM _uow_events WHERE _new").fetchall()
-            for is_wide, n in ((True, n_wide), (False, n_narrow)):
-                if not n:
+            present = set(groups)
+            if _NEW in present:
+                conn.execute("INSERT INTO events SELECT * EXCLUDE (_grp) FROM _uow_events WHERE _grp = 0").fetchall()
+            for g in (_ALL, _WITH_LISTS, _PLAIN_COLS):
+                if g not in present:
                     continue
-                if is_wide:
-                    names = [c for c in EVENT_COLUMNS if c != "id"]
-                else:
-                    touched: set[str] = {"version", "updated_at"}
-                    for e, n_, w in zip(events, new, wide):
-                        if not n_ and not w:
-                            touched |= columns.get(e.id) or set()
-                    names = [c for c in EVENT_COLUMNS if c in touched and c != "id"]
+                names = [c for c in EVENT_COLUMNS if c != "id" and (g == _ALL or c in touched[g])]
                 sets = ", ".join(f"{c} = u.{c}" for c in names)
                 conn.execute(f"UPDATE events SET {sets} FROM (SELECT id, {', '.join(names)} FROM _uow_events "
-                             f"WHERE NOT _new AND {'' if is_wide else 'NOT '}_wide) u WHERE events.id = u.id").fetchall()
-            if n_new < len(events):
+                             f"WHERE _grp = {g}) u WHERE events.id = u.id").fetchall()
+            if present != {_NEW}:
                 # (An event created in this batch cannot be in the queue yet: only the others are deleted.)
-                conn.execute("DELETE FROM event_queue WHERE id IN (SELECT id FROM _uow_events WHERE NOT _new)").fetchall()
+                conn.execute("DELETE FROM event_queue WHERE id IN (SELECT id FROM _uow_events WHERE _grp <> 0)").fetchall()
             if any(e.status not in _TERMINAL for e in events):
-                conn.execute("INSERT INTO event_queue SELECT * EXCLUDE (_new, _wide) FROM _uow_events "
+                conn.execute("INSERT INTO event_queue SELECT * EXCLUDE (_grp) FROM _uow_events "
                              f"WHERE status NOT IN {_TERMINAL}").fetchall()
         finally:
             conn.unregister("_uow_events")
@@ -385,7 +389,7 @@ class WriteBatch:
                     "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
                     "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
                     "op": pa.array(cols[4], pa.string()),
-                    "data": pa.array([json.dumps(d, ensure_ascii=False) for d in cols[5]], pa.string()),
+                    "data": pa.array([jsontext.text(d) for d in cols[5]], pa.string()),
                     "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
                 }))
                 parts.append(f"SELECT * FROM {names[-1]}")

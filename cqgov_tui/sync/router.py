@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..domain.entities import User
 from ..errors import CqgovError, StoreError, refusal_code
-from ..store import Store
+from ..store import Store, jsontext
 from ..store.migrations import LATEST
 from ..store.unit import FlushedPastMark
 from . import changelog, faults, wire
@@ -584,9 +584,9 @@ def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> 
                                                                         ensure_ascii=False)))
             reply["rejected"].append({"id": cid, "reason": reason, "code": code})
             continue
-        text = json.dumps(result, ensure_ascii=False, default=str)
+        text = jsontext.text(result, default=str)
         records.append((cid, digest, ctype, "accepted", text))
-        reply["accepted"].append({"id": cid, "result": json.loads(text)})
+        reply["accepted"].append({"id": cid, "result": jsontext.parse(text)})
     store.record_commands(records, user.user)
     return reply
 
