@@ -103,16 +103,16 @@ class _Inputs:
         # open hazards: by sensor (the event's reporter) and by (category, grid)
         self.hazards: dict[str, list[tuple[float, str]]] = {}
         by_cat_grid = reg.by_cat_grid
-        for e in store.open_events():
-            if e.reported_at > now:
+        for reported_at, number, source, reporter, category_code, grid_code in store.open_event_links():
+            if reported_at > now:
                 continue
             linked: list[str] = []
-            if e.source == "sensor" and e.reporter in sensor_point:
-                linked.append(sensor_point[e.reporter])
-            elif e.grid_code:
-                linked.extend(by_cat_grid.get((e.category_code, e.grid_code), ()))
+            if source == "sensor" and reporter in sensor_point:
+                linked.append(sensor_point[reporter])
+            elif grid_code:
+                linked.extend(by_cat_grid.get((category_code, grid_code), ()))
             for code in linked:
-                self.hazards.setdefault(code, []).append((e.reported_at, e.number))
+                self.hazards.setdefault(code, []).append((reported_at, number))
         self.candidates: set[str] = set(self.hazards) | set(self.inspections) | set(self.recorded)
         sensors = catalogue.sensors
         for code, (_, value) in self.latest.items():
