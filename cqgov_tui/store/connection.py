@@ -20,6 +20,7 @@ _PID = re.compile(r"PID (\d+)")
 # No network, no extension directory: what a store needs is built into DuckDB.
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False,
                                                              "autoload_known_extensions": False}
+CHECKPOINT_THRESHOLD = "128MB"
 _DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of DuckDB's file magic
 _FOREIGN = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"),
             (b"PK\x03\x04", "a ZIP archive"))
@@ -79,6 +80,12 @@ def connect(path: str, *, create: bool, read_only: bool = False) -> duckdb.DuckD
         # DuckDB draws a progress bar on stdout for long statements, which would
         # corrupt JSON output and scribble over the console.
         conn.execute("SET enable_progress_bar = false")
+        if not read_only:
+            # DuckDB checkpoints inside the COMMIT that takes the log past this size, holding up every writer
+            # behind it. At the 16 MB default a busy district server checkpointed every few seconds (half its
+            # commit time); at 128 MB it does so far less often and an event's many versions fold into one
+            # write. A crash replays at most this much log at the next open (a second or two).
+            conn.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         if path != ":memory:":
             key = os.path.realpath(path)
             _OPEN_HERE[key] = _OPEN_HERE.get(key, 0) + 1

@@ -1,7 +1,7 @@
 """A guard for DuckDB's write-ahead log: a store whose ``.wal`` lost committed bytes refuses to open.
 
 What DuckDB does (2.0): every commit appends to ``<store>.wal`` and syncs it;
-the main file changes only at a checkpoint (when the log passes 16 MB, on
+the main file changes only at a checkpoint (when the log passes 128 MB here, on
 ``CHECKPOINT`` and when the last connection closes), which also deletes the
 log. Opening replays the log; if the log ends early — truncated by a copy, a
 tool or a damaged disk — DuckDB replays what is there, silently drops the
