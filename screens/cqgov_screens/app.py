@@ -21,6 +21,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Callable
 
 from textual import work
 from textual.app import App
@@ -43,6 +44,7 @@ from .widgets.runway_board import RunwayBoard
 from .widgets.status_bar import StatusBar
 
 TICK_S = 1.0
+START_LIMIT_S = 15.0  # start-up ends here even if a pane never fills (a failing board, an unreachable server)
 TICK_LOW_BW_S = 5.0
 # Exit codes the launcher passes on: the terminal went away, or the user interrupted (shell convention 128+N).
 EXIT_HANGUP = 128 + signal.SIGHUP
@@ -95,6 +97,9 @@ class ConsoleApp(App):
         # Start-up: when the first frame was painted, and when every pane showed real content.
         self.progress = StartProgress()
         self.first_frame_at: float | None = None
+        # The launcher's end of start-up (collector back on, ``launch._StartMode``): called once every pane
+        # is filled, or after START_LIMIT_S whatever happened.
+        self.started: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ start and stop
 
@@ -126,6 +131,7 @@ class ConsoleApp(App):
         self._clock = self.set_interval(1.0, self._second)
         self._board_timer = self.set_interval(self.feed.board_every_s, self.refresh_board)
         self._catch_hangup()
+        self.set_timer(START_LIMIT_S, self._start_over)
 
     def get_driver_class(self):
         driver_class = super().get_driver_class()
@@ -347,7 +353,13 @@ class ConsoleApp(App):
 
     def on_console_ready(self, message: ConsoleReady) -> None:
         self.call_after_refresh(self._ready_painted)
+        self._start_over()
         self._load_geometry()
+
+    def _start_over(self) -> None:
+        if self.started is not None:
+            started, self.started = self.started, None
+            started()
 
     @work(thread=True, exclusive=True, group="geometry", exit_on_error=False)
     def _load_geometry(self) -> None:

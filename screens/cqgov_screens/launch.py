@@ -15,6 +15,8 @@ loads rather than starting their own, and each pane fills as its data arrives
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
 
@@ -23,6 +25,15 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
                 backend=None, role: str | None = None, sample: bool = False) -> int:
     """Open the console on a tier server (``server_url``, ``token``; ``db_path`` is then the replica)
     or a local store (``db_path``). Returns an exit code."""
+    start = _StartMode()
+    try:
+        return _run(start, server_url, token, db_path, lang, low_bandwidth, high_contrast, backend, role, sample)
+    finally:
+        start.end()
+
+
+def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, high_contrast, backend, role,
+         sample) -> int:
     # Imported here, before the thread starts, so the two threads never import the same modules.
     from cqgov_tui.console.feed import ConsoleFeed
     from cqgov_tui.console.session import open_backend
@@ -58,6 +69,7 @@ def run_console(server_url: str | None = None, token: str | None = None, db_path
     state_path = config_path().parent / "console-state.json"
     app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth, high_contrast=high_contrast,
                      state_path=state_path, feed=feed, first_frame=first)
+    app.started = start.end
     try:
         app.run()
     finally:
@@ -75,6 +87,36 @@ def backend_idle(backend) -> bool:
     client = getattr(backend, "client", None)
     threads = getattr(client, "_threads", None) or []
     return not any(t.is_alive() for t in threads)
+
+
+class _StartMode:
+    """How the process runs until every pane is filled (``end``, called by the app then, or on the way out).
+
+    Start-up makes about a million objects (Textual's import, the store's rows) and frees few: the
+    collector's passes over them cost a tenth of a second or more and find next to nothing, so it is
+    off until the end, which freezes what start-up made (later passes skip it) and turns it back on.
+    Two threads share the GIL meanwhile (Textual's import and first paint; the store's import, queries
+    and the board): a shorter switch interval stops each stat or read of an import waiting up to 5 ms
+    for the other thread's next switch.
+    """
+
+    SWITCH_S = 0.0005
+
+    def __init__(self) -> None:
+        self._switch = sys.getswitchinterval()
+        self._gc = gc.isenabled()
+        self._ended = False
+        gc.disable()
+        sys.setswitchinterval(self.SWITCH_S)
+
+    def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        sys.setswitchinterval(self._switch)
+        if self._gc:
+            gc.freeze()
+            gc.enable()
 
 
 class _Opening:
