@@ -286,6 +286,11 @@ class StoreCore:
         day, n = self.next_serial("serial", now)
         return f"{self.code}-{day}-{n:05d}"
 
+    def set_query_threads(self, n: int) -> None:
+        """How many threads DuckDB may run one statement on (its default: every core)."""
+        with self.lock:
+            self._conn.execute(f"SET threads = {max(1, int(n))}")
+
     def schema_version(self) -> int:
         with self.lock:
             return applied(self._conn)

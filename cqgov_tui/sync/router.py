@@ -456,6 +456,7 @@ class _Job:
     user: User
     commands: list[dict[str, Any]]
     reply: dict[str, Any] | None = None
+    digests: list[str] | None = None  # each command's body digest, made before the writer takes the job
 
 
 class GroupCommit:
@@ -478,7 +479,16 @@ class GroupCommit:
         self.batches = 0
 
     def submit(self, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
-        job = _Job(user, commands)
+        # Work that needs no store is done here, by the request's own thread, while the writer applies
+        # the batches ahead (the writer is what every command waits for): the places of the reports and
+        # each command's digest.
+        prepare = getattr(self.host, "prepare", None)
+        if prepare is not None:
+            try:
+                prepare(commands)
+            except Exception:  # noqa: BLE001 - only a head start: each command still places itself
+                log.warning("preparing a command batch failed; its commands run unprepared", exc_info=True)
+        job = _Job(user, commands, digests=[body_hash(c["type"], c["body"]) for c in commands])
         with self._mutex:
             self._queue.append(job)
         with self._writer:
@@ -501,7 +511,7 @@ class GroupCommit:
                     replies: list[dict[str, Any]] = []
                     with store.tx():
                         for job in group:
-                            replies.append(_apply_batch(self.host, job.user, job.commands))
+                            replies.append(_apply_batch(self.host, job.user, job.commands, job.digests))
                     for job, reply in zip(group, replies):
                         job.reply = reply
                     self.groups += 1
@@ -513,12 +523,13 @@ class GroupCommit:
                     log.warning("group of %d command batches failed as a whole; applying them one by one",
                                 len(group), exc_info=True)
             for job in group:
-                job.reply = _run_batch(self.host, job.user, job.commands)
+                job.reply = _run_batch(self.host, job.user, job.commands, job.digests)
                 self.groups += 1
                 self.batches += 1
 
 
-def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
+               digests: list[str] | None = None) -> dict[str, Any]:
     """Apply a batch: all of it in one store transaction, else one transaction per command.
 
     One transaction (one commit) per batch is what makes ingest fast. It is
@@ -533,7 +544,7 @@ def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> di
     with store.lock:  # lookups and applies as one step against other requests
         try:
             with store.tx():
-                return _apply_batch(host, user, commands)
+                return _apply_batch(host, user, commands, digests)
         except _Fallback:
             pass
         except Exception:  # noqa: BLE001 - rolled back; the per-command path finds and reports the culprit
@@ -555,7 +566,8 @@ def _prior_reply(prior: tuple[str, str, str], digest: str, cid: str, reply: dict
         reply["rejected"].append({"id": cid, "reason": prior_doc["reason"], "code": prior_doc.get("code", "refused")})
 
 
-def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
+def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
+                 digests: list[str] | None = None) -> dict[str, Any]:
     store = host.store
     reply: dict[str, Any] = {"accepted": [], "duplicate": [], "rejected": [], "epoch": store.epoch}
     prepare = getattr(host, "prepare", None)
@@ -563,9 +575,9 @@ def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> 
         prepare(commands)
     priors = store.applied_commands([c["id"] for c in commands])
     records = []
-    for cmd in commands:
+    for i, cmd in enumerate(commands):
         cid, ctype, body = cmd["id"], cmd["type"], cmd["body"]
-        digest = body_hash(ctype, body)
+        digest = digests[i] if digests is not None else body_hash(ctype, body)
         if cid in priors:
             _prior_reply(priors[cid], digest, cid, reply)
             continue
