@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 
 from ..domain.entities import Event, Status
 
+_CLOSED = frozenset(s.value for s in Status if not s.is_open)  # (a str enum compares equal to its value)
 # Dedup boxes are 50 m; cells of ~0.005° (~500 m) keep a box inside at most four cells.
 CELL_DEG = 0.005
 
@@ -45,9 +46,17 @@ class OpenEvents:
 
     def put(self, event: Event) -> None:
         """Learn a committed row: kept while open, dropped once it is not."""
-        self.drop(event.id)
-        if not Status(event.status).is_open:
+        old = self.by_id.get(event.id)
+        if event.status in _CLOSED:
+            if old is not None:
+                self.drop(event.id)
             return
+        if old is not None and old.number == event.number and old.lon == event.lon and old.lat == event.lat \
+                and old.category_code == event.category_code and old.district_code == event.district_code:
+            self.by_id[event.id] = event  # a new version in the same place (most transitions): same index keys
+            return
+        if old is not None:
+            self.drop(event.id)
         self.by_id[event.id] = event
         self.by_number[event.number] = event.id
         if event.lon is not None and event.lat is not None:
