@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import pytest
 
@@ -69,3 +70,20 @@ def test_what_orjson_refuses_goes_through_the_standard_library():
     assert json.loads(jsontext.text({"n": 2 ** 70})) == {"n": 2 ** 70}
     assert jsontext.parse(jsontext.text({"s": "\ud800"})) == {"s": "\ud800"}
     assert jsontext.text({"at": object()}, default=lambda o: "x") == '{"at":"x"}'
+
+
+def test_parse_accepts_and_refuses_what_the_standard_library_did():
+    """A request body goes through ``parse``: what orjson refuses must end as the standard library ends it."""
+    assert jsontext.parse(b'{"a": "\\ud800"}') == {"a": "\ud800"}  # a lone surrogate escape: the body model refuses it
+    assert math.isnan(jsontext.parse(b'{"x": NaN}')["x"])  # likewise non-finite numbers
+    # Past 64 bits orjson reads a float (the body models refuse such numbers either way); past a double's
+    # range the standard library reads the exact integer, as before (``lon: 10**400`` is refused by name).
+    assert jsontext.parse(b'{"n": 123456789012345678901234567890}')["n"] == pytest.approx(1.2345678901234568e29)
+    assert jsontext.parse(b'{"lon": 1' + b"0" * 400 + b"}") == {"lon": 10 ** 400}
+    with pytest.raises(RecursionError):
+        jsontext.parse(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(UnicodeDecodeError):
+        jsontext.parse(b'{"a": "\xff"}')
+    with pytest.raises(ValueError):
+        jsontext.parse(b'{"a": ')
+    assert jsontext.encode({"燃气": [1, None, 2.5]}) == '{"燃气":[1,null,2.5]}'.encode()

@@ -25,8 +25,17 @@ def text(value: Any, default: Callable[[Any], Any] | None = None) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
 
 
-def parse(doc: str) -> Any:
-    """JSON text back to values (the standard library for what orjson refuses, such as a lone surrogate)."""
+def encode(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON (an HTTP reply). Raises TypeError for what orjson refuses (a lone
+    surrogate, a non-finite number is written as null by orjson, so callers send finite numbers only)."""
+    return orjson.dumps(value)
+
+
+def parse(doc: str | bytes) -> Any:
+    """JSON text back to values. What orjson refuses (a lone surrogate escape, NaN, a number past a double's
+    range, nesting past its limit, bytes that are not UTF-8) goes to the standard library, which accepts or
+    refuses it exactly as before (its errors: ValueError, UnicodeDecodeError, RecursionError). An integer
+    past 64 bits but within a double's range reads as a float (orjson's rule)."""
     try:
         return orjson.loads(doc)
     except orjson.JSONDecodeError:

@@ -61,6 +61,10 @@ class SafeJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         try:
+            return jsontext.encode(content)  # orjson: every command batch's reply is encoded here
+        except TypeError:
+            pass  # a lone surrogate, a number orjson refuses: the standard library below
+        try:
             return super().render(content)
         except UnicodeEncodeError:
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
@@ -422,7 +426,7 @@ def too_deep(doc: Any, limit: int = MAX_DEPTH) -> bool:
 
 def _parse_batch(raw: bytes, known_types: set[str] | None) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(raw)
+        doc = jsontext.parse(raw)
     except RecursionError:
         raise wire.WireError(f"command batch is nested too deeply (at most {MAX_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError) as exc:
