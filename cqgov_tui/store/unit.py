@@ -340,7 +340,7 @@ class WriteBatch:
         # most of all), so stored rows are updated in groups by what their changes touched: unknown (every
         # column), with ``departments``, without it. 0 is a new row.
         groups: list[int] = []
-        touched: dict[int, set[str]] = {2: {"version", "updated_at"}, 3: {"version", "updated_at"}}
+        touched: dict[int, set[str]] = {_WITH_LISTS: {"version", "updated_at"}, _PLAIN_COLS: {"version", "updated_at"}}
         for e in events:
             if e.id in created:
                 groups.append(_NEW)
