@@ -25,7 +25,7 @@ from cqgov_tui.catalogue.metrics import parse_metric
 from cqgov_tui.domain.entities import AuditEntry
 from cqgov_tui.domain.schema import arrow_schema
 from cqgov_tui.engine.lifecycle import position
-from cqgov_tui.engine.runways import _positions, compute_board
+from cqgov_tui.engine.runways import _positions, compute_board, shown_in
 from cqgov_tui.scope import sql_filter
 from cqgov_tui.store import init_store
 
@@ -76,6 +76,8 @@ def _per_indicator(store, catalogue, now: float, scope: str) -> dict[str, float 
     out: dict[str, float | None] = {}
     conn = store.conn
     for code, ind in catalogue.indicators.items():
+        if not shown_in(ind.places, scope):
+            continue  # a 特色子跑道's indicator is on its own places' boards only (the board leaves it out too)
         m = parse_metric(ind.metric)
         if m.kind not in ("open", "overdue_ratio", "reported_24h", "closed_24h", "mean_response_min"):
             continue
@@ -87,7 +89,7 @@ def _per_indicator(store, catalogue, now: float, scope: str) -> dict[str, float 
         elif m.kind == "overdue_ratio":
             n, late = conn.execute(f"SELECT count(*), count(*) FILTER (WHERE due_at < ?) FROM event_queue "
                                    f"WHERE {where} AND {cat_sql} AND reported_at <= ?", [now] + params + cats + [now]).fetchone()
-            out[code] = round(100.0 * late / n, 2) if n else 0.0
+            out[code] = round(100.0 * late / n, 2) if n else None  # no open event: nothing to measure
         elif m.kind == "reported_24h":
             out[code] = float(conn.execute(f"SELECT count(*) FROM events WHERE {where} AND {cat_sql} AND reported_at BETWEEN ? AND ?",
                                            params + cats + [now - DAY, now]).fetchone()[0])

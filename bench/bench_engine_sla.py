@@ -90,15 +90,19 @@ def run(quick: bool = False) -> list[dict]:
             overdue = len(found)
 
             t_sweep, result = _timed(lambda: engine.sweep(NOW))
-            assert len(result.escalated) == overdue
+            # Every overdue event is escalated or held (its category's escalation delay, a group's leader).
+            assert len(result.escalated) + len(result.held) == overdue, (len(result.escalated), len(result.held), overdue)
+
+            chosen = set(result.escalated)
 
             def baseline_sweep():
+                # The same escalations (the sweep's choice of which to hold is not redone here).
                 with twin.tx():
-                    late = _python_detect(twin, NOW)
+                    late = [e for e in _python_detect(twin, NOW) if e.id in chosen]
                     return sum(twin_engine._escalate_overdue(e, NOW) for e in late)
 
             t_base, escalated_base = _timed(baseline_sweep)
-            assert escalated_base == overdue
+            assert escalated_base == len(chosen)
 
             # Every deadline just moved one stage into the future: the next sweep finds nothing new.
             t_idle, idle = _best(lambda: engine.sweep(NOW), repeat=3)
@@ -119,8 +123,9 @@ def run(quick: bool = False) -> list[dict]:
         {"name": "sla_sweep", "value": round(t_sweep, 3), "unit": "s", "baseline": round(t_base, 3),
          "baseline_name": "Python-loop detection + same escalation on a twin store", "ratio": round(t_sweep / t_base, 4),
          "target": "≤ 60 s (within one sweep interval)", "target_ok": t_sweep <= 60.0,
-         "note": f"{label}; {overdue:,} escalated (colour, supervision, audit entry each): "
-                 f"{t_sweep / max(1, overdue) * 1000:.2f} ms per escalation"},
+         "note": f"{label}; {overdue:,} overdue: {len(chosen):,} escalated (colour, supervision, audit entry "
+                 f"each), {overdue - len(chosen):,} held (escalation delay, group leader); "
+                 f"{t_sweep / max(1, len(chosen)) * 1000:.2f} ms per escalation"},
     ]
 
 
