@@ -453,7 +453,7 @@ class WriteBatch:
             else:
                 bulk(f"_uow_{name}", _keyed_arrow(entity, values), f"INSERT OR REPLACE INTO {name} SELECT * FROM {{t}}")
         if self.audit:
-            bulk("_uow_audit", pa.Table.from_pylist([to_row(e) for e in self.audit], schema=arrow_schema(AuditEntry)),
+            bulk("_uow_audit", to_arrow(AuditEntry, self.audit),
                  "INSERT INTO audit_log SELECT * FROM {t}")
         if self.changes or self.rows_logs:
             self._flush_changes(conn)
