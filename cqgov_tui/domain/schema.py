@@ -12,7 +12,7 @@ import functools
 import enum
 import types
 import typing
-from typing import Any
+from typing import Any, Iterable
 
 _TABLES: dict[str, type] = {}
 
@@ -144,9 +144,14 @@ def evolve(obj: T, **changes: Any) -> T:
 
 
 def to_row(obj) -> dict[str, Any]:
-    """Entity → plain dict of stored values (enums flattened to their value). It runs for every row
-    written, so a value of a plain type is passed through on one set lookup of its class."""
-    row = {n: getattr(obj, n) for n in _names(type(obj))}
+    """Entity → plain dict of stored values (enums flattened to their value)."""
+    return row_of(obj, _names(type(obj)))
+
+
+def row_of(obj, names: Iterable[str]) -> dict[str, Any]:
+    """The stored values of ``names`` of an entity (enums flattened). It runs for every row written, so a
+    value of a plain type is passed through on one set lookup of its class."""
+    row = {n: getattr(obj, n) for n in names}
     for n, v in row.items():
         if v.__class__ not in _PLAIN and isinstance(v, enum.Enum):
             row[n] = v.value

@@ -5,12 +5,11 @@ and archive queries."""
 from __future__ import annotations
 
 import datetime
-import enum
 import re
 from typing import Any, Iterable
 
 from ..domain.entities import Event
-from ..domain.schema import evolve, to_row
+from ..domain.schema import evolve, row_of, to_row
 from ..errors import BadInput
 from .base import StoreCore
 from .open_events import OpenEvents
@@ -211,12 +210,8 @@ class EventRows(StoreCore):
                 return merged
             merged = evolve(current, **changes, version=current.version + 1)
             batch.stage_event(merged, created=False, changed=[*cols, "version"])
-            # The changed columns only (an enum as its stored value), not a row of all of them.
-            data: dict[str, Any] = {"id": merged.id}
-            for c in cols:
-                v = getattr(merged, c)
-                data[c] = v.value if isinstance(v, enum.Enum) else v
-            data["version"] = merged.version
+            # The changed columns only, not a row of all of them.
+            data = {"id": merged.id, **row_of(merged, [*cols, "version"])}
             self.log_change("event", merged.id, "update", data, origin, event_scope(merged))
         return merged
 

@@ -459,8 +459,8 @@ MAX_GROUP = 2000  # commands one group commit may take; later arrivals wait for 
 class _Job:
     user: User
     commands: list[dict[str, Any]]
+    digests: list[str]  # each command's body digest, made before the writer takes the job
     reply: dict[str, Any] | None = None
-    digests: list[str] | None = None  # each command's body digest, made before the writer takes the job
 
 
 class GroupCommit:
@@ -532,8 +532,7 @@ class GroupCommit:
                 self.batches += 1
 
 
-def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
-               digests: list[str] | None = None) -> dict[str, Any]:
+def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]], digests: list[str]) -> dict[str, Any]:
     """Apply a batch: all of it in one store transaction, else one transaction per command.
 
     One transaction (one commit) per batch is what makes ingest fast. It is
@@ -553,7 +552,7 @@ def _run_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
             pass
         except Exception:  # noqa: BLE001 - rolled back; the per-command path finds and reports the culprit
             log.warning("command batch failed as a whole; retrying one command per transaction", exc_info=True)
-        return _run_one_by_one(host, user, commands)
+        return _run_one_by_one(host, user, commands, digests)
 
 
 class _Fallback(Exception):
@@ -570,18 +569,14 @@ def _prior_reply(prior: tuple[str, str, str], digest: str, cid: str, reply: dict
         reply["rejected"].append({"id": cid, "reason": prior_doc["reason"], "code": prior_doc.get("code", "refused")})
 
 
-def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
-                 digests: list[str] | None = None) -> dict[str, Any]:
+def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]], digests: list[str]) -> dict[str, Any]:
+    """One batch inside the caller's transaction (``GroupCommit.submit`` has prepared it and made ``digests``)."""
     store = host.store
     reply: dict[str, Any] = {"accepted": [], "duplicate": [], "rejected": [], "epoch": store.epoch}
-    prepare = getattr(host, "prepare", None)
-    if prepare is not None:
-        prepare(commands)
     priors = store.applied_commands([c["id"] for c in commands])
     records = []
-    for i, cmd in enumerate(commands):
+    for cmd, digest in zip(commands, digests):
         cid, ctype, body = cmd["id"], cmd["type"], cmd["body"]
-        digest = digests[i] if digests is not None else body_hash(ctype, body)
         if cid in priors:
             _prior_reply(priors[cid], digest, cid, reply)
             continue
@@ -607,12 +602,12 @@ def _apply_batch(host: SyncHost, user: User, commands: list[dict[str, Any]],
     return reply
 
 
-def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_one_by_one(host: SyncHost, user: User, commands: list[dict[str, Any]],
+                    digests: list[str]) -> dict[str, Any]:
     store = host.store
     reply: dict[str, Any] = {"accepted": [], "duplicate": [], "rejected": [], "epoch": store.epoch}
-    for n, cmd in enumerate(commands):
+    for n, (cmd, digest) in enumerate(zip(commands, digests)):
         cid, ctype, body = cmd["id"], cmd["type"], cmd["body"]
-        digest = body_hash(ctype, body)
         with store.lock:
             prior = store.applied_commands([cid]).get(cid)
             if prior is not None:
