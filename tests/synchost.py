@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -111,6 +113,29 @@ def make_app(host: SyncTestHost) -> FastAPI:
     host.router = make_sync_router(host)  # tests read host.router.delta_cache
     app.include_router(host.router)
     return app
+
+
+def until(cond, what: str, deadline_s: float = 60.0):
+    """Poll ``cond`` until it returns something true (returned), or fail after ``deadline_s``."""
+    give_up = time.monotonic() + deadline_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > give_up:
+            raise AssertionError(f"not within {deadline_s:.0f} s: {what}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a ``cqgov serve`` child as Ctrl-C does (SIGINT), killing it if it has not exited in 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _listen(port: int = 0) -> socket.socket:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 from cqgov_tui.catalogue.cached import load_catalogue
 from cqgov_tui.cli import main
 from cqgov_tui.errors import EXIT_BAD_INPUT, BadInput
+from synchost import stop_process
 
 CATEGORY = """\
 # 九龙坡区's own category
@@ -119,16 +119,6 @@ def _serve(tmp_path, *extra, env=None):
     return proc, f"http://127.0.0.1:{port}", tmp_path / f"serve-{port}.log"
 
 
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def test_serve_uses_the_district_catalogue(tmp_path):
     from cqgov_tui.server.auth import TokenAuthority, load_secret
 
@@ -164,13 +154,13 @@ def test_serve_uses_the_district_catalogue(tmp_path):
                                         timeout=30).json() if e["category_code"] == "muck_night_transport"]
         assert event["plan_code"] == "jlp_muck_night" and event["status"] == "dispatched"  # its own plan ran
     finally:
-        _stop(proc)
+        stop_process(proc)
     # A broken catalogue stops serve at start: one line, exit 2, before the port is bound.
     bad = write_catalogue(tmp_path / "bad", plan=PLAN.replace("muck_spill]", "no_such_category]"))
     proc, url, log = _serve(tmp_path, "--catalogue", str(bad))
     try:
         assert proc.wait(60) == EXIT_BAD_INPUT
     finally:
-        _stop(proc)
+        stop_process(proc)
     text = log.read_text(encoding="utf-8").strip()
     assert "jiulongpo.yaml:3" in text and "unknown category" in text and text.count("\n") == 0, text

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -26,24 +25,13 @@ from hypothesis import strategies as st
 
 from cqgov_tui.server import bodies
 from cqgov_tui.server.auth import TokenAuthority, load_secret
+from synchost import stop_process, until
 
-DEADLINE_S = 60.0
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 2.0
 USERS = 12  # fuzzing admins (each caller has its own denial budget, so 429s stay rare)
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
                 derandomize=True)
-
-
-def _until(cond, what: str, deadline_s: float = DEADLINE_S):
-    give_up = time.monotonic() + deadline_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > give_up:
-            raise AssertionError(f"not within {deadline_s:.0f} s: {what}")
-        time.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -86,13 +74,7 @@ class Served:
 
     def stop(self) -> None:
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self._log.close()
 
     # ---- what must not change
@@ -122,7 +104,7 @@ class Served:
 def served(tmp_path_factory):
     s = Served(tmp_path_factory.mktemp("fuzz"))
     try:
-        _until(s.up, "cqgov serve answers its health")
+        until(s.up, "cqgov serve answers its health")
         yield s
     finally:
         s.stop()
@@ -386,7 +368,7 @@ def test_slow_loris_connections_are_closed(served):
             time.sleep(0.2)
             return not open_
 
-        _until(all_closed, f"the server closes 400 slow connections ({len(open_)} still open)")
+        until(all_closed, f"the server closes 400 slow connections ({len(open_)} still open)")
         assert served.http.get("/v1/health").text == "ok\n"
     finally:
         for s in socks:

@@ -23,22 +23,11 @@ from cqgov_tui.cli import main
 from cqgov_tui.server.auth import TokenAuthority, load_secret
 from cqgov_tui.store import open_store
 
-from synchost import _listen
+from synchost import _listen, stop_process, until
 from test_store_integrity import _blocks_of, _corrupt_block_of, _store_with_events
 
 SECRET = b"server-store-test-secret-0123456789abcdef"
 DEADLINE_S = 60.0
-
-
-def _until(cond, what: str, deadline_s: float = DEADLINE_S):
-    give_up = time.monotonic() + deadline_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > give_up:
-            raise AssertionError(f"not within {deadline_s:.0f} s: {what}")
-        time.sleep(0.05)
 
 
 class Serving:
@@ -61,7 +50,7 @@ class Serving:
     def __enter__(self) -> "Serving":
         self.thread.start()
         try:
-            _until(lambda: self.uv.started or not self.thread.is_alive(), "the server listens")
+            until(lambda: self.uv.started or not self.thread.is_alive(), "the server listens")
         except AssertionError:
             self.__exit__()
             raise
@@ -81,7 +70,7 @@ def test_a_server_on_a_damaged_store_says_degraded_and_refuses_writes(tmp_path):
                                                                   "schema_migrations", "sync_cursor"]))
     with Serving(path) as s:
         auth = {"Authorization": f"Bearer {s.token}"}
-        _until(lambda: httpx.get(s.url + "/v1/health", timeout=10).text.strip() == "degraded",
+        until(lambda: httpx.get(s.url + "/v1/health", timeout=10).text.strip() == "degraded",
                "the start-up check reports the damage")
         health = httpx.get(s.url + "/v1/health", headers=auth, timeout=10).json()
         assert health["status"] == "degraded" and "changes" in health["store"]["fault"]
@@ -135,16 +124,10 @@ def served(tmp_path):
             except httpx.HTTPError:
                 return False
 
-        _until(up, "cqgov serve answers")
+        until(up, "cqgov serve answers")
         yield proc, url, path, authority
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
         log.close()
 
 
