@@ -231,10 +231,22 @@ def test_plain_output_is_always_inert_and_stable(text):
     assert_inert(shown.encode(), "plain")
 
 
+# Ordinary text: no control, format, surrogate or separator character, and none of the tag block
+# (U+E0000–U+E007F), which ``plain`` marks whole: its unassigned code points (category Cn, such as U+E0000)
+# are invisible tags to a terminal too.
+_ORDINARY = st.characters(exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"]).filter(
+    lambda c: not 0xE0000 <= ord(c) <= 0xE007F)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"])))
+@given(st.text(_ORDINARY))
 def test_plain_leaves_ordinary_text_alone(text):
     assert plain(text) == text
+
+
+def test_plain_marks_the_whole_tag_block():
+    for cp in (0xE0000, 0xE0001, 0xE0020, 0xE007F):
+        assert chr(cp) not in plain(f"a{chr(cp)}b")
 
 
 @settings(max_examples=300, deadline=None)
