@@ -49,7 +49,10 @@ log = logging.getLogger("cqgov.notify")
 
 CURSOR_KEY = "notify_audit_seq"
 SECRET_KEY = "notify_secret"
-FOLLOW_BATCH = 500
+FOLLOW_BATCH = 2000
+CURSOR_STORE_S = 5.0  # how long the cursor may stay ahead of its stored value over entries that concern nobody
+_EVENT_ACTIONS = frozenset({"notify", "assign", "supervise", "federate"})
+_DIRECTIVE_ACTIONS = frozenset({"directive.delivered", "directive.escalate", "directive.renotify"})
 IDLE_CHECK_S = 2.0  # wall seconds between looks for due retries and overdue acknowledgements when idle
 DELIVER_BATCH = 50
 _PRIORITY_OF_COLOUR = {"red": "urgent", "orange": "high"}
@@ -107,6 +110,8 @@ class Notifier:
         if store.meta(CURSOR_KEY) is None:
             # A notifier starts with what happens from now on: history is not announced again.
             store.set_meta(CURSOR_KEY, str(store.audit_head()))
+        self._cursor = self._stored_cursor = int(store.meta(CURSOR_KEY, "0") or 0)
+        self._next_cursor_store = self.clock.now() + CURSOR_STORE_S
 
     # ------------------------------------------------------------ thread
 
@@ -120,6 +125,11 @@ class Notifier:
         self._wake.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
+        if self._thread is None or not self._thread.is_alive():
+            try:
+                self._store_cursor(now=True)
+            except Exception:  # noqa: BLE001 - the store may be closing; the next start looks again
+                log.debug("notify cursor not stored at stop", exc_info=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -145,6 +155,8 @@ class Notifier:
         if force or head != self._seen_head:
             made = self.follow()
             self._seen_head = head
+        else:
+            self._store_cursor()  # entries seen earlier that concern nobody: stored once the interval passed
         mono = time.monotonic()
         if force or mono >= self._next_escalation:
             self._next_escalation = mono + IDLE_CHECK_S
@@ -166,21 +178,48 @@ class Notifier:
     # ------------------------------------------------------------ audit → messages
 
     def follow(self) -> int:
-        """Turn new audit entries into messages; the cursor moves in the same transaction."""
+        """Turn new audit entries into messages. The stored cursor moves in the same transaction as the
+        messages; past entries that concern nobody it moves in memory, stored every few seconds (a restart
+        looks at those entries again and again finds nothing to do), so a busy district's stream of
+        transitions costs no transaction of its own."""
         store = self.store
         made = 0
         while True:
-            with store.tx():
-                cursor = int(store.meta(CURSOR_KEY, "0") or 0)
-                entries = store.audit_since(cursor, FOLLOW_BATCH)
-                if not entries:
-                    return made
-                for entry in entries:
-                    for intent in self.intents(entry):
-                        made += self.send(intent)
-                store.set_meta(CURSOR_KEY, str(entries[-1].seq))
+            entries = store.audit_since(self._cursor, FOLLOW_BATCH)
+            if not entries:
+                break
+            last = entries[-1].seq
+            concerned = [e for e in entries if self._may_concern(e)]
+            if concerned:
+                with store.tx():
+                    for entry in concerned:
+                        for intent in self.intents(entry):
+                            made += self.send(intent)
+                    store.set_meta(CURSOR_KEY, str(last))
+                self._stored_cursor = last
+            self._cursor = last
             if len(entries) < FOLLOW_BATCH:
-                return made
+                break
+        self._store_cursor()
+        return made
+
+    def _store_cursor(self, now: bool = False) -> None:
+        at = self.clock.now()
+        due = now or not (at < self._next_cursor_store <= at + CURSOR_STORE_S)  # (a clock set back: due)
+        if self._cursor != self._stored_cursor and due:
+            with self.store.tx():
+                self.store.set_meta(CURSOR_KEY, str(self._cursor))
+            self._stored_cursor = self._cursor
+            self._next_cursor_store = at + CURSOR_STORE_S
+
+    def _may_concern(self, a: AuditEntry) -> bool:
+        """Whether ``intents`` could have anything to say about ``a`` (a read, no writes)."""
+        if a.action == "report":
+            if self.registry is None:
+                return False
+            event = self.store.get_event(a.event_id)
+            return event is not None and event.category_code == "flood_warning" and event.source == "sensor"
+        return a.action in _EVENT_ACTIONS or a.action in _DIRECTIVE_ACTIONS
 
     def intents(self, a: AuditEntry) -> list[Intent]:
         """What an audit entry should tell people (see the module docstring)."""
@@ -193,7 +232,7 @@ class Notifier:
 
                 from_alarm(store, self.registry, event)  # 通知转移 to the district's streets
             return []
-        if a.action in ("notify", "assign", "supervise", "federate"):
+        if a.action in _EVENT_ACTIONS:
             event = store.get_event(a.event_id)
             if event is None:
                 return []
@@ -217,7 +256,7 @@ class Notifier:
                                store.code if store.tier is not Tier.CITY else CITY_CODE,
                                role=Role.DUTY_OFFICER.value)]
             return []
-        if a.action in ("directive.delivered", "directive.escalate", "directive.renotify"):
+        if a.action in _DIRECTIVE_ACTIONS:
             d = store.get_directive(a.event_id)
             if d is None:
                 return []

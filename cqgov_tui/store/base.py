@@ -11,6 +11,7 @@ effect without its log row or a log row without its effect.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import threading
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterator
 import duckdb
 
 from ..clock import Clock, SystemClock, local
-from ..domain.entities import Tier
+from ..domain.entities import AuditEntry, Tier
 from ..domain.schema import column_names
 from ..errors import StoreCorrupt, StoreError
 from . import audit as audit_chain
@@ -28,6 +29,8 @@ from .walmark import WalMark
 from .migrations import applied
 from .open_events import OpenEvents
 from .unit import Mark, WriteBatch
+
+RECENT_AUDIT = 20_000  # committed audit entries remembered (a few seconds of a busy district)
 
 # Change-log entities whose commit makes the remembered duty roster (``PeopleRows.duty_roster``) stale.
 ROSTER_ENTITIES = frozenset({"person", "duty_override"})
@@ -54,6 +57,9 @@ class StoreCore:
         # events can be remembered between writes instead of re-read (see invalidate_caches).
         self._head: int | None = None
         self._audit_tail: tuple[int, str] | None = None
+        # The newest committed audit entries, in order and without gaps up to the tail: the notifier
+        # follows the log from here instead of reading back what this process just wrote.
+        self._recent_audit: collections.deque[AuditEntry] = collections.deque(maxlen=RECENT_AUDIT)
         self._meta: dict[str, str | None] = {}
         self._open: OpenEvents | None = None
         # Committed directives and receipts read by key (a fan-out reads each street's receipt once).
@@ -161,6 +167,7 @@ class StoreCore:
                 self._walmark.record()
         self._head = batch.head
         self._audit_tail = batch.audit_tail
+        self._recent_audit.extend(batch.audit_seen)
         self._meta.update(batch.meta_seen)
         for table, rows in batch.keyed_seen.items():
             cache = self._keyed_cache.get(table)  # only directives and receipts are remembered
@@ -235,6 +242,7 @@ class StoreCore:
                 batch.overlay = OpenEvents()
             self._head = None
             self._audit_tail = None
+            self._recent_audit.clear()
             self._meta.clear()
             self._open = None
             for cache in self._keyed_cache.values():
@@ -332,6 +340,14 @@ class StoreCore:
              "data": json.loads(r[5]) if with_data else None, "origin": r[6], "scope": r[7]}
             for r in rows
         ]
+
+    def _recent_audit_since(self, seq: int, limit: int) -> list[AuditEntry] | None:
+        """Committed entries after ``seq`` from memory, or None when they reach back before what is remembered."""
+        recent = self._recent_audit
+        if not recent or recent[0].seq > seq + 1:
+            return None
+        start = seq + 1 - recent[0].seq  # entries are consecutive, so the offset is arithmetic
+        return [recent[i] for i in range(max(start, 0), min(start + limit, len(recent)))] if start < len(recent) else []
 
     def _committed_tail(self) -> tuple[int, str]:
         if self._audit_tail is None:

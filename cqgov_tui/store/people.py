@@ -217,7 +217,12 @@ class PeopleRows(StoreCore):
 
     def audit_since(self, seq: int, limit: int = 500) -> list[AuditEntry]:
         """This node's audit entries after ``seq`` (the notifier follows them)."""
-        return self._select(AuditEntry, "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit])
+        with self.lock:
+            if self._mine() is None:  # outside a transaction only: inside, its own entries are not committed
+                recent = self._recent_audit_since(seq, limit)
+                if recent is not None:
+                    return recent
+            return self._select(AuditEntry, "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit])
 
     # ------------------------------------------------------------ notifications
 

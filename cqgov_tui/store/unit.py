@@ -156,6 +156,7 @@ class WriteBatch:
     meta_seen: dict[str, str] = field(default_factory=dict)
     keyed_seen: dict[str, dict[tuple, Any]] = field(default_factory=_keyed_tables)
     commands_seen: list[tuple] = field(default_factory=list)
+    audit_seen: list[AuditEntry] = field(default_factory=list)  # every entry this transaction appended
     entities_seen: set[str] = field(default_factory=set)  # change-log entities written (never undone: a cache
     # told of a change that was rolled back only re-reads)
 
@@ -266,10 +267,12 @@ class WriteBatch:
     def append_audit(self, entry: AuditEntry) -> None:
         before = self.audit_tail
         self.audit.append(entry)
+        self.audit_seen.append(entry)
         self.audit_tail = (entry.seq, entry.hash)
 
         def undo() -> None:
             self.audit.pop()
+            self.audit_seen.pop()
             self.audit_tail = before
 
         self.undo.append(undo)
