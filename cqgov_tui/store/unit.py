@@ -430,10 +430,10 @@ class WriteBatch:
             _uow = table  # noqa: F841 - read by name
             conn.execute(sql.format(t="_uow"), params).fetchall()  # drained: DuckDB refuses new work on an open result
 
-        for key, value in self.meta.items():
+        for meta_key, value in self.meta.items():
             # A few keys (daily serials, cursors): a keyed UPDATE is ~0.5 ms, a bulk upsert ~3 ms.
-            if not conn.execute("UPDATE store_meta SET value = ? WHERE key = ?", [value, key]).fetchall()[0][0]:
-                conn.execute("INSERT INTO store_meta VALUES (?, ?)", [key, value]).fetchall()
+            if not conn.execute("UPDATE store_meta SET value = ? WHERE key = ?", [value, meta_key]).fetchall()[0][0]:
+                conn.execute("INSERT INTO store_meta VALUES (?, ?)", [meta_key, value]).fetchall()
         if self.events:
             self._write_events(conn)
         for name, entity in _KEYED.items():
