@@ -98,16 +98,20 @@ class FederationPump:
         with self.lock:
             store = self.store
             start = self._idle_cursor if self._idle_cursor is not None else int(store.meta(PUMP_CURSOR, "0"))
+            if self.client is None and store.tier is not Tier.STREET:
+                # Nothing goes up and nothing is delivered here, so no row needs reading: the cursor moves to
+                # the head in memory and is stored every few seconds, not in a commit of its own after every
+                # command batch. (After a crash the few seconds' rows are passed over again, to the same no
+                # effect.)
+                head = store.head()
+                if head <= start:
+                    return 0
+                self._idle_cursor = head
+                self._store_idle_cursor()
+                return head - start
             rows = store.changes_after(start, limit=BATCH, with_data=False)  # which rows, not their JSON
             if not rows:
                 return 0
-            if self.client is None and store.tier is not Tier.STREET:
-                # Nothing goes up and nothing is delivered here: the cursor moves in memory and is stored
-                # every few seconds, not in a commit of its own after every command batch. (After a crash the
-                # few seconds' rows are read again, to the same no effect.)
-                self._idle_cursor = rows[-1]["seq"]
-                self._store_idle_cursor()
-                return len(rows)
             self._idle_cursor = None
             upper = Tier(store.tier).upper
             with store.tx():
