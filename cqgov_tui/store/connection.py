@@ -18,8 +18,12 @@ from . import walmark
 
 _PID = re.compile(r"PID (\d+)")
 # No network, no extension directory: what a store needs is built into DuckDB.
+# The unit of work's bulk statements name their Arrow tables as Python variables of the calling function
+# (store/unit.py): replacement scans stay on, and look in that one frame only.
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {"autoinstall_known_extensions": False,
-                                                             "autoload_known_extensions": False}
+                                                             "autoload_known_extensions": False,
+                                                             "python_enable_replacements": True,
+                                                             "python_scan_all_frames": False}
 CHECKPOINT_THRESHOLD = "128MB"
 _DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of DuckDB's file magic
 _FOREIGN = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"),
