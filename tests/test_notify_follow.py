@@ -11,21 +11,16 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cqgov_tui.clock import SimClock
 from cqgov_tui.domain.entities import AuditEntry, Role, Tier, User
 from cqgov_tui.notify.service import CURSOR_KEY, CURSOR_STORE_S, Notifier
-from cqgov_tui.people import roster, tasks
+from cqgov_tui.people import tasks
 from cqgov_tui.store import init_store, open_store
+from test_people import AT_10, world  # noqa: F401 - the district with a roster (gw1 works at its first grid)
 
-AT_10 = 1_794_967_200.0  # 2026-11-18 10:00 CST
-ROSTER = """user,name,role,department,jurisdiction,phone,email,on_duty,rotation,duties
-zhang,张伟,duty_officer,,500105,13800000001,zhang@jb.example,yes,0,
-gw1,陈思宇,grid_worker,,{grid},13900000001,,yes,0,
-"""
 DISPATCHER = User("disp", "调度员", Role.DISPATCHER, Tier.DISTRICT, "500105")
 
 
@@ -71,27 +66,13 @@ def test_audit_since_from_memory_equals_duckdb(tmp_path_factory, history, probes
         store.close()
 
 
-@pytest.fixture
-def world(tmp_path):
-    from cqgov_tui.engine import Engine
-
-    clock = SimClock(AT_10)
-    path = str(tmp_path / "d.duckdb")
-    store = init_store(path, "district", "500105", clock=clock)
-    engine = Engine(store, clock=clock)
-    street = engine.registry.children("500105")[0].code
-    grid = engine.registry.grid_codes(street)[0]
-    roster.import_rows(store, engine.registry, roster.parse_csv(ROSTER.format(grid=grid)))
-    yield store, engine, clock, grid, path
-    store.close()  # a second close (after a test's restart) does nothing
-
-
 def _stored_cursor(store) -> int:
     return int(store.meta(CURSOR_KEY))
 
 
 def test_transitions_move_the_cursor_in_memory_and_a_message_stores_it(world):
-    store, engine, clock, grid, path = world
+    store, engine, clock, grids, path = world
+    grid = grids[0]
     notifier = Notifier(store, clock=clock, registry=engine.registry)
     start = _stored_cursor(store)
     notifier.tick(force=True)
@@ -127,7 +108,8 @@ def test_transitions_move_the_cursor_in_memory_and_a_message_stores_it(world):
 
 
 def test_a_restart_behind_the_memory_cursor_sends_nothing_twice_and_misses_nothing(world):
-    store, engine, clock, grid, path = world
+    store, engine, clock, grids, path = world
+    grid = grids[0]
     notifier = Notifier(store, clock=clock, registry=engine.registry)
     first = engine.report(category="garbage", title="垃圾堆放", code=grid)
     engine.act(first.id, "verify", DISPATCHER)
