@@ -76,7 +76,7 @@ class ConsoleApp(App):
 
     def __init__(self, backend, lang: str | None = None, low_bandwidth: bool = False, high_contrast: bool = False,
                  keys_path: Path | None = None, state_path: Path | None = None, tick_s: float | None = None,
-                 feed: ConsoleFeed | None = None, first_frame=None):
+                 feed: ConsoleFeed | None = None, first_frame=None, snapshot=None):
         super().__init__()
         self.backend = backend
         self.t = Strings(default_lang(lang))
@@ -85,8 +85,12 @@ class ConsoleApp(App):
         self.high_contrast = high_contrast or os.environ.get("CQGOV_HIGH_CONTRAST") == "1"
         self.animate = os.environ.get("TEXTUAL_ANIMATIONS", "").lower() != "none" and not low_bandwidth
         self.feed = feed or ConsoleFeed(backend, limit=100 if low_bandwidth else 300)
-        # A frame polled by the launcher while Textual was importing: drawn in the first paint.
+        # A frame polled by the launcher while Textual was importing: drawn in the first paint. Or the panes'
+        # content kept when the console last closed this store (``console.start_snapshot``): drawn in the
+        # first paint, board included, then loaded again from the store by the workers once it is painted.
         self._first_frame = first_frame
+        self.snapshot = snapshot
+        self._loads_waiting = False
         self.overrides, self.keys_error = load_overrides(keys_path)
         self.action_keys = {a: self.overrides.get(a, k) for a, k in ACTION_KEYS.items()}
         self.state_path = state_path
@@ -109,18 +113,23 @@ class ConsoleApp(App):
             self.set_keymap(app_overrides)
         if self.high_contrast:
             self.add_class("high-contrast")
-        if self._first_frame is not None:
-            # Panes mounted, then filled before the first paint: the first frame is drawn once.
-            await self.push_screen(self._centre())
-            frame, self._first_frame = self._first_frame, None
-            self.on_frame_ready(FrameReady(frame))
+        snap = self.snapshot
+        if snap is not None or self._first_frame is not None:
+            # Panes mounted, then filled, then laid out and painted: the first frame is drawn once, already
+            # full (filling after ``push_screen`` returns would paint the empty panes first, a whole frame).
+            await self.push_screen(self._centre(fill=self._fill_first))
         else:
             self.push_screen(self._centre())
             self.refresh_data(light=True)
         # The slow loads start now, on threads (the launcher may be doing them or have done them: the
         # worker then waits or returns at once; either way its message brings names to the first rows).
+        # From a snapshot they wait until its frame is painted (or start-up's time limit), so the first
+        # paint does not share the interpreter with them; a snapshot without a board waits for nothing.
         self._load_resources()
-        self.refresh_board(force=True)
+        if snap is not None and snap.board is not None:
+            self._loads_waiting = True
+        else:
+            self._start_loads()
         try:
             self.backend.start()
         except Exception as exc:  # a link that cannot start yet is retried by the client; the screen stays up
@@ -131,7 +140,42 @@ class ConsoleApp(App):
         self._clock = self.set_interval(1.0, self._second)
         self._board_timer = self.set_interval(self.feed.board_every_s, self.refresh_board)
         self._catch_hangup()
-        self.set_timer(START_LIMIT_S, self._start_over)
+        self.set_timer(START_LIMIT_S, self._start_limit)
+
+    def _fill_first(self) -> None:
+        """The panes' first content, held before the app started: the snapshot's (board included) or the
+        launcher's first poll."""
+        snap = self.snapshot
+        if snap is not None:
+            self.on_frame_ready(FrameReady(self._snapshot_frame(snap)))
+            if snap.board is not None:
+                self.on_board_ready(BoardReady(snap.board))
+        elif self._first_frame is not None:
+            frame, self._first_frame = self._first_frame, None
+            self.on_frame_ready(FrameReady(frame))
+        # This runs in the screen's mount, so the panes' PaneFilled messages have the screen as sender, and
+        # Textual stops a message at its sender: they never reach the app. What the panes show is told here.
+        centre = self._centre_screen()
+        if centre is not None:
+            for pane, kind in (("events", EventQueue), ("map", RegionMap), ("runways", RunwayBoard),
+                               ("directives", DirectiveList), ("status", StatusBar)):
+                if centre.query_one(kind).filled:
+                    self.on_pane_filled(PaneFilled(pane))
+
+    def _snapshot_frame(self, snap) -> "Frame":
+        """The snapshot's content as the feed's first frame: the link state and the clock are read now."""
+        from cqgov_tui.console.feed import Frame
+
+        return Frame(snap.head, self.backend.clock.now(), snap.queue, snap.fill, snap.directives, None,
+                     self.backend.status(), named=True)
+
+    def _start_loads(self) -> None:
+        """The loads from the store: a full poll (replacing a snapshot's frame) and the board."""
+        self._loads_waiting = False
+        if self.snapshot is not None:
+            self.feed.invalidate()
+            self.refresh_data(force=True)
+        self.refresh_board(force=True)
 
     def get_driver_class(self):
         driver_class = super().get_driver_class()
@@ -165,8 +209,8 @@ class ConsoleApp(App):
 
         self._previous_sighup = signal.signal(signal.SIGHUP, on_sighup)
 
-    def _centre(self) -> CommandCentre:
-        return CommandCentre(self.backend, self.t, self.high_contrast, self.animate)
+    def _centre(self, fill: Callable[[], None] | None = None) -> CommandCentre:
+        return CommandCentre(self.backend, self.t, self.high_contrast, self.animate, fill=fill)
 
     def _on_hangup(self) -> None:
         """The terminal is gone: keep the state, leave at once (nothing more can be drawn)."""
@@ -354,12 +398,17 @@ class ConsoleApp(App):
     def on_console_ready(self, message: ConsoleReady) -> None:
         self.call_after_refresh(self._ready_painted)
         self._start_over()
-        self._load_geometry()
 
     def _start_over(self) -> None:
         if self.started is not None:
             started, self.started = self.started, None
             started()
+
+    def _start_limit(self) -> None:
+        """Start-up's time limit: whatever did not fill, start-up mode ends and nothing waits any longer."""
+        self._start_over()
+        if self._loads_waiting:
+            self._start_loads()
 
     @work(thread=True, exclusive=True, group="geometry", exit_on_error=False)
     def _load_geometry(self) -> None:
@@ -377,9 +426,15 @@ class ConsoleApp(App):
             import time
 
             marks = {"first_frame": self.first_frame_at, "ready": self.progress.ready_at, "painted": time.time(),
-                     "cpu": time.process_time(), "panes": self.progress.filled}
+                     "cpu": time.process_time(), "panes": self.progress.filled,
+                     "snapshot": self.snapshot is not None}
             Path(path).write_text(json.dumps(marks), encoding="utf-8")
             self.exit()
+            return
+        # Painted: what waited for the first full frame may start (a snapshot's reload, the geometry).
+        if self._loads_waiting:
+            self._start_loads()
+        self._load_geometry()
 
     def _auto_low_bandwidth(self, slow: bool) -> None:
         want = self.low_bandwidth_forced or slow

@@ -11,6 +11,13 @@ points) and computing the board (``ConsoleFeed.prefetch_board``) while the
 first frame is drawn; the app's workers wait for those
 loads rather than starting their own, and each pane fills as its data arrives
 (``cqgov_tui.console.readiness`` says when every one has).
+
+Every start after the first skips those loads: the launcher keeps the panes'
+first content beside the store when it closes it (``console.start_snapshot``,
+keyed by the store file and the user), and the next start on the same store
+paints it in its first frame; the app's workers load the same from the store
+once that frame is painted. A snapshot that does not match (the store was
+written since, another user, a corrupt file) is ignored.
 """
 
 from __future__ import annotations
@@ -36,9 +43,19 @@ def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, hig
          sample) -> int:
     # Imported here, before the thread starts, so the two threads never import the same modules.
     from cqgov_tui.console.feed import ConsoleFeed
-    from cqgov_tui.console.session import open_backend
+    from cqgov_tui.console.session import open_backend, replica_path
+
+    # The store the panes' start snapshot lives beside (none for the sample city or a given backend).
+    store_path = None if backend is not None or sample else (db_path or (replica_path(server_url) if server_url
+                                                                          else None))
+    limit = 100 if low_bandwidth else 300
 
     def open_and_poll():
+        # Imported here: its decoder's import (~0.05 s) then overlaps Textual's instead of preceding it.
+        from cqgov_tui.console import start_snapshot
+
+        # Read before the store opens: whether it still matches is told by the file, not by DuckDB.
+        snap = start_snapshot.read(store_path) if store_path else None
         b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample,
                                     low_bandwidth=low_bandwidth)
         # Names first, so the first frame's rows carry them and need no second query and redraw: the
@@ -48,15 +65,20 @@ def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, hig
             b.preload()
         except Exception:  # the app's worker loads them again and reports what fails
             pass
-        feed = ConsoleFeed(b, limit=100 if low_bandwidth else 300)
+        feed = ConsoleFeed(b, limit=limit)
+        snap = start_snapshot.usable(snap, b.user, limit)
+        if snap is not None and b.loaded:
+            return b, feed, None, snap
         try:
             first = feed.poll(None)
         except Exception:  # the app polls again and shows the error in its status bar
             first = None
-        return b, feed, first
+        return b, feed, first, None
 
     def preload(opened) -> None:
-        b, feed = opened[0], opened[1]
+        b, feed, _, snap = opened
+        if snap is not None:
+            return  # the app's workers load the board once the snapshot's frame is painted
         b.preload_board()
         feed.prefetch_board()  # the app's board worker takes this one (or waits for it)
 
@@ -64,21 +86,20 @@ def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, hig
     from .app import ConsoleApp
     from .keymap import config_path
 
-    backend, feed, first = opening.result()
+    backend, feed, first, snap = opening.result()
 
     state_path = config_path().parent / "console-state.json"
     app = ConsoleApp(backend, lang=lang, low_bandwidth=low_bandwidth, high_contrast=high_contrast,
-                     state_path=state_path, feed=feed, first_frame=first)
+                     state_path=state_path, feed=feed, first_frame=first, snapshot=snap)
     app.started = start.end
     try:
         app.run()
     finally:
         backend.stop()
         if backend_idle(backend):
-            try:
-                backend.store.close()
-            except Exception:  # closing is best effort on the way out
-                pass
+            from cqgov_tui.console.start_snapshot import close_and_keep
+
+            close_and_keep(backend, store_path, limit)
     return app.return_code or 0
 
 

@@ -12,10 +12,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..widgets.directive_list import DirectiveList
 from ..widgets.event_queue import EventQueue
+from ..widgets.key_footer import KeyFooter
 from ..widgets.pane import Pane
 from ..widgets.region_map import RegionMap
 from ..widgets.runway_board import RunwayBoard
@@ -27,13 +28,16 @@ NARROW_W, NARROW_H = 120, 30
 
 
 class CommandCentre(Screen):
-    def __init__(self, backend, strings, high_contrast: bool, animate: bool, **kw):
+    def __init__(self, backend, strings, high_contrast: bool, animate: bool, fill=None, **kw):
+        """``fill``: called once the panes are mounted and before the screen is first laid out and painted
+        (the app fills them with data it already holds, so the first paint is a full one)."""
         super().__init__(**kw)
         self.backend = backend
         self.t = strings
         self.high_contrast = high_contrast
         self.animate = animate
         self.active = 0
+        self._fill = fill
 
     @property
     def active_bindings(self):
@@ -61,12 +65,15 @@ class CommandCentre(Screen):
             with Pane(4, t("pane.directives"), id=PANE_IDS[3], classes="pane"):
                 yield DirectiveList(t, id="directives")
         yield StatusBar(t, self.backend.tier, self.backend.code, self.backend.user, id="status")
-        yield Footer(compact=True)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self._layout(self.size.width, self.size.height)
         self.query_one("#map", RegionMap).parent.set_subtitle(self.query_one("#map", RegionMap).breadcrumb())
         self.focus_pane(0)
+        if self._fill is not None:
+            fill, self._fill = self._fill, None
+            fill()
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width, event.size.height)
