@@ -38,6 +38,7 @@ class CommandCentre(Screen):
         self.animate = animate
         self.active = 0
         self._fill = fill
+        self._tabs_shown: tuple | None = None
 
     @property
     def active_bindings(self):
@@ -93,7 +94,11 @@ class CommandCentre(Screen):
         for i, key in enumerate(PANE_KEYS):
             style = "reverse bold" if i == self.active else ""
             tabs.append(f" {i + 1} {self.t(key)} ", style=style)
-        self.query_one("#tabs", Static).update(tabs)
+        # Unchanged tabs are not updated: an update lays the screen out again (every resize called this).
+        shown = (tabs.plain, tuple(tabs.spans))
+        if shown != self._tabs_shown:
+            self._tabs_shown = shown
+            self.query_one("#tabs", Static).update(tabs)
 
     def focus_pane(self, index: int) -> None:
         self.active = index % len(PANE_IDS)

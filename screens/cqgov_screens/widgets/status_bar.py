@@ -96,7 +96,8 @@ class StatusBar(Static):
             if width:
                 text.truncate(width, overflow="ellipsis")
             text = Text.assemble(text, "\n", notes, no_wrap=False)
-        key = (width, text.plain, tuple(text.spans))
+        # The width matters only to the notes' wrapping: without notes, the first layout's resize redraws nothing.
+        key = (width if notes else None, text.plain, tuple(text.spans))
         if key != self._last:
             self._last = key
             self.update(text)
