@@ -147,6 +147,9 @@ def _run(sock, tier, code, db_path, secret_path, settings, upstream, upstream_to
         log.info("%s server for %s %s on http://%s:%s, store %s (node %s, epoch %s)%s", tier, code,
                  get_name(code), host, port, db_path, store.node, store.epoch,
                  f", upstream {upstream}" if upstream else "")
+        from ..server.collector import tune_for_serving
+
+        tune_for_serving()
         TierUvicorn(config, server).run(sockets=[sock])
     finally:
         log.info("stopped; closing the store")
