@@ -84,7 +84,8 @@ class Scheduler(threading.Thread):
         self._last_sensor_upkeep: float | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # called per applied command: setting an event takes its lock and notifies
+            self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._halt.set()
