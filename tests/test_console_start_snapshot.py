@@ -109,7 +109,7 @@ def test_another_viewer_or_queue_length_loads_from_the_store(kept):
     lambda data: data[: len(data) // 2],  # truncated
     lambda data: data.replace(b'"queue":[', b'"queue":[7,', 1),  # a row of the wrong type
     lambda data: data.replace(b'"colour":"', b'"colour":"purple', 1),  # not a colour
-    lambda data: data.replace(b'"format":1', b'"format":99', 1),  # another format
+    lambda data: data.replace(b'"format":%d' % start_snapshot.FORMAT, b'"format":99', 1),  # another format
     lambda data: b"\x80\x04\x95 not json",
     lambda data: b"[" * 100_000,  # nested past any decoder's depth
 ])

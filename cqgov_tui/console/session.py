@@ -88,3 +88,32 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
     store.clock = engine.clock = clock
     user = sample_user(Role(role) if role else Role.ADMIN)
     return LocalBackend(store, user=user, clock=clock, engine=engine)
+
+
+def pending_local_backend(db_path: str, tier: str, code: str, node: str, role: str | None = None,
+                          clock: Clock | None = None) -> Backend | None:
+    """``open_backend(db_path=…)`` for a store whose metadata is already known (from its start snapshot, whose
+    key proves the file unchanged): the same backend and user, on a store opened later
+    (``console.pending_store``) with the same checks as ``open_backend``, raised then."""
+    from .pending_store import PendingStore
+
+    clock = clock or SystemClock()
+    try:
+        known = Tier(tier)
+    except ValueError:
+        return None
+
+    def opener():
+        store = open_backend(db_path=db_path, clock=clock, role=role).store
+        if (store.tier, store.code, store.node) != (known, code, node):  # the snapshot's key said otherwise
+            store.close()
+            raise BadInput(f"{db_path} is no longer the store the console showed ({known.value} {code}); "
+                           "start the console again")
+        return store
+
+    store = PendingStore(db_path, known, code, node, clock, opener)
+    if store.is_replica:
+        return None
+    user = default_user(store)  # as open_backend makes it: from the store's tier and code, then the role
+    user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
+    return LocalBackend(store, user=user, clock=clock, sweep=False)

@@ -47,7 +47,7 @@ from .board import BoardNode
 from .directives import DirectiveRow
 from .queue import QueueRow
 
-FORMAT = 1
+FORMAT = 2  # 2: the store's tier, code and node, so a start on the unchanged store need not open it first
 SUFFIX = ".console-start"
 HEADER_BYTES = 3 * 4096  # DuckDB's main header and its two database headers (checkpoint iteration, blocks)
 MAX_BYTES = 32 * 1024 * 1024  # far above any real snapshot (a few hundred rows): a bigger file is not one
@@ -74,6 +74,11 @@ class StartSnapshot:
     fill: dict[str, Colour]  # the city map's colours (the level every start opens on)
     directives: tuple[DirectiveRow, ...]
     board: tuple[BoardNode, ...] | None  # None: the board could not be computed at close
+    # Who the store is (its metadata): with the key proving the file unchanged, the console's first frame
+    # needs no open store (``console.pending_store``). Empty: unknown, the store is opened first.
+    tier: str = ""
+    code: str = ""
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class Content:
     fill: dict[str, Colour]
     directives: tuple[DirectiveRow, ...]
     board: tuple[BoardNode, ...] | None
+    tier: str = ""
+    code: str = ""
+    node: str = ""
 
 
 def enabled() -> bool:
@@ -143,8 +151,9 @@ def capture(backend, limit: int) -> Content:
         board = tuple(load_board(backend.store, backend.catalogue, now, backend.user.scope_code))
     except Exception:  # a board that fails at close fails at start too: the board worker reports it then
         board = None
+    store = backend.store
     return Content(context_key(backend.user, limit), frame.head, now, frame.queue or (), dict(frame.fill or {}),
-                   frame.directives or (), board)
+                   frame.directives or (), board, _plain(store.tier), store.code, store.node)
 
 
 def save(store_path: str | os.PathLike[str], content: Content) -> bool:
@@ -156,7 +165,7 @@ def save(store_path: str | os.PathLike[str], content: Content) -> bool:
     if mark is None:
         return False
     snap = StartSnapshot(FORMAT, mark, content.context, content.head, content.saved_at, content.queue,
-                         content.fill, content.directives, content.board)
+                         content.fill, content.directives, content.board, content.tier, content.code, content.node)
     target = path_for(store_path)
     tmp = None
     try:
@@ -204,7 +213,11 @@ def usable(snap: StartSnapshot | None, user: User, limit: int) -> StartSnapshot 
 
 def close_and_keep(backend, store_path: str | None, limit: int) -> None:
     """Close the backend's store; first read what the next start's panes will show, and keep it beside the
-    store keyed by the closed file. Both are best effort on the way out (any failure: no snapshot)."""
+    store keyed by the closed file. Both are best effort on the way out (any failure: no snapshot). A store
+    the console never opened (``console.pending_store``: it quit first, or the open failed) is left as it
+    is on disk, and so is its snapshot, which still matches it."""
+    if getattr(backend.store, "pending", False) and not backend.store.is_open:
+        return
     content = None
     if store_path and enabled():
         try:

@@ -91,6 +91,7 @@ class ConsoleApp(App):
         self._first_frame = first_frame
         self.snapshot = snapshot
         self._loads_waiting = False
+        self.store_error = ""  # the store (opened after a snapshot's frame) could not be opened: why
         self.overrides, self.keys_error = load_overrides(keys_path)
         self.action_keys = {a: self.overrides.get(a, k) for a, k in ACTION_KEYS.items()}
         self.state_path = state_path
@@ -126,7 +127,7 @@ class ConsoleApp(App):
         # From a snapshot they wait until its frame is painted (or start-up's time limit), so the first
         # paint does not share the interpreter with them; a snapshot without a board waits for nothing.
         self._load_resources()
-        if snap is not None and snap.board is not None:
+        if snap is not None and (snap.board is not None or self._store_pending()):
             self._loads_waiting = True
         else:
             self._start_loads()
@@ -169,9 +170,18 @@ class ConsoleApp(App):
         return Frame(snap.head, self.backend.clock.now(), snap.queue, snap.fill, snap.directives, None,
                      self.backend.status(), named=True)
 
+    def _store_pending(self) -> bool:
+        """The launcher left the store to open after the snapshot's frame (``console.pending_store``)."""
+        store = self.backend.store
+        return bool(getattr(store, "pending", False)) and not store.is_open
+
     def _start_loads(self) -> None:
-        """The loads from the store: a full poll (replacing a snapshot's frame) and the board."""
+        """The loads from the store: a full poll (replacing a snapshot's frame) and the board; a store not
+        yet open is opened first (off the UI thread), and they follow."""
         self._loads_waiting = False
+        if self._store_pending():
+            self._open_store()
+            return
         if self.snapshot is not None:
             self.feed.invalidate()
             self.refresh_data(force=True)
@@ -353,6 +363,22 @@ class ConsoleApp(App):
             status.say("")
         self._auto_low_bandwidth(f.link.slow)
 
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_store(self) -> None:
+        """Open the store the snapshot's frame stood for; then its loads. A store that cannot be opened
+        ends the console: the launcher tells its error in one line, as a start without a snapshot does."""
+        try:
+            self.backend.store.open()
+        except Exception as exc:  # noqa: BLE001 - kept by the store for the launcher to tell
+            self.call_from_thread(self._store_failed, exc)
+            return
+        self.call_from_thread(self._start_loads)
+
+    def _store_failed(self, exc: BaseException) -> None:
+        self.store_error = _one_line(exc)
+        self.status_say(self.t.error(exc), error=True)
+        self.exit(return_code=1)
+
     @work(thread=True, exclusive=True, group="preload", exit_on_error=False)
     def _load_resources(self) -> None:
         """Catalogue and registry (names, map shapes) off the UI thread, as Harlequin loads its catalog."""
@@ -427,7 +453,7 @@ class ConsoleApp(App):
 
             marks = {"first_frame": self.first_frame_at, "ready": self.progress.ready_at, "painted": time.time(),
                      "cpu": time.process_time(), "panes": self.progress.filled,
-                     "snapshot": self.snapshot is not None}
+                     "snapshot": self.snapshot is not None, "store_pending": self._store_pending()}
             Path(path).write_text(json.dumps(marks), encoding="utf-8")
             self.exit()
             return

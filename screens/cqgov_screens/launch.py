@@ -56,6 +56,10 @@ def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, hig
 
         # Read before the store opens: whether it still matches is told by the file, not by DuckDB.
         snap = start_snapshot.read(store_path) if store_path else None
+        if snap is not None and db_path and not server_url and backend is None and not sample:
+            pending = _pending_start(snap, db_path, role, limit)
+            if pending is not None:
+                return pending
         b = backend or open_backend(server_url=server_url, token=token, db_path=db_path, role=role, sample=sample,
                                     low_bandwidth=low_bandwidth)
         # Names first, so the first frame's rows carry them and need no second query and redraw: the
@@ -100,7 +104,33 @@ def _run(start: _StartMode, server_url, token, db_path, lang, low_bandwidth, hig
             from cqgov_tui.console.start_snapshot import close_and_keep
 
             close_and_keep(backend, store_path, limit)
+    # A store opened after the snapshot's frame that could not be (locked meanwhile, damaged): the app
+    # left at once, and its one-line error is told as a start without a snapshot tells it.
+    error = getattr(backend.store, "error", None) if getattr(backend.store, "pending", False) else None
+    if error is not None:
+        raise error
     return app.return_code or 0
+
+
+def _pending_start(snap, db_path: str, role, limit: int):
+    """The every-day start on a local store: its snapshot matches the file, so the store's tier, code and
+    node are the snapshot's, and the store is opened after the first frame (``console.pending_store``):
+    neither DuckDB's import nor the open shares the interpreter with Textual's import and first paint.
+    None when the snapshot cannot stand for the store (no metadata, a replica, another viewer)."""
+    from cqgov_tui.console import start_snapshot
+    from cqgov_tui.console.feed import ConsoleFeed
+    from cqgov_tui.console.session import pending_local_backend
+
+    if not (snap.tier and snap.code and snap.node):
+        return None
+    b = pending_local_backend(db_path, snap.tier, snap.code, snap.node, role=role)
+    if b is None or start_snapshot.usable(snap, b.user, limit) is None:
+        return None
+    try:
+        b.preload()  # names and the map's shapes, from their disk caches
+    except Exception:  # the app's worker loads them again and reports what fails
+        return None
+    return b, ConsoleFeed(b, limit=limit), None, snap
 
 
 def backend_idle(backend) -> bool:
