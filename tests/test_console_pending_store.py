@@ -197,3 +197,31 @@ def test_a_store_locked_after_its_snapshot_was_painted_ends_the_console_in_one_l
     assert len(lines) == 1 and lines[0].startswith("cqgov: ") and "in use by process" in lines[0]
     assert "Traceback" not in result.output
     assert (_digest(kept), _digest(str(start_snapshot.path_for(kept)))) == before
+
+
+def test_notifications_still_show_while_the_hidden_rack_is_left_alone(sample_file, tmp_path):
+    """The app skips Textual's re-hiding of a hidden, empty notification rack (a layout after the first frame);
+    a notification still shows, and the rack hides again once it is dismissed."""
+    from textual.widgets._toast import Toast, ToastRack
+
+    from cqgov_screens.app import ConsoleApp
+    from factories import sample_backend, until_ready
+
+    backend = sample_backend(sample_file, tmp_path, NOW)
+
+    async def run() -> None:
+        app = ConsoleApp(backend, keys_path=tmp_path / "no-keys.toml", tick_s=3600)
+        async with app.run_test(size=(160, 50), notifications=True) as pilot:
+            await until_ready(pilot)
+            rack = app.screen.get_child_by_type(ToastRack)
+            assert not rack.display
+            app.notify("南岸区 新消息", timeout=30)
+            await wait_for(pilot, lambda: rack.display and any("新消息" in str(t.render()) for t in rack.query(Toast)),
+                           "the notification shown")
+            app.clear_notifications()
+            await wait_for(pilot, lambda: not rack.display, "the rack hidden again")
+
+    try:
+        asyncio.run(run())
+    finally:
+        backend.store.close()

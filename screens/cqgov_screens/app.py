@@ -187,6 +187,20 @@ class ConsoleApp(App):
             self.refresh_data(force=True)
         self.refresh_board(force=True)
 
+    def _refresh_notifications(self) -> None:
+        # Textual re-hides the (hidden) notification rack whenever a screen is shown, which costs a layout
+        # and a render right after the first frame; with nothing to show on a hidden rack there is nothing
+        # to do. Any notification (or a shown rack) still goes through Textual's own refresh.
+        if not self._notifications:
+            try:
+                from textual.widgets._toast import ToastRack
+
+                if not self.screen.get_child_by_type(ToastRack).display:
+                    return
+            except Exception:  # no screen or no rack yet: Textual's refresh says what to do
+                pass
+        super()._refresh_notifications()
+
     def get_driver_class(self):
         driver_class = super().get_driver_class()
         if driver_class.__name__ == "LinuxDriver":  # not when $TEXTUAL_DRIVER names another one

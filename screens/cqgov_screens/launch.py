@@ -16,8 +16,12 @@ Every start after the first skips those loads: the launcher keeps the panes'
 first content beside the store when it closes it (``console.start_snapshot``,
 keyed by the store file and the user), and the next start on the same store
 paints it in its first frame; the app's workers load the same from the store
-once that frame is painted. A snapshot that does not match (the store was
-written since, another user, a corrupt file) is ignored.
+once that frame is painted. On a local store that start does not even open
+the store (nor import DuckDB) before the first frame: the snapshot's key
+proves the file unchanged, so its tier, code and node stand for the store's
+(``console.pending_store``), and the app opens it once the frame is painted.
+A snapshot that does not match (the store was written since, another user, a
+corrupt file) is ignored.
 """
 
 from __future__ import annotations
