@@ -225,3 +225,31 @@ def test_notifications_still_show_while_the_hidden_rack_is_left_alone(sample_fil
         asyncio.run(run())
     finally:
         backend.store.close()
+
+
+def test_a_snapshot_without_a_board_opens_the_store_at_once_and_the_board_comes_from_it(kept, tmp_path,
+                                                                                      monkeypatch):
+    """The board could not be computed at close: the runway pane waits for the store, which then opens at once
+    (not after start-up's time limit), and every pane fills."""
+    import dataclasses
+
+    from cqgov_screens.app import ConsoleApp
+    from cqgov_screens.widgets.runway_board import RunwayBoard
+
+    monkeypatch.setattr("cqgov_screens.app.START_LIMIT_S", 3600.0)  # only the open can fill the board here
+    snap = dataclasses.replace(start_snapshot.read(kept), board=None)
+    backend = session.pending_local_backend(kept, snap.tier, snap.code, snap.node, clock=SimClock(NOW))
+    backend.preload()
+
+    async def run() -> None:
+        app = ConsoleApp(backend, keys_path=tmp_path / "no-keys.toml", tick_s=3600, snapshot=snap)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: app.ready, "every pane filled, the board from the store")
+            assert backend.store.is_open
+            assert app.screen.query_one(RunwayBoard).sectors
+            assert not app.last_error
+
+    try:
+        asyncio.run(run())
+    finally:
+        backend.store.close()

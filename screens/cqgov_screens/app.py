@@ -127,7 +127,9 @@ class ConsoleApp(App):
         # From a snapshot they wait until its frame is painted (or start-up's time limit), so the first
         # paint does not share the interpreter with them; a snapshot without a board waits for nothing.
         self._load_resources()
-        if snap is not None and (snap.board is not None or self._store_pending()):
+        # A store the launcher left closed opens in ``_start_loads`` too: after the painted frame, or now
+        # when the snapshot has no board (the runway pane then waits for the store).
+        if snap is not None and snap.board is not None:
             self._loads_waiting = True
         else:
             self._start_loads()
