@@ -253,3 +253,30 @@ def test_a_snapshot_without_a_board_opens_the_store_at_once_and_the_board_comes_
         asyncio.run(run())
     finally:
         backend.store.close()
+
+
+def test_a_key_that_reaches_a_store_that_failed_to_open_ends_the_console_in_one_line(kept, tmp_path, monkeypatch):
+    """A handler on the UI thread (a key pressed before the open finished) meets the open's error: the console
+    ends as when the opening worker meets it, with the error kept for the launcher's one line."""
+    from cqgov_screens.app import ConsoleApp
+
+    snap = start_snapshot.read(kept)
+    backend = session.pending_local_backend(kept, snap.tier, snap.code, snap.node, clock=SimClock(NOW))
+    backend.preload()
+    backend.store._opener = _Opens(error=StoreLocked(f"{kept} is in use by process 1"))
+    monkeypatch.setattr(ConsoleApp, "_open_store", lambda self: None)  # only the key reaches the store here
+
+    async def run() -> ConsoleApp:
+        app = ConsoleApp(backend, keys_path=tmp_path / "no-keys.toml", tick_s=3600, snapshot=snap)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: app.ready, "every pane filled")
+            app.call_later(lambda: backend.store.head())  # what a key's handler does first
+            for _ in range(600):  # (the app is exiting: polled without the pilot, for at most 30 s)
+                if app.store_error:
+                    break
+                await asyncio.sleep(0.05)
+        return app
+
+    app = asyncio.run(run())
+    assert "in use by process 1" in app.store_error
+    assert app.return_code == 1

@@ -395,6 +395,16 @@ class ConsoleApp(App):
         self.status_say(self.t.error(exc), error=True)
         self.exit(return_code=1)
 
+    def _handle_exception(self, error: Exception) -> None:
+        # A key pressed before the snapshot's store finished opening reaches the store on the UI thread; if the
+        # open failed, that handler meets the open's error. It ends the console as the opening worker does (one
+        # line from the launcher), not with a traceback.
+        store = self.backend.store
+        if getattr(store, "pending", False) and getattr(store, "error", None) is error:
+            self._store_failed(error)
+            return
+        super()._handle_exception(error)
+
     @work(thread=True, exclusive=True, group="preload", exit_on_error=False)
     def _load_resources(self) -> None:
         """Catalogue and registry (names, map shapes) off the UI thread, as Harlequin loads its catalog."""
