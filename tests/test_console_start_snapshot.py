@@ -149,7 +149,7 @@ def test_no_cache_turns_the_snapshot_off(sample_file, tmp_path, monkeypatch):
 def test_an_unwritable_directory_just_has_no_snapshot(sample_file, tmp_path):
     path = str(tmp_path / "store.duckdb")
     shutil.copy(sample_file, path)
-    content = start_snapshot.Content("k", 0, NOW, (), {}, (), None)
+    content = start_snapshot.StartSnapshot(start_snapshot.FORMAT, None, "k", 0, NOW, (), {}, (), None)
     assert start_snapshot.save(str(tmp_path / "missing" / "store.duckdb"), content) is False
     assert start_snapshot.save(path, content) is True
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
@@ -65,8 +65,11 @@ class StoreMark:
 
 @dataclass(frozen=True)
 class StartSnapshot:
+    """What a normal start loads (``capture`` reads it from an open store) and, once ``save`` has written it,
+    the mark of the closed store it stands for."""
+
     format: int
-    store: StoreMark
+    store: StoreMark | None  # None until ``save`` keys it to the closed file
     context: str  # ``context_key``: who looks, the queue's length, catalogue and geography
     head: int  # the change log's head the content was read at
     saved_at: float
@@ -76,22 +79,6 @@ class StartSnapshot:
     board: tuple[BoardNode, ...] | None  # None: the board could not be computed at close
     # Who the store is (its metadata): with the key proving the file unchanged, the console's first frame
     # needs no open store (``console.pending_store``). Empty: unknown, the store is opened first.
-    tier: str = ""
-    code: str = ""
-    node: str = ""
-
-
-@dataclass(frozen=True)
-class Content:
-    """What a normal start loads, read from an open store (``capture``); keyed and written by ``save``."""
-
-    context: str
-    head: int
-    saved_at: float
-    queue: tuple[QueueRow, ...]
-    fill: dict[str, Colour]
-    directives: tuple[DirectiveRow, ...]
-    board: tuple[BoardNode, ...] | None
     tier: str = ""
     code: str = ""
     node: str = ""
@@ -139,7 +126,7 @@ def _plain(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
-def capture(backend, limit: int) -> Content:
+def capture(backend, limit: int) -> StartSnapshot:
     """The content of a normal start (the feed's first poll on the city, the board), read now."""
     from .board import load_board
     from .feed import ConsoleFeed
@@ -152,11 +139,12 @@ def capture(backend, limit: int) -> Content:
     except Exception:  # a board that fails at close fails at start too: the board worker reports it then
         board = None
     store = backend.store
-    return Content(context_key(backend.user, limit), frame.head, now, frame.queue or (), dict(frame.fill or {}),
-                   frame.directives or (), board, _plain(store.tier), store.code, store.node)
+    return StartSnapshot(FORMAT, None, context_key(backend.user, limit), frame.head, now, frame.queue or (),
+                         dict(frame.fill or {}), frame.directives or (), board, _plain(store.tier), store.code,
+                         store.node)
 
 
-def save(store_path: str | os.PathLike[str], content: Content) -> bool:
+def save(store_path: str | os.PathLike[str], content: StartSnapshot) -> bool:
     """Write ``content`` beside the closed store, keyed by the store's mark now; True when written.
     Best effort: a store directory that cannot be written to just has no snapshot."""
     if not enabled():
@@ -164,8 +152,7 @@ def save(store_path: str | os.PathLike[str], content: Content) -> bool:
     mark = store_mark(store_path)
     if mark is None:
         return False
-    snap = StartSnapshot(FORMAT, mark, content.context, content.head, content.saved_at, content.queue,
-                         content.fill, content.directives, content.board, content.tier, content.code, content.node)
+    snap = replace(content, store=mark)
     target = path_for(store_path)
     tmp = None
     try:
@@ -196,7 +183,8 @@ def read(store_path: str | os.PathLike[str]) -> StartSnapshot | None:
         snap = msgspec.json.decode(data, type=StartSnapshot)
     except (OSError, msgspec.DecodeError, ValueError, TypeError, RecursionError):
         return None
-    if snap.format != FORMAT or snap.store != store_mark(store_path):
+    mark = store_mark(store_path)
+    if snap.format != FORMAT or mark is None or snap.store != mark:
         return None
     return snap
 
