@@ -137,3 +137,24 @@ def test_a_restart_behind_the_memory_cursor_sends_nothing_twice_and_misses_nothi
         assert sorted(n.ref for n in store.notifications(recipient="gw1")) == sorted([first.id, second.id])
     finally:
         store.close()
+
+
+def test_a_gap_in_what_is_remembered_sends_readers_to_duckdb(tmp_path):
+    """Entries told to the memory out of order (some written another way in between) restart what is
+    remembered after the gap; a reader from before it gets DuckDB's answer, not a shifted slice."""
+    from dataclasses import replace
+
+    store = init_store(str(tmp_path / "d.duckdb"), "district", "500105", clock=SimClock(AT_10))
+    try:
+        with store.tx():
+            for i in range(4):
+                store.append_audit(event_id=f"e{i}", action="verify", from_status=None, to_status=None,
+                                   actor="t", role="admin", tier="district", scope="500105")
+        entries = _from_duckdb(store, 0, 10)
+        assert store.audit_since(0, 10) == entries
+        later = replace(entries[-1], seq=entries[-1].seq + 3)
+        store._remember_audit([later])  # seq 5 and 6 never told
+        assert store.audit_since(0, 10) == entries  # from DuckDB: memory starts after the gap
+        assert store.audit_since(later.seq - 1, 10) == [later]
+    finally:
+        store.close()

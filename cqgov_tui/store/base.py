@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import threading
 from typing import Any, Callable, Iterator
@@ -167,7 +168,7 @@ class StoreCore:
                 self._walmark.record()
         self._head = batch.head
         self._audit_tail = batch.audit_tail
-        self._recent_audit.extend(batch.audit_seen)
+        self._remember_audit(batch.audit_seen)
         self._meta.update(batch.meta_seen)
         for table, rows in batch.keyed_seen.items():
             cache = self._keyed_cache.get(table)  # only directives and receipts are remembered
@@ -341,13 +342,24 @@ class StoreCore:
             for r in rows
         ]
 
+    def _remember_audit(self, entries: list[AuditEntry]) -> None:
+        """Told a commit's audit entries: kept only while what is remembered stays one run without gaps."""
+        if not entries:
+            return
+        recent = self._recent_audit
+        whole = entries[-1].seq - entries[0].seq == len(entries) - 1
+        if not whole or (recent and recent[-1].seq + 1 != entries[0].seq):
+            recent.clear()  # (a gap: entries written some other way in between) start again after it
+        if whole:
+            recent.extend(entries)
+
     def _recent_audit_since(self, seq: int, limit: int) -> list[AuditEntry] | None:
         """Committed entries after ``seq`` from memory, or None when they reach back before what is remembered."""
         recent = self._recent_audit
         if not recent or recent[0].seq > seq + 1:
             return None
-        start = seq + 1 - recent[0].seq  # entries are consecutive, so the offset is arithmetic
-        return [recent[i] for i in range(max(start, 0), min(start + limit, len(recent)))] if start < len(recent) else []
+        start = seq + 1 - recent[0].seq  # one run without gaps, so the offset is arithmetic
+        return list(itertools.islice(recent, start, start + limit))
 
     def _committed_tail(self) -> tuple[int, str]:
         if self._audit_tail is None:
