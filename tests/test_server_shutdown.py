@@ -14,6 +14,7 @@ import time
 import httpx
 import uvicorn
 
+from cqgov_tui.sync.longpoll import CommitWaiters
 from synchost import TierServing
 
 SECRET = b"shutdown-test-secret-0123456789abcdef0"
@@ -43,16 +44,25 @@ def _waiting_tasks(uv: uvicorn.Server) -> int:
     return len(uv.server_state.tasks)
 
 
+def _commit_waiters(s: Serving) -> CommitWaiters:
+    """The sync router's long-poll waiters (they listen for the store's commits)."""
+    (waiters,) = [f.__self__ for f in s.store.commit_listeners if isinstance(getattr(f, "__self__", None), CommitWaiters)]
+    return waiters
+
+
 def test_stopping_the_server_answers_its_long_polls_and_logs_no_error(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     with Serving(tmp_path) as s:
         out: dict = {}
         poller = threading.Thread(target=s.long_poll, args=(s.cursor(), out), daemon=True)
         poller.start()
+        # Parked in the server's long-poll wait (a request task alone may still be the cursor's request
+        # winding down, with the poll not yet connected on a loaded machine).
+        waiters = _commit_waiters(s)
         deadline = time.monotonic() + 10
-        while _waiting_tasks(s.uv) == 0 and time.monotonic() < deadline:
+        while waiters.waiting == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert _waiting_tasks(s.uv) == 1  # the long-poll is being held
+        assert waiters.waiting == 1  # the long-poll is being held
         s.uv.should_exit = True
         s.thread.join(10)
         poller.join(10)
