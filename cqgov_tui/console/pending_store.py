@@ -43,7 +43,9 @@ class PendingStore:
 
     @property
     def is_replica(self) -> bool:
-        return self.node != f"{self.tier.value}-{self.code}"
+        from ..ownership import Node
+
+        return self.node != Node(self.tier, self.code).name  # a tier store is the node ``<tier>-<code>``
 
     @property
     def is_open(self) -> bool:

@@ -72,11 +72,7 @@ def open_backend(server_url: str | None = None, token: str | None = None, db_pat
             store.close()
             raise BadInput(f"{db_path} is a replica; open it with its server: cqgov tui --server {url} --token TOKEN "
                            f"--db {db_path}")
-        user = default_user(store)
-        # A local store has no server to grant roles; the person at the keyboard acts as admin unless told.
-        user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
-        # No sweep here: on a big store the SLA sweep is the owning server's job, not a viewer's.
-        return LocalBackend(store, user=user, clock=clock, sweep=False)
+        return _local_backend(store, role, clock)
     if not sample:
         raise BadInput(HINT)
     from ..clock import SimClock
@@ -114,6 +110,13 @@ def pending_local_backend(db_path: str, tier: str, code: str, node: str, role: s
     store = PendingStore(db_path, known, code, node, clock, opener)
     if store.is_replica:
         return None
-    user = default_user(store)  # as open_backend makes it: from the store's tier and code, then the role
+    return _local_backend(store, role, clock)
+
+
+def _local_backend(store, role: str | None, clock: Clock) -> Backend:
+    """The console on a tier's own store (``--db``): its user from the store's tier and code."""
+    user = default_user(store)
+    # A local store has no server to grant roles; the person at the keyboard acts as admin unless told.
     user = User(user.user, user.name, Role(role or Role.ADMIN.value), user.tier, user.scope_code)
+    # No sweep here: on a big store the SLA sweep is the owning server's job, not a viewer's.
     return LocalBackend(store, user=user, clock=clock, sweep=False)
