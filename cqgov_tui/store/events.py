@@ -9,7 +9,7 @@ import re
 from typing import Any, Iterable
 
 from ..domain.entities import Event
-from ..domain.schema import evolve, row_of, to_row
+from ..domain.schema import evolve, row_of
 from ..errors import BadInput
 from .base import StoreCore
 from .open_events import OpenEvents
@@ -189,7 +189,7 @@ class EventRows(StoreCore):
             if not known_new and self.get_event(event.id) is not None:
                 raise BadInput(f"event {event.id} already exists")
             self._require_tx().stage_event(event, created=True)
-            self.log_change("event", event.id, "create", to_row(event), origin, event_scope(event))
+            self.log_change("event", event.id, "create", event, origin, event_scope(event))
         return event
 
     def update_event(self, event: Event, changed: Iterable[str], origin: str | None = None) -> Event:
@@ -206,7 +206,7 @@ class EventRows(StoreCore):
             if event.id in batch.created_change:
                 merged = evolve(current, **changes)
                 batch.stage_event(merged, created=True)
-                batch.rewrite_create(event.id, to_row(merged))
+                batch.rewrite_create(event.id, merged)
                 return merged
             merged = evolve(current, **changes, version=current.version + 1)
             batch.stage_event(merged, created=False, changed=[*cols, "version"])
@@ -223,7 +223,7 @@ class EventRows(StoreCore):
     def put_event_copy(self, event: Event, op: str, origin: str, *, exists: bool) -> None:
         """Stage a row as another node wrote it (its version kept) and log it (federation)."""
         self.stage_events([(event, exists)])
-        self.log_change("event", event.id, op, to_row(event), origin, event_scope(event))
+        self.log_change("event", event.id, op, event, origin, event_scope(event))
 
     def stage_events(self, rows: list[tuple[Event, bool]]) -> None:
         """Stage whole rows (event, already stored?) without logging: the replica logs what it

@@ -218,7 +218,9 @@ class WriteBatch:
 
         self.undo.append(undo)
 
-    def log(self, at: float, entity: str, key: str, op: str, data: dict, origin: str, scope: str) -> int:
+    def log(self, at: float, entity: str, key: str, op: str, data: Any, origin: str, scope: str) -> int:
+        """Stage a change-log row; ``data`` is its dict, or an entity whose row is made at flush (an event
+        created in this transaction is re-staged by each later change, and only the last image is written)."""
         self.head += 1
         self.changes.append([self.head, at, entity, key, op, data, origin, scope])
         self.entities_seen.add(entity)
@@ -250,7 +252,7 @@ class WriteBatch:
 
         self.undo.append(undo)
 
-    def rewrite_create(self, event_id: str, data: dict) -> bool:
+    def rewrite_create(self, event_id: str, data: Any) -> bool:
         """Fold a change into the still-staged create row of ``event_id`` (one row, final state)."""
         i = self.created_change.get(event_id)
         if i is None:
@@ -396,7 +398,8 @@ class WriteBatch:
                     "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
                     "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
                     "op": pa.array(cols[4], pa.string()),
-                    "data": pa.array([jsontext.text(d) for d in cols[5]], pa.string()),
+                    "data": pa.array([jsontext.text(d if d.__class__ is dict else to_row(d)) for d in cols[5]],
+                                     pa.string()),
                     "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
                 })
                 parts.append("SELECT * FROM _uow_changes")
