@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain.entities import AuditEntry
-from ..domain.schema import column_names, evolve, to_row
+from ..domain.schema import column_names, evolve
 from . import audit as audit_chain
 from .events import EventRows
 from .rows import AUDIT_ALL, event_scope
@@ -37,7 +37,7 @@ class AuditRows(EventRows):
                            tier=tier, node=self.node, note=note, prev_hash=prev, hash="")
         entry = evolve(entry, hash=audit_chain.entry_hash(prev, entry))
         batch.append_audit(entry)
-        self.log_change("audit", str(entry.seq), "append", to_row(entry), scope=scope or self._scope_of(event_id))
+        self.log_change("audit", str(entry.seq), "append", entry, scope=scope or self._scope_of(event_id))
         return entry
 
     def append_audits(self, entries: list[dict[str, Any]]) -> list[AuditEntry]:
