@@ -79,7 +79,7 @@ def parse_node(name: str | None) -> Node | None:
 
 def node_of(tier: Tier | str, code: str) -> Node | None:
     try:
-        return parse_node(f"{Tier(tier).value}-{code}")
+        return parse_node(Node(Tier(tier), code).name)  # (the name rule is Node.name's; parse_node checks the code)
     except ValueError:
         return None
 

@@ -64,8 +64,7 @@ def archive_cmd(db_path, before, older_than, out_dir, as_json) -> None:
     cutoff = parse_date(before) if before is not None else SystemClock().now() - parse_age(older_than)
     store = open_store(db_path)
     try:
-        if store.node != f"{store.tier.value}-{store.code}":
-            # Tier servers are named <tier>-<code>; replicas and consoles carry other names.
+        if store.is_replica:
             raise BadInput(f"{db_path} is a replica (node {store.node}) of {store.tier.value} {store.code}: "
                            "archive the owning server's store instead")
         result = archive(store, cutoff, out_dir)

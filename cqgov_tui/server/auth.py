@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..domain.entities import Role, Tier, User
 from ..errors import BadInput, PermissionDenied
-from ..ownership import parse_node, scope_tier
+from ..ownership import Node, node_of, scope_tier
 from ..scope import change_visible, covers
 
 _MAX_TOKEN = 4096
@@ -72,7 +72,7 @@ def claims_problem(role: Role, tier: Tier, scope: str, *, peer: bool, department
     if role is not Role.DEPARTMENT and department:
         return f"only department users carry a department, not a {role.value}"
     if peer:
-        own = parse_node(f"{tier.value}-{scope}")
+        own = node_of(tier, scope)
         if tier is Tier.CITY or own is None:
             return f"a peer token is for a district or street server, not scope {scope}"
         if node != own.name:
@@ -175,7 +175,7 @@ class TokenAuthority:
                                    "iat": round(now, 3), "exp": round(now + ttl, 3)}
         if peer:
             body["p"] = 1
-            body["nd"] = f"{tier_v.value}-{scope}"  # a peer token names the node it belongs to
+            body["nd"] = Node(tier_v, scope).name  # a peer token names the node it belongs to
         if department:
             body["d"] = str(department)
         try:

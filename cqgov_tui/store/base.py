@@ -24,6 +24,7 @@ from ..clock import Clock, SystemClock, local
 from ..domain.entities import AuditEntry, Tier
 from ..domain.schema import column_names
 from ..errors import StoreCorrupt, StoreError
+from ..ownership import Node
 from . import audit as audit_chain
 from .connection import closed
 from .walmark import WalMark
@@ -98,7 +99,7 @@ class StoreCore:
     def is_replica(self) -> bool:
         """A replica (a console's, ``cqgov sync``'s) rather than a tier's own store: tier stores are the
         node ``<tier>-<code>``; replicas carry other names. A replica never numbers events itself."""
-        return self.node != f"{self.tier.value}-{self.code}"
+        return self.node != Node(self.tier, self.code).name
 
     def __enter__(self) -> "StoreCore":
         return self

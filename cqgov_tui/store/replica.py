@@ -62,7 +62,7 @@ def apply_changes(store: Store, changes: Iterable[Change]) -> Applied:
     logged: list[Change] = []
     if "event" in groups:
         logged += _apply_events(store, groups["event"], result)
-    tier_node = _is_tier_node(store)
+    tier_node = not store.is_replica
     if "directive" in groups:
         logged += _apply_keyed(store, groups["directive"], result, "directives", _DIRECTIVE_COLS, _DIRECTIVE_ARROW,
                                ("id",), lambda row: row["origin_code"] == store.code and row["origin_tier"] == store.tier.value,
@@ -123,7 +123,7 @@ def _receipt_from_above(store: Store) -> Callable[[Row, Row | None], bool]:
 
 def _apply_events(store: Store, changes: list[Change], result: Applied) -> list[Change]:
     current = _current_rows(store, "events", "id", _EVENT_COLS, changes)
-    tier_node = _is_tier_node(store)
+    tier_node = not store.is_replica
     existed = {k for k, row in current.items() if row is not None}
     touched: set[str] = set()
     applied: list[Change] = []
@@ -286,7 +286,7 @@ def clear_replicated(store: Store) -> None:
     * replicated audit entries: dropped when a node of this tier or above wrote them.
     """
     store._require_tx()
-    if _is_tier_node(store):
+    if not store.is_replica:
         above = _tiers_at_or_above(store.tier)
         store.conn.execute("DELETE FROM event_queue WHERE origin_node <> ? AND list_contains(?, origin_tier)",
                            [store.node, above])
@@ -316,10 +316,6 @@ def clear_replicated(store: Store) -> None:
         store.conn.execute(f"DELETE FROM {table} WHERE origin_node <> ?", [store.node])
     store.invalidate_caches()  # the open-event index held rows these deletes removed
 
-
-def _is_tier_node(store: Store) -> bool:
-    """Tier servers are named ``<tier>-<code>``; replicas and consoles carry other names."""
-    return store.node == f"{store.tier.value}-{store.code}"
 
 
 def _tiers_at_or_above(tier: Tier) -> list[str]:

@@ -13,6 +13,7 @@ from ..clock import Clock, SystemClock
 from ..domain.entities import Tier
 from ..errors import BadInput, StoreCorrupt, StoreError
 from ..ids import uuid7
+from ..ownership import Node
 from .attachments import AttachmentRows
 from .audit_log import AuditRows
 from .base import StoreCore
@@ -70,7 +71,7 @@ def init_store(path: str, tier: str, code: str, clock: Clock | None = None, node
             ("epoch", uuid7()),
             ("tier", tier_value),
             ("code", code),
-            ("node", node or f"{tier_value}-{code}"),
+            ("node", node or Node(Tier(tier_value), code).name),
             ("created_at", repr(clock.now())),
         ):
             conn.execute("INSERT INTO store_meta VALUES (?, ?)", [key, value])
