@@ -40,6 +40,12 @@ class SweepResult:
     risk_changed: list[str] = field(default_factory=list)  # risk points whose grade changed (audited)
 
 
+# Member or stored value → stored value (a str enum hashes and compares as its value): an entry per audit row,
+# where ``Role(x).value`` costs an enum call.
+_ROLE_VALUE = {r: r.value for r in Role}
+_TIER_VALUE = {t: t.value for t in Tier}
+
+
 class Engine:
     def __init__(self, store: Store, catalogue: Catalogue | None = None, registry: Registry | None = None,
                  clock: Clock | None = None) -> None:
@@ -321,7 +327,7 @@ class Engine:
     def _audit(self, event: Event, action: str, from_status: str | None, to_status: str, actor: User,
                note: str = "") -> None:
         self.store.append_audit(event_id=event.id, action=action, from_status=from_status, to_status=to_status,
-                                actor=actor.user, role=Role(actor.role).value, tier=Tier(actor.tier).value, note=note,
+                                actor=actor.user, role=_ROLE_VALUE[actor.role], tier=_TIER_VALUE[actor.tier], note=note,
                                 scope=event.grid_code or event.street_code or event.district_code)
 
     def preplace(self, points: list[tuple[float, float]]) -> None:

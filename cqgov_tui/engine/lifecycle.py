@@ -22,8 +22,11 @@ _POSITION = {s: i for i, s in enumerate(LOOP)} | {S.ESCALATED: 1}
 
 def position(status: Status | str) -> int:
     """Loop position; side exits that end the event count as past every milestone."""
-    status = Status(status)
-    return _POSITION.get(status, len(LOOP))
+    pos = _POSITION.get(status)  # a stored value finds its member (a str enum hashes and compares as its value)
+    if pos is None:
+        Status(status)  # an unknown status still raises
+        return len(LOOP)
+    return pos
 
 
 @dataclass(frozen=True)
