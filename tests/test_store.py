@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
 
 import duckdb
 import pytest
@@ -89,6 +90,54 @@ def test_rolled_back_transaction_leaves_no_change_and_no_row(tmp_db):
             raise RuntimeError("boom")
     assert store.get_event("x1") is None
     assert store.head() == 0
+
+
+def test_nested_transactions_join_the_outer_one_and_listeners_hear_each_commit_once_outside_the_lock(tmp_db):
+    store = init_store(tmp_db, "district", "500108")
+    heard: list[tuple[int, bool]] = []
+
+    def listener(head: int) -> None:
+        # The lock is free when listeners run: another thread can take it at once.
+        free = [False]
+
+        def probe() -> None:
+            if store.lock.acquire(timeout=5):
+                free[0] = True
+                store.lock.release()
+
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join(10)
+        heard.append((head, free[0]))
+
+    store.commit_listeners.append(listener)
+    with store.tx():
+        store.insert_event(make_event(id="n1"))  # (insert_event opens a nested transaction)
+        with store.tx():
+            store.insert_event(make_event(id="n2"))
+        assert heard == [], "nothing is told before the outer transaction commits"
+    assert heard == [(2, True)], "one commit, told once, with its head, outside the lock"
+    # A failure in a nested transaction undoes the outer one too, and nobody is told.
+    with pytest.raises(RuntimeError):
+        with store.tx():
+            store.insert_event(make_event(id="n3"))
+            with store.tx():
+                store.insert_event(make_event(id="n4"))
+                raise RuntimeError("boom")
+    assert store.get_event("n3") is None and store.get_event("n4") is None
+    assert store.head() == 2 and heard == [(2, True)]
+    # The store is usable afterwards, from another thread too (the lock was released).
+    done = threading.Event()
+
+    def write() -> None:
+        with store.tx():
+            store.insert_event(make_event(id="n5"))
+        done.set()
+
+    t = threading.Thread(target=write)
+    t.start()
+    t.join(30)
+    assert done.is_set() and store.get_event("n5") is not None and heard[-1][0] == 3
 
 
 def test_queue_keeps_open_events_only_and_orders_by_colour_then_deadline(tmp_db):
