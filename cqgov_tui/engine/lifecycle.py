@@ -16,8 +16,9 @@ R = Role
 ALL_TIERS = frozenset(Tier)
 OPEN_STATES = frozenset(s for s in Status if s.is_open)
 
+_POSITION: dict[str, int] = {s: i for i, s in enumerate(LOOP)}  # keyed by member, found by stored value too
 # Taken over by the upper tier before dispatch: its clock restarts at "verified".
-_POSITION = {s: i for i, s in enumerate(LOOP)} | {S.ESCALATED: 1}
+_POSITION[S.ESCALATED] = 1
 
 
 def position(status: Status | str) -> int:
