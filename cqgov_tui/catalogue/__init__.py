@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UnknownCode  # (per lookup it was an import statement: ~1 µs on the write path)
 from ..domain.entities import (
     Category,
     Department,
@@ -23,6 +22,7 @@ from ..domain.entities import (
     SmartPlan,
     SubRunway,
 )
+from ..errors import UnknownCode
 
 
 @dataclass

@@ -398,7 +398,7 @@ class WriteBatch:
                     "seq": pa.array(cols[0], pa.int64()), "changed_at": pa.array(cols[1], pa.float64()),
                     "entity": pa.array(cols[2], pa.string()), "key": pa.array(cols[3], pa.string()),
                     "op": pa.array(cols[4], pa.string()),
-                    "data": pa.array([jsontext.text(d if d.__class__ is dict else to_row(d)) for d in cols[5]],
+                    "data": pa.array([jsontext.text(d if isinstance(d, dict) else to_row(d)) for d in cols[5]],
                                      pa.string()),
                     "origin": pa.array(cols[6], pa.string()), "scope": pa.array(cols[7], pa.string()),
                 })
