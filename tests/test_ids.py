@@ -22,3 +22,20 @@ def test_uuid7_is_a_version_7_rfc_9562_uuid_carrying_its_time(ms):
 
 def test_uuid7_ids_made_in_one_millisecond_differ():
     assert len({uuid7(1_795_000_000_000) for _ in range(1000)}) == 1000
+
+
+def test_a_forked_child_does_not_repeat_its_parents_random_bits():
+    import os
+
+    uuid7(1_795_000_000_000)  # the parent's pool is drawn
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the next id it makes, to the parent
+        os.close(read)
+        os.write(write, uuid7(1_795_000_000_000).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert uuid7(1_795_000_000_000) != child
