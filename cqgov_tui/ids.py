@@ -21,7 +21,8 @@ def _forget_pools() -> None:
     _pools = threading.local()
 
 
-os.register_at_fork(after_in_child=_forget_pools)
+if hasattr(os, "register_at_fork"):  # POSIX; where there is no fork there is nothing to forget
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _random80() -> int:

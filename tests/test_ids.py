@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,9 +26,8 @@ def test_uuid7_ids_made_in_one_millisecond_differ():
     assert len({uuid7(1_795_000_000_000) for _ in range(1000)}) == 1000
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_does_not_repeat_its_parents_random_bits():
-    import os
-
     uuid7(1_795_000_000_000)  # the parent's pool is drawn
     read, write = os.pipe()
     pid = os.fork()
