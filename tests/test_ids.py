@@ -31,10 +31,12 @@ def test_a_forked_child_does_not_repeat_its_parents_random_bits():
     uuid7(1_795_000_000_000)  # the parent's pool is drawn
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: the next id it makes, to the parent
-        os.close(read)
-        os.write(write, uuid7(1_795_000_000_000).encode())
-        os._exit(0)
+    if pid == 0:  # the child: the next id it makes, to the parent; it never returns into pytest
+        try:
+            os.close(read)
+            os.write(write, uuid7(1_795_000_000_000).encode())
+        finally:
+            os._exit(0)
     os.close(write)
     child = os.read(read, 64).decode()
     os.close(read)
