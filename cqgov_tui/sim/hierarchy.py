@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from .. import ownership
 from ..clock import Clock, SystemClock
 from ..domain.entities import Role, Tier
 from ..errors import CqgovError
@@ -54,7 +55,7 @@ class Node:
 
     @property
     def node(self) -> str:
-        return f"{self.tier}-{self.code}"
+        return ownership.Node(Tier(self.tier), self.code).name  # the name its server gives its store
 
 
 def free_port() -> int:
